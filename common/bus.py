@@ -1,0 +1,290 @@
+"""Publishers and subscribers on the pisentry bus (see ``common.messages``).
+
+This is the only module besides service shells that touches zmq sockets.
+
+Endpoints. Each producer binds its own PUB socket and consumers connect to it,
+so any worker can restart alone. Names and who binds them:
+
+    frames   capture   raw frames: ``frame/lores/`` and ``frame/live/``
+    video    capture   ``h264/``
+    capture  capture   heartbeats (kept apart so raw-frame dropping never eats one)
+    detect   detect    ``motion/``, ``snapshot/``, heartbeats
+    record   record    ``recording/``, ``snapshot/`` (periodic), heartbeats
+    notify   notify    ``control/``, ``state/``, heartbeats
+    ir       ir        ``brightness/``, heartbeats
+    web      web       ``control/``, ``state/``, heartbeats
+
+Default endpoints are ``ipc://`` sockets in ``$PISENTRY_HOME/run`` (mode 0700,
+so only the user can connect). A ``tcp://`` endpoint always uses CURVE: the
+binding side is the CURVE server with this host's key pair; the connecting
+side must know the server's public key, and when ``authorized_clients`` is set
+only those client keys get through.
+
+Slow subscribers. The high-water mark is per socket, so raw frames and h264
+travel on separate sockets: raw frames with a tiny HWM, and a subscriber that
+opts into ``latest_only`` drains its queue and keeps only the newest frame per
+topic; h264 keeps a few GOPs. A PUB socket drops the *newest* message when a
+subscriber's queue is full and says nothing; that loss shows up as a gap in
+``seq``, which every subscriber counts (``Message.gap``).
+
+Buffer ownership. ``Publisher.publish`` sends payload parts with
+``copy=False``: the caller hands over the buffer and must not write to it
+again (copy a recycled camera buffer first). Received payloads are
+memoryviews into zmq frames, valid as long as the ``Message`` is referenced.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+import zmq.auth
+import zmq.auth.thread
+
+from common.config import Config
+from common.messages import Header, MessageError, decode, encode
+from common.paths import Home
+
+log = logging.getLogger(__name__)
+
+ENDPOINT_NAMES = ("frames", "video", "capture", "detect", "record", "notify", "ir", "web")
+STATUS_ENDPOINTS = ("capture", "detect", "record", "notify", "ir", "web")
+
+
+@dataclass(slots=True)
+class Message:
+    topic: bytes
+    header: Any  # a common.messages.Header subclass
+    payload: list[memoryview]
+    gap: int = 0  # messages of this stream lost just before this one
+
+
+@dataclass
+class SubscriberStats:
+    received: int = 0
+    gaps: int = 0  # messages lost (seq jumps)
+    stale: int = 0  # frames skipped by latest_only draining
+    malformed: int = 0
+    malformed_kinds: dict[str, int] = field(default_factory=dict)
+
+
+def _track_key(header: Header) -> tuple[str, ...]:
+    origin = getattr(header, "service", "") or getattr(header, "source", "") or getattr(
+        header, "changed_by", "")
+    return (type(header).TOPIC.decode(), header.camera, origin)
+
+
+class Publisher:
+    """One PUB socket. ``publish`` never blocks."""
+
+    def __init__(self, socket: zmq.Socket, camera: str, endpoint: str) -> None:
+        self._socket = socket
+        self.camera = camera
+        self.endpoint = endpoint
+        self._seq: dict[bytes, int] = {}
+        self.sent = 0
+
+    def publish(self, cls: type[Header], payload: Sequence[Any] = (), *, ts: float,
+                camera: str | None = None, **fields: Any) -> Header:
+        """Build the ``cls`` header (camera, seq and ts filled in) and send it
+        with ``payload`` zero-copy. Returns the header that went out."""
+        seq = self._seq.get(cls.TOPIC, 0)
+        self._seq[cls.TOPIC] = seq + 1
+        header = cls(camera=camera or self.camera, seq=seq, ts=ts, **fields)
+        self.send(header, payload)
+        return header
+
+    def send(self, header: Header, payload: Sequence[Any] = ()) -> None:
+        parts = encode(header)
+        if payload:
+            self._socket.send_multipart([*parts, *payload], flags=zmq.NOBLOCK, copy=False)
+        else:
+            self._socket.send_multipart(parts, flags=zmq.NOBLOCK)
+        self.sent += 1
+
+    def close(self) -> None:
+        self._socket.close(linger=0)
+
+
+class Subscriber:
+    """One SUB socket connected to one or more endpoints."""
+
+    def __init__(self, socket: zmq.Socket, latest_only: bool, batch: int = 64) -> None:
+        self.socket = socket
+        self.latest_only = latest_only
+        self.batch = batch
+        self.stats = SubscriberStats()
+        self._last_seq: dict[tuple[str, ...], int] = {}
+
+    def read(self) -> list[Message]:
+        """Messages waiting now (without blocking), decoded. With
+        ``latest_only``, only the newest message of each topic."""
+        out: list[Message] = []
+        for _ in range(self.batch):
+            try:
+                parts = self.socket.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            msg = self._decode(parts)
+            if msg is not None:
+                out.append(msg)
+        if self.latest_only and len(out) > 1:
+            newest: dict[bytes, Message] = {}
+            for msg in out:
+                newest[msg.topic] = msg
+            self.stats.stale += len(out) - len(newest)
+            out = list(newest.values())
+        return out
+
+    def recv(self, timeout: float) -> list[Message]:
+        """Wait up to ``timeout`` seconds for messages, then ``read``."""
+        if self.socket.poll(int(timeout * 1000)):
+            return self.read()
+        return []
+
+    def _decode(self, parts: list[zmq.Frame]) -> Message | None:
+        try:
+            if len(parts) < 2:
+                raise MessageError("garbage", f"{len(parts)} frame(s), want topic and header")
+            topic = parts[0].bytes
+            header = decode(topic, parts[1].buffer)
+        except MessageError as exc:
+            self.stats.malformed += 1
+            seen = self.stats.malformed_kinds.get(exc.kind, 0)
+            self.stats.malformed_kinds[exc.kind] = seen + 1
+            if not seen:  # once per kind: a flood of garbage must not flood the log
+                log.warning("dropped malformed bus message (%s); further ones counted only", exc)
+            return None
+        self.stats.received += 1
+        key = _track_key(header)
+        last = self._last_seq.get(key)
+        gap = 0
+        if last is not None and header.seq > last + 1:
+            gap = header.seq - last - 1
+            self.stats.gaps += gap
+        self._last_seq[key] = header.seq
+        return Message(topic, header, [p.buffer for p in parts[2:]], gap)
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+
+
+class _AllowList:
+    """ZAP credentials provider for CURVE: only the configured client keys."""
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self._keys = {k.encode() for k in keys}
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        return key in self._keys  # pyzmq hands over the Z85 form
+
+
+class Bus:
+    """Factory for this process's sockets; one zmq context per process."""
+
+    def __init__(self, config: Config, home: Home, context: zmq.Context | None = None) -> None:
+        self.config = config
+        self.home = home
+        self.camera = config.general.camera
+        self.context = context or zmq.Context.instance()
+        self._sockets: list[Publisher | Subscriber] = []
+        self._authenticator: zmq.auth.thread.ThreadAuthenticator | None = None
+
+    def endpoint(self, name: str) -> str:
+        if name not in ENDPOINT_NAMES:
+            raise ValueError(f"unknown endpoint {name!r}")
+        override = self.config.bus.endpoints.get(name)
+        if override:
+            return override
+        return f"ipc://{self.home.run_dir / (name + '.sock')}"
+
+    def publisher(self, name: str, hwm: int | None = None) -> Publisher:
+        """Bind the PUB socket of endpoint ``name``."""
+        if hwm is None:
+            hwm = {"frames": self.config.bus.frames_hwm,
+                   "video": self.config.bus.video_hwm}.get(name, 1000)
+        url = self.endpoint(name)
+        sock = self.context.socket(zmq.PUB)
+        sock.setsockopt(zmq.SNDHWM, hwm)
+        sock.setsockopt(zmq.LINGER, 0)
+        if url.startswith("tcp://"):
+            self._curve_server(sock)
+        else:
+            _prepare_ipc(url)
+        try:
+            sock.bind(url)
+        except zmq.ZMQError as exc:
+            sock.close(linger=0)
+            raise RuntimeError(f"cannot bind bus endpoint {name} at {url}: {exc}") from None
+        pub = Publisher(sock, self.camera, url)
+        self._sockets.append(pub)
+        return pub
+
+    def subscriber(self, names: Iterable[str], topics: Iterable[bytes], *,
+                   latest_only: bool = False, hwm: int | None = None,
+                   endpoints: Iterable[str] = (), server_key: str = "") -> Subscriber:
+        """Connect a SUB socket to endpoints ``names`` (and raw ``endpoints``
+        URLs, e.g. another camera's) for ``topics``."""
+        urls = [self.endpoint(n) for n in names] + list(endpoints)
+        if hwm is None:
+            hwm = self.config.bus.frames_hwm if latest_only else self.config.bus.video_hwm
+        sock = self.context.socket(zmq.SUB)
+        sock.setsockopt(zmq.RCVHWM, hwm)
+        sock.setsockopt(zmq.LINGER, 0)
+        if any(u.startswith("tcp://") for u in urls):
+            self._curve_client(sock, server_key)
+        for topic in topics:
+            sock.setsockopt(zmq.SUBSCRIBE, topic)
+        for url in urls:
+            sock.connect(url)
+        sub = Subscriber(sock, latest_only)
+        self._sockets.append(sub)
+        return sub
+
+    def close(self) -> None:
+        for s in self._sockets:
+            s.close()
+        self._sockets.clear()
+        if self._authenticator is not None:
+            self._authenticator.stop()
+            self._authenticator = None
+
+    def _curve_server(self, sock: zmq.Socket) -> None:
+        curve = self.config.bus.curve
+        secret = curve.secret_key.get_secret_value()
+        if not (curve.public_key and secret):
+            raise RuntimeError("bus.curve.public_key and bus.curve.secret_key are required for "
+                               "tcp:// endpoints (make them with `pisentry keygen`)")
+        if curve.authorized_clients and self._authenticator is None:
+            self._authenticator = zmq.auth.thread.ThreadAuthenticator(self.context)
+            self._authenticator.start()
+            self._authenticator.configure_curve_callback(
+                "*", credentials_provider=_AllowList(curve.authorized_clients))
+        sock.curve_server = True
+        sock.curve_publickey = curve.public_key.encode()
+        sock.curve_secretkey = secret.encode()
+
+    def _curve_client(self, sock: zmq.Socket, server_key: str) -> None:
+        curve = self.config.bus.curve
+        server_key = server_key or curve.server_public_key or curve.public_key
+        if not server_key:
+            raise RuntimeError("a tcp:// endpoint needs the server's CURVE public key "
+                               "(bus.curve.server_public_key)")
+        public, secret = curve.public_key, curve.secret_key.get_secret_value()
+        if not (public and secret):
+            public_b, secret_b = zmq.curve_keypair()
+            public, secret = public_b.decode(), secret_b.decode()
+        sock.curve_serverkey = server_key.encode()
+        sock.curve_publickey = public.encode()
+        sock.curve_secretkey = secret.encode()
+
+
+def _prepare_ipc(url: str) -> None:
+    path = Path(url[len("ipc://"):])
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)

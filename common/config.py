@@ -1,0 +1,381 @@
+"""The configuration: one TOML file, one strict section per service.
+
+Every model forbids unknown keys and bounds every field, so a typo is an error
+that names the key rather than a setting silently ignored. Defaults run on any
+machine: a synthetic camera, the web viewer on localhost, nothing sent out.
+
+Secrets are ``SecretStr`` (masked whenever printed) and may come from the
+environment instead of the file; see ``ENV_SECRETS``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from common.paths import Home
+
+SERVICES = ("capture", "detect", "record", "notify", "ir", "web")
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; the message is one line naming the key."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+NormPoint = Annotated[list[Annotated[float, Field(ge=0.0, le=1.0)]], Field(min_length=2,
+                                                                          max_length=2)]
+Polygon = Annotated[list[NormPoint], Field(min_length=3, max_length=64)]
+
+
+class GeneralConfig(Section):
+    camera: str = Field("cam1", pattern=r"^[A-Za-z0-9_-]{1,32}$",
+                        description="Name of this camera: in every message, file name and alert")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Logging threshold for every service")
+    services: list[Literal["capture", "detect", "record", "notify", "ir", "web"]] = Field(
+        default_factory=lambda: list(SERVICES),
+        description="Services `pisentry run` starts (and `pisentry status` expects)")
+
+
+class CurveConfig(Section):
+    """CURVE keys (Z85, 40 characters) for tcp:// endpoints; ``pisentry keygen`` makes them."""
+
+    public_key: str = Field("", description="This host's public key (servers bind with it)")
+    secret_key: SecretStr = Field(SecretStr(""), description="This host's secret key")
+    server_public_key: str = Field(
+        "", description="Public key of the host whose tcp endpoints we connect to "
+                        "(defaults to our own public_key: a single-host setup)")
+    authorized_clients: list[str] = Field(
+        default_factory=list,
+        description="Client public keys allowed to connect; empty allows any client "
+                    "that knows the server key")
+
+    @field_validator("public_key", "server_public_key")
+    @classmethod
+    def _z85(cls, value: str) -> str:
+        if value and len(value) != 40:
+            raise ValueError("a Z85 CURVE key is 40 characters")
+        return value
+
+
+class BusConfig(Section):
+    endpoints: dict[str, str] = Field(
+        default_factory=dict,
+        description="Override an endpoint by name (capture, frames, video, detect, record, "
+                    "notify, ir, web): ipc://PATH or tcp://HOST:PORT. Default: ipc sockets in "
+                    "$PISENTRY_HOME/run")
+    frames_hwm: int = Field(2, ge=1, le=100,
+                            description="Queue of raw frames per subscriber; stale ones drop")
+    video_hwm: int = Field(300, ge=30, le=10000,
+                           description="Queue of h264 packets per subscriber (a few GOPs)")
+    curve: CurveConfig = Field(default_factory=CurveConfig)
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoints(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, url in value.items():
+            if name not in ("capture", "frames", "video", "detect", "record", "notify", "ir",
+                            "web"):
+                raise ValueError(f"unknown endpoint name {name!r}")
+            if not re.match(r"^(ipc://.+|tcp://[^:]+:\d+)$", url):
+                raise ValueError(f"{name}: {url!r} is not ipc://PATH or tcp://HOST:PORT")
+        return value
+
+
+class CaptureConfig(Section):
+    source: Literal["synthetic", "file", "v4l2", "url", "picamera2"] = Field(
+        "synthetic", description="Where frames come from")
+    path: str = Field("", description="file source: a video file or a folder of images")
+    url: str = Field("", description="url source: MJPEG over HTTP or RTSP")
+    device: int = Field(0, ge=0, le=63, description="v4l2 source: /dev/videoN")
+    width: int = Field(1280, ge=64, le=4096, description="Main (recorded) stream width")
+    height: int = Field(720, ge=48, le=3072, description="Main (recorded) stream height")
+    fps: float = Field(15.0, gt=0, le=60, description="Frames per second")
+    file_fps: float = Field(0.0, ge=0, le=120,
+                            description="file source: play at this rate (0: the file's own)")
+    lores_width: int = Field(320, ge=32, le=1280, description="Detection stream width")
+    lores_height: int = Field(240, ge=24, le=960, description="Detection stream height")
+    live_width: int = Field(640, ge=64, le=1920, description="Live view width")
+    live_height: int = Field(480, ge=48, le=1080, description="Live view height")
+    live_fps: float = Field(10.0, gt=0, le=30, description="Live view frames per second")
+    keyframe_interval: float = Field(1.0, ge=0.2, le=10,
+                                     description="Seconds between h264 keyframes (GOP)")
+    bitrate: int = Field(2_000_000, ge=100_000, le=25_000_000, description="h264 bits/second")
+    vflip: bool = Field(False, description="Flip the picture vertically")
+    hflip: bool = Field(False, description="Flip the picture horizontally")
+    rotation: Literal[0, 90, 180, 270] = Field(0, description="Rotate the picture (degrees)")
+    annotate_timestamp: bool = Field(True, description="Burn the date and time into the video")
+    annotate_text: str = Field("", max_length=64, description="Extra text in the annotation")
+    annotate_brightness: bool = Field(
+        True, description="Show room brightness from the IR controller in the annotation")
+    object_period: float = Field(
+        20.0, ge=2, le=3600, description="synthetic source: seconds between passers-by")
+    reconnect_max_seconds: float = Field(
+        30.0, ge=1, le=600, description="url source: longest back-off between reconnects")
+
+
+class ZoneConfig(Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_ -]{1,32}$", description="Zone name, shown in alerts")
+    polygon: Polygon = Field(description="Corners in normalised [x, y] coordinates")
+    required: bool = Field(False, description="An event alerts only if it touches a required zone")
+
+
+class ConfirmConfig(Section):
+    method: Literal["none", "hog", "onnx"] = Field(
+        "none", description="Second stage run on motion regions to confirm a person/object")
+    interval_ms: int = Field(500, ge=0, le=60_000, description="Run confirmation at most this often")
+    model: str = Field("", description="onnx: path to a YOLO/SSD ONNX model you supply")
+    classes: list[str] = Field(default_factory=lambda: ["person"],
+                               description="onnx: class names that count")
+    class_names: list[str] = Field(default_factory=list,
+                                   description="onnx: the model's class list, in index order")
+    min_score: float = Field(0.5, ge=0, le=1, description="Minimum detection score")
+    require_label: bool = Field(False,
+                                description="Alert only once an object is confirmed")
+
+
+class DetectConfig(Section):
+    algorithm: Literal["default", "running_average", "static_base", "three_frame", "mog2"] = Field(
+        "default", description="Motion algorithm")
+    detector: str = Field(
+        "", description="User detection function as module:function; replaces the algorithm")
+    working_height: int = Field(120, ge=48, le=480,
+                                description="Height of the image the detector works on (px)")
+    min_trigger_area: float = Field(
+        0.002, ge=0, le=1, description="Fraction of the image that must move to trigger")
+    min_pixel_delta_trigger: int = Field(
+        25, ge=1, le=255, description="Luma change (0-255) that marks a pixel as moving")
+    frames_to_start: int = Field(2, ge=1, le=30,
+                                 description="Consecutive motion frames before an event starts")
+    quiet_seconds: float = Field(3.0, ge=0, le=600,
+                                 description="Seconds without motion before an event ends")
+    max_event_time: float = Field(
+        120.0, ge=1, le=86400, description="End an event and re-base after this many seconds")
+    cooldown_seconds: float = Field(0.0, ge=0, le=3600,
+                                    description="Seconds after an event before another may start")
+    masks: list[Polygon] = Field(default_factory=list,
+                                 description="Polygons (normalised) where motion is ignored")
+    mask_image: str = Field("", description="Image file: black pixels are ignored")
+    zones: list[ZoneConfig] = Field(default_factory=list)
+    confirm: ConfirmConfig = Field(default_factory=ConfirmConfig)
+    snapshot_quality: int = Field(85, ge=10, le=100, description="JPEG quality of snapshots")
+
+
+class RetentionConfig(Section):
+    max_age_days: float = Field(30.0, ge=0, le=3650, description="Delete clips older (0: never)")
+    max_total_gb: float = Field(0.0, ge=0, le=100_000,
+                                description="Keep recordings under this size (0: no limit)")
+    min_free_mb: float = Field(500.0, ge=0, le=10_000_000,
+                               description="Keep at least this much disk free")
+
+
+class RecordConfig(Section):
+    storage_dir: str = Field("", description="Where clips go (default $PISENTRY_HOME/recordings)")
+    staging_dir: str = Field("", description="Optional tmpfs for segments before they are kept")
+    rec_sec_before: float = Field(3.0, ge=0, le=60, description="Pre-roll seconds")
+    rec_sec_after: float = Field(5.0, ge=0, le=600, description="Post-roll seconds")
+    max_clip_seconds: float = Field(300.0, ge=5, le=3600, description="Split clips longer than this")
+    preroll_max_mb: float = Field(32.0, ge=1, le=1024, description="Memory cap of the pre-roll ring")
+    events: bool = Field(True, description="Record event clips")
+    event_mode: Literal["all", "edge"] = Field(
+        "all", description="all: one clip per event; edge: short clips around start and end")
+    continuous: bool = Field(False, description="Also record continuously in quarter-hour clips")
+    periodic_snapshot_minutes: float = Field(0.0, ge=0, le=1440,
+                                             description="Save a snapshot this often (0: never)")
+    debug_mask_image: bool = Field(False, description="Save the motion mask next to the snapshot")
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+
+
+class TelegramConfig(Section):
+    enabled: bool = False
+    token: SecretStr = Field(SecretStr(""), description="Bot token (or PISENTRY_TELEGRAM_TOKEN)")
+    chat_ids: list[int] = Field(default_factory=list, description="Chats that get alerts and "
+                                                                  "whose commands are obeyed")
+    base_url: str = Field("https://api.telegram.org/bot", description="Bot API base URL")
+    send_clip: bool = Field(True, description="Send the clip when it is finished")
+    cooldown_seconds: float = Field(30.0, ge=0, le=86400, description="Per-camera alert cooldown")
+    quiet_hours: str = Field("", pattern=r"^(|\d\d:\d\d-\d\d:\d\d)$",
+                             description="HH:MM-HH:MM when alerts are silent")
+
+
+class EmailConfig(Section):
+    enabled: bool = False
+    host: str = ""
+    port: int = Field(587, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str = ""
+    password: SecretStr = Field(SecretStr(""), description="or PISENTRY_SMTP_PASSWORD")
+    sender: str = ""
+    recipients: list[str] = Field(default_factory=list)
+
+
+class MqttConfig(Section):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str = ""
+    password: SecretStr = Field(SecretStr(""), description="or PISENTRY_MQTT_PASSWORD")
+    topic_prefix: str = "pisentry"
+    discovery_prefix: str = "homeassistant"
+
+
+class HooksConfig(Section):
+    on_event_start: str = Field("", description="Shell command run when an event starts")
+    on_event_end: str = Field("", description="Shell command run when an event ends")
+    on_recording: str = Field("", description="Shell command run when a clip is finished")
+    timeout_seconds: float = Field(30.0, gt=0, le=3600)
+
+
+class BackupConfig(Section):
+    enabled: bool = False
+    protocol: Literal["sftp", "scp"] = "sftp"
+    host: str = ""
+    port: int = Field(22, ge=1, le=65535)
+    username: str = ""
+    key_file: str = Field("", description="Private key for the NAS login")
+    known_hosts: str = Field("", description="known_hosts file with the NAS host key")
+    remote_dir: str = Field("pisentry", description="Clips go to remote_dir/YYYY/MM/DD")
+    trigger: Literal["immediate", "count", "minutes"] = "immediate"
+    trigger_count: int = Field(1, ge=1, le=1000)
+    trigger_minutes: list[int] = Field(default_factory=list)
+    encrypt_public_key: str = Field("", description="PEM public key: encrypt before upload")
+    limit_days: float = Field(0.0, ge=0, le=3650, description="Remote retention (0: keep)")
+    delete_local_after_upload: bool = False
+
+
+class NotifyConfig(Section):
+    telegram: TelegramConfig = Field(default_factory=TelegramConfig)
+    email: EmailConfig = Field(default_factory=EmailConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    hooks: HooksConfig = Field(default_factory=HooksConfig)
+    backup: BackupConfig = Field(default_factory=BackupConfig)
+    presence_hosts: list[str] = Field(
+        default_factory=list, description="Phones' addresses: disarm while any is on the LAN")
+
+
+class ServoConfig(Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,16}$", description="cover, pan, tilt ...")
+    board_pin: int = Field(ge=0, le=63)
+    angle_on: int = Field(90, ge=0, le=180, description="Angle when armed")
+    angle_off: int = Field(0, ge=0, le=180, description="Angle when disarmed")
+
+
+class IrConfig(Section):
+    enabled: bool = Field(False, description="Use an IR/servo microcontroller")
+    serial_port: str = Field("sim", description='Serial device, or "sim" for the simulator')
+    baudrate: int = Field(9600, ge=300, le=1_000_000)
+    serial_timeout: float = Field(1.0, gt=0, le=30)
+    updates_per_sec: float = Field(2.0, gt=0, le=50)
+    ir_control: Literal["service", "firmware"] = Field(
+        "service", description="Who switches IR on darkness: this service or the firmware")
+    ir_on_below: float = Field(0.2, ge=0, le=1, description="Switch IR on below this brightness")
+    ir_off_above: float = Field(0.3, ge=0, le=1, description="Switch IR off above this brightness")
+    servos: list[ServoConfig] = Field(default_factory=list)
+
+
+class WebCameraConfig(Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    endpoints: dict[str, str] = Field(description="This camera's endpoints (capture, frames, ...)")
+    server_public_key: str = Field("", description="The camera's CURVE public key")
+
+
+class WebConfig(Section):
+    host: str = Field("127.0.0.1", description="Listen address")
+    port: int = Field(8080, ge=1, le=65535)
+    api_key: SecretStr = Field(SecretStr(""), description="API key (or PISENTRY_WEB_API_KEY)")
+    api_key_header_name: str = Field("X-API-Key")
+    certfile_path: str = ""
+    keyfile_path: str = ""
+    max_stream_fps: float = Field(10.0, gt=0, le=30)
+    session_hours: float = Field(24.0, gt=0, le=24 * 365)
+    cameras: list[WebCameraConfig] = Field(
+        default_factory=list, description="Other cameras shown in the hub grid")
+
+
+class Config(Section):
+    general: GeneralConfig = Field(default_factory=GeneralConfig)
+    bus: BusConfig = Field(default_factory=BusConfig)
+    capture: CaptureConfig = Field(default_factory=CaptureConfig)
+    detect: DetectConfig = Field(default_factory=DetectConfig)
+    record: RecordConfig = Field(default_factory=RecordConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    ir: IrConfig = Field(default_factory=IrConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
+
+
+# Environment variables that override secrets in the file.
+ENV_SECRETS = {
+    "PISENTRY_TELEGRAM_TOKEN": ("notify", "telegram", "token"),
+    "PISENTRY_SMTP_PASSWORD": ("notify", "email", "password"),
+    "PISENTRY_MQTT_PASSWORD": ("notify", "mqtt", "password"),
+    "PISENTRY_WEB_API_KEY": ("web", "api_key"),
+    "PISENTRY_CURVE_SECRET_KEY": ("bus", "curve", "secret_key"),
+}
+
+
+def _apply_env(raw: dict[str, Any]) -> None:
+    for var, path in ENV_SECRETS.items():
+        value = os.environ.get(var)
+        if not value:
+            continue
+        node = raw
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                return  # the file's own type error will be reported
+        node[path[-1]] = value
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors()
+    err = errors[0]
+    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    problem = err["msg"]
+    if err["type"] == "extra_forbidden":
+        problem = "unknown key"
+    return f"{key}: {problem}{more}"
+
+
+def parse_config(raw: dict[str, Any], source: str = "config") -> Config:
+    _apply_env(raw)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_first_error(exc)}") from None
+
+
+def load_config(path: str | Path | None = None, home: Home | None = None) -> Config:
+    """The effective config: ``path``, else ``$PISENTRY_HOME/config.toml`` if it
+    exists, else the defaults. Raises ``ConfigError`` with one line."""
+    if path is None:
+        candidate = (home or Home.from_env()).config_file
+        if not candidate.exists():
+            return parse_config({}, "defaults")
+        path = candidate
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return parse_config(raw, str(path))
+
+
+def masked_dump(config: Config) -> dict[str, Any]:
+    """The config as plain data with every secret masked, for printing."""
+    return config.model_dump(mode="json")  # SecretStr serialises as "**********"

@@ -1,0 +1,60 @@
+"""One home per instance: everything an instance owns lives under ``$PISENTRY_HOME``.
+
+Two instances with different homes never share a socket, a database or a
+queue, which is what lets a test start a whole pipeline in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Home:
+    root: Path
+
+    @classmethod
+    def from_env(cls) -> Home:
+        raw = os.environ.get("PISENTRY_HOME") or "~/.pisentry"
+        return cls(Path(raw).expanduser().resolve())
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / "config.toml"
+
+    @property
+    def run_dir(self) -> Path:
+        """ipc sockets and supervisord's files: readable by this user only."""
+        return self.root / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def state_dir(self) -> Path:
+        """Small persistent state: arming, the web password hash, keys."""
+        return self.root / "state"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.root / "recordings"
+
+    @property
+    def catalogue(self) -> Path:
+        return self.root / "catalogue.sqlite"
+
+    @property
+    def queue_dir(self) -> Path:
+        return self.root / "queue"
+
+    def ensure(self) -> Home:
+        self.root.mkdir(parents=True, exist_ok=True)
+        for private in (self.run_dir, self.state_dir):
+            private.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(private, 0o700)
+        for shared in (self.log_dir, self.recordings_dir, self.queue_dir):
+            shared.mkdir(exist_ok=True)
+        return self
