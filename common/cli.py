@@ -1,0 +1,155 @@
+"""The ``pisentry`` command.
+
+Core commands live here; a service adds its own (``pisentry detect --replay``,
+``pisentry export`` ...) in ``services/<svc>/cli.py`` through ``register``.
+A service without a cli module runs its Worker with the loaded config. Service
+cli modules are imported for every command, so they import nothing heavy
+(numpy, cv2, av) at module level: `pisentry ir` must stay free of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import inspect
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from common.config import SERVICES, Config, ConfigError, load_config, masked_dump
+from common.paths import Home
+
+
+def add_config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", default=None,
+                        help="TOML config (default: $PISENTRY_HOME/config.toml if present)")
+
+
+def load_from_args(args: argparse.Namespace) -> tuple[Config, Home]:
+    """Config and home for a command; exits 2 with one line when the config is bad."""
+    home = Home.from_env()
+    try:
+        config = load_config(getattr(args, "config", None), home)
+    except ConfigError as exc:
+        print(f"pisentry: config error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return config, home
+
+
+def _service_worker(service: str) -> type:
+    from common.worker import Worker
+
+    module = importlib.import_module(f"services.{service}.service")
+    workers = [obj for obj in vars(module).values()
+               if inspect.isclass(obj) and issubclass(obj, Worker) and obj is not Worker
+               and obj.__module__ == module.__name__]
+    if len(workers) != 1:
+        raise RuntimeError(f"services.{service}.service must define exactly one Worker")
+    return workers[0]
+
+
+def run_worker(service: str, args: argparse.Namespace) -> int:
+    from common.logs import setup_logging
+
+    config, home = load_from_args(args)
+    setup_logging(config)
+    return int(_service_worker(service)(config, home).run())
+
+
+def service_exists(service: str) -> bool:
+    return importlib.util.find_spec(f"services.{service}.service") is not None
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    config, _ = load_from_args(args)
+    print(json.dumps(masked_dump(config), indent=2))
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from common.supervise import run_supervised
+
+    config, home = load_from_args(args)
+    return run_supervised(config, home, args.config)
+
+
+def _cmd_tap(args: argparse.Namespace) -> int:
+    from common.tap import tap
+
+    config, home = load_from_args(args)
+    return tap(config, home, args.topic, as_json=args.json, seconds=args.seconds)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from common.tap import status
+
+    config, home = load_from_args(args)
+    return status(config, home, as_json=args.json)
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    import zmq
+
+    public, secret = zmq.curve_keypair()
+    print("# CURVE key pair for [bus.curve]; keep secret_key out of version control")
+    print(f'public_key = "{public.decode()}"')
+    print(f'secret_key = "{secret.decode()}"')
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pisentry", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="start every configured service under supervisord")
+    add_config_arg(p)
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("check-config", help="validate a config and print it, secrets masked")
+    p.add_argument("config", nargs="?", default=None, metavar="FILE")
+    p.set_defaults(func=_cmd_check_config)
+
+    p = sub.add_parser("tap", help="print live bus messages")
+    p.add_argument("topic", nargs="?", default="", help="topic prefix, e.g. motion/")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--seconds", type=float, default=0.0, help="stop after S seconds")
+    add_config_arg(p)
+    p.set_defaults(func=_cmd_tap)
+
+    p = sub.add_parser("status", help="each service's last heartbeat; exit 0 if all are alive")
+    p.add_argument("--json", action="store_true")
+    add_config_arg(p)
+    p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("keygen", help="print a new CURVE key pair for tcp:// endpoints")
+    p.set_defaults(func=_cmd_keygen)
+
+    for service in SERVICES:
+        try:
+            extra = importlib.import_module(f"services.{service}.cli")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"services.{service}.cli":
+                raise
+            extra = None
+        if extra is not None:
+            extra.register(sub)
+        if service not in sub.choices:
+            p = sub.add_parser(service, help=f"run the {service} service")
+            add_config_arg(p)
+            p.set_defaults(func=_run_worker_for(service))
+    return parser
+
+
+def _run_worker_for(service: str) -> Callable[[argparse.Namespace], int]:
+    return lambda args: run_worker(service, args)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""``pisentry tap`` and ``pisentry status``: look at the bus from outside."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+
+from common.bus import ENDPOINT_NAMES, STATUS_ENDPOINTS, Bus
+from common.config import Config
+from common.messages import Heartbeat
+from common.paths import Home
+
+ALIVE_SECONDS = 3.0
+
+
+def _header_dict(header: object) -> dict:
+    return {f.name: getattr(header, f.name) for f in dataclasses.fields(header)}
+
+
+def tap(config: Config, home: Home, topic: str, as_json: bool, seconds: float) -> int:
+    bus = Bus(config, home)
+    sub = bus.subscriber(ENDPOINT_NAMES, [topic.encode()], hwm=1000)
+    deadline = time.monotonic() + seconds if seconds > 0 else float("inf")
+    try:
+        while time.monotonic() < deadline:
+            for msg in sub.recv(min(0.2, max(0.0, deadline - time.monotonic()))):
+                sizes = [len(p) for p in msg.payload]
+                if as_json:
+                    line = json.dumps({"topic": msg.topic.decode(),
+                                       "header": _header_dict(msg.header), "sizes": sizes})
+                else:
+                    fields = " ".join(f"{k}={v}" for k, v in _header_dict(msg.header).items()
+                                      if k not in ("camera", "seq", "ts"))
+                    line = (f"{msg.topic.decode():14} {msg.header.camera} #{msg.header.seq} "
+                            f"{time.strftime('%H:%M:%S', time.localtime(msg.header.ts))} "
+                            f"{fields} {sizes if sizes else ''}")
+                print(line, flush=True)
+    except (KeyboardInterrupt, BrokenPipeError):
+        pass
+    finally:
+        bus.close()
+    return 0
+
+
+def collect_heartbeats(config: Config, home: Home, expected: list[str],
+                       wait: float = 2.5) -> dict[str, Heartbeat]:
+    bus = Bus(config, home)
+    sub = bus.subscriber(STATUS_ENDPOINTS, [Heartbeat.TOPIC], hwm=1000)
+    seen: dict[str, Heartbeat] = {}
+    deadline = time.monotonic() + wait
+    try:
+        while time.monotonic() < deadline and not set(expected) <= set(seen):
+            for msg in sub.recv(0.1):
+                seen[msg.header.service] = msg.header
+    finally:
+        bus.close()
+    return seen
+
+
+def status(config: Config, home: Home, as_json: bool) -> int:
+    from common.supervise import services_to_run
+
+    expected = services_to_run(config)
+    seen = collect_heartbeats(config, home, expected)
+    now = time.time()
+    healthy = True
+    rows = []
+    for service in expected:
+        hb = seen.get(service)
+        alive = hb is not None and now - hb.ts < ALIVE_SECONDS and hb.status != "stopping"
+        healthy &= alive
+        rows.append({"service": service, "alive": alive,
+                     "status": hb.status if hb else "no heartbeat",
+                     "age": round(now - hb.ts, 2) if hb else None,
+                     "pid": hb.pid if hb else None,
+                     "counters": hb.counters if hb else {}})
+    if as_json:
+        print(json.dumps({"healthy": healthy, "services": rows}))
+    else:
+        for row in rows:
+            c = row["counters"]
+            extra = f" {c.get('degraded')}" if c.get("degraded") else ""
+            err = f" last_error={c['last_error']!r}" if c.get("last_error") else ""
+            print(f"{row['service']:8} {row['status']:12} pid={row['pid']} "
+                  f"in={c.get('in', '-')} out={c.get('out', '-')} "
+                  f"dropped={c.get('dropped', '-')} errors={c.get('errors', '-')}{extra}{err}")
+        print("healthy" if healthy else "NOT healthy", file=sys.stderr)
+    return 0 if healthy else 1
