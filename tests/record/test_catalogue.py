@@ -1,0 +1,92 @@
+"""The catalogue: schema, read API, read-only readers beside a writer, labels."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from services.record.catalogue import Catalogue, CatalogueError, day_of
+
+
+def test_events_clips_snapshots_round_trip(tmp_path):
+    cat = Catalogue(tmp_path / "c.sqlite")
+    t0 = 1_700_000_000.0
+    cat.upsert_event("e1", "cam1", t0, labels=["person"], zones=["door"], boxes=[[0, 0, .5, .5]])
+    cat.upsert_event("e1", "cam1", t0, end=t0 + 9, labels=["car"], score=0.8)
+    cat.upsert_event("e2", "cam2", t0 + 100, zones=["yard"])
+    cid = cat.add_clip(tmp_path / "a.mp4", "cam1", t0 - 3, "event", "e1")
+    cat.finish_clip(tmp_path / "a.mp4", end=t0 + 14, duration=17.0, size=1234, frames=255)
+    cat.add_clip(tmp_path / "b.mp4", "cam2", t0 + 97, "event", "e2")  # still open
+    cat.add_snapshot(tmp_path / "a.jpg", "cam1", t0 + 1, "event", "e1", 640, 480)
+
+    e1 = cat.event("e1")
+    assert e1 is not None and e1.end == t0 + 9 and e1.labels == ["car", "person"]
+    assert e1.zones == ["door"] and e1.boxes == [[0, 0, .5, .5]] and e1.score == 0.8
+    assert [e.id for e in cat.events()] == ["e2", "e1"]
+    assert [e.id for e in cat.events(label="person")] == ["e1"]
+    assert [e.id for e in cat.events(zone="yard")] == ["e2"]
+    assert [e.id for e in cat.events(day=day_of(t0))] in (["e2", "e1"], ["e1"])
+    assert cat.events(limit=1, offset=1)[0].id == "e1"
+    clip = cat.clip(cid)
+    assert clip is not None and clip.size == 1234 and clip.state == "finished"
+    assert cat.latest_clip().path == str(tmp_path / "a.mp4")  # b is open
+    assert [c.id for c in cat.clips_for("e1")] == [cid]
+    assert [c.camera for c in cat.clips(camera="cam2")] == ["cam2"]
+    assert cat.snapshots_for("e1")[0].width == 640
+    assert cat.days() == sorted({day_of(t0 - 3), day_of(t0 + 97)}, reverse=True)
+
+
+def test_set_label_and_bad_verdict(tmp_path):
+    cat = Catalogue(tmp_path / "c.sqlite")
+    cat.upsert_event("e1", "cam1", 1.0)
+    assert cat.set_label("e1", "false_alarm")
+    assert cat.event("e1").verdict == "false_alarm"
+    # A later update from detect must not wipe the user's verdict.
+    cat.upsert_event("e1", "cam1", 1.0, end=5.0)
+    assert cat.event("e1").verdict == "false_alarm"
+    assert [e.id for e in cat.events(verdict="false_alarm")] == ["e1"]
+    assert not cat.set_label("nope", "real")
+    with pytest.raises(CatalogueError, match="verdict"):
+        cat.set_label("e1", "maybe")
+
+
+def test_readonly_missing_is_clear_error(tmp_path):
+    with pytest.raises(CatalogueError, match="does not exist"):
+        Catalogue(tmp_path / "none.sqlite", readonly=True)
+
+
+def test_readonly_reader_and_second_writer_while_writing(tmp_path):
+    """Another process reads (mode=ro) and labels while this one writes in a loop."""
+    path = tmp_path / "c.sqlite"
+    cat = Catalogue(path)
+    cat.upsert_event("e0", "cam1", 1.0)
+    code = f"""
+import sys, time
+from services.record.catalogue import Catalogue
+ro = Catalogue({str(path)!r}, readonly=True)
+rw = Catalogue({str(path)!r})
+seen = 0
+for i in range(200):
+    seen = max(seen, len(ro.events(limit=1000)))
+    assert rw.set_label("e0", "real" if i % 2 else "false_alarm")
+try:
+    ro.set_label("e0", "real")
+except Exception as exc:
+    print("ro-refused", type(exc).__name__)
+print("seen", seen)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    i = 0
+    while proc.poll() is None:
+        i += 1
+        cat.upsert_event(f"e{i}", "cam1", 1.0 + i)
+        cat.add_clip(tmp_path / f"{i}.mp4", "cam1", 1.0 + i, "event", f"e{i}")
+        time.sleep(0.001)
+    out = proc.stdout.read()
+    assert proc.returncode == 0, out
+    assert "ro-refused CatalogueError" in out
+    assert int(out.split("seen ")[1]) >= 1
+    assert cat.event("e0").verdict in ("real", "false_alarm")
