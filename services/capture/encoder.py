@@ -1,0 +1,47 @@
+"""Software h264 with PyAV's libx264, for every source but the Pi camera.
+
+ultrafast + zerolatency: one access unit out per frame in, no lookahead, so
+the recorder and the live view see a frame as soon as it is captured. A
+keyframe every ``keyframe_interval`` seconds, no scene-cut keyframes (GOPs are
+what the recorder's pre-roll counts), and SPS/PPS repeated before every
+keyframe so a late subscriber can start at the next one.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+
+US = 1_000_000
+
+
+class H264Encoder:
+    def __init__(self, width: int, height: int, fps: float, keyframe_interval: float = 1.0,
+                 bitrate: int = 2_000_000) -> None:
+        gop = max(1, round(fps * keyframe_interval))
+        self._ctx = av.CodecContext.create("libx264", "w")
+        self._ctx.width, self._ctx.height = width, height
+        self._ctx.pix_fmt = "yuv420p"
+        self._ctx.time_base = Fraction(1, US)
+        self._ctx.framerate = Fraction(fps).limit_denominator(1000)
+        self._ctx.gop_size = gop
+        self._ctx.bit_rate = bitrate
+        self._ctx.thread_count = 1  # a Pi has few cores and other services need them
+        self._ctx.options = {
+            "preset": "ultrafast",
+            "tune": "zerolatency",
+            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:repeat-headers=1",
+        }
+        self.width, self.height = width, height
+
+    def encode(self, bgr: np.ndarray, pts_us: int) -> list[tuple[bytes, bool]]:
+        """Access units (Annex-B bytes, is_keyframe) for one BGR frame; the
+        bytes are owned by the caller and safe to send zero-copy."""
+        frame = av.VideoFrame.from_ndarray(bgr, format="bgr24")
+        frame.pts = pts_us
+        return [(bytes(p), bool(p.is_keyframe)) for p in self._ctx.encode(frame)]
+
+    def close(self) -> list[tuple[bytes, bool]]:
+        return [(bytes(p), bool(p.is_keyframe)) for p in self._ctx.encode(None)]
