@@ -246,6 +246,10 @@ class Bus:
         self._sockets.append(sub)
         return sub
 
+    def published(self) -> int:
+        """Messages sent by every publisher of this process."""
+        return sum(s.sent for s in self._sockets if isinstance(s, Publisher))
+
     def close(self) -> None:
         for s in self._sockets:
             s.close()

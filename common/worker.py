@@ -155,7 +155,7 @@ class Worker:
             return
         self._next_heartbeat = now + HEARTBEAT_PERIOD
         counters = dict(self.counters)
-        counters["out"] = self.pub.sent
+        counters["out"] = self.bus.published()
         counters["dropped"] = sum(s.stats.gaps + s.stats.stale for s in self._subscribers)
         counters["malformed"] = sum(s.stats.malformed for s in self._subscribers)
         try:

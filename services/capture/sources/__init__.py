@@ -1,0 +1,84 @@
+"""Frame sources behind one interface, chosen by ``capture.source``.
+
+A source opens, then hands out frames with ``read`` until it fails or is
+closed. ``read`` blocks until the next frame is due (sources that generate
+frames pace themselves; cameras are paced by the device) and raises
+``SourceError`` when the source is gone, so the capture service can back off
+and reopen it. Frames are BGR ``uint8`` arrays owned by the caller.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from common.config import CaptureConfig
+
+
+class SourceError(RuntimeError):
+    """The source cannot deliver frames now (gone, unreachable, ended)."""
+
+
+@dataclass(slots=True)
+class Captured:
+    bgr: np.ndarray  # main stream picture, owned by the receiver
+    ts: float  # wall-clock capture time, time.time()
+    pts_us: int  # monotonic capture time, microseconds
+    lores_yuv: np.ndarray | None = None  # set by sources that make their own (picamera2)
+
+
+class Source(ABC):
+    #: True when the source delivers its own h264 (picamera2's hardware encoder)
+    encodes_h264 = False
+
+    @abstractmethod
+    def open(self) -> None: ...
+
+    @abstractmethod
+    def read(self) -> Captured: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+
+def now_pair() -> tuple[float, int]:
+    return time.time(), time.monotonic_ns() // 1000
+
+
+class Pacer:
+    """Sleeps until the next frame of a steady rate is due; skips ahead
+    rather than bursting when the caller fell behind."""
+
+    def __init__(self, fps: float, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.period = 1.0 / fps
+        self._next = time.monotonic()
+        self._sleep = sleep
+
+    def wait(self) -> None:
+        now = time.monotonic()
+        if self._next > now:
+            self._sleep(self._next - now)
+            self._next += self.period
+        else:
+            self._next = now + self.period
+
+
+def make_source(config: CaptureConfig) -> Source:
+    if config.source == "synthetic":
+        from services.capture.sources.synthetic import SyntheticSource
+        return SyntheticSource(config)
+    if config.source == "file":
+        from services.capture.sources.file import FileSource
+        return FileSource(config)
+    if config.source == "v4l2":
+        from services.capture.sources.v4l2 import V4l2Source
+        return V4l2Source(config)
+    if config.source == "url":
+        from services.capture.sources.url import UrlSource
+        return UrlSource(config)
+    from services.capture.sources.picamera2 import Picamera2Source
+    return Picamera2Source(config)

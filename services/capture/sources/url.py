@@ -1,0 +1,58 @@
+"""A network camera: MJPEG over HTTP or RTSP, through FFmpeg (PyAV).
+
+FFmpeg already speaks multipart MJPEG and RTSP; this only maps its failures to
+``SourceError`` so the capture service reconnects with back-off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import av
+
+from common.config import CaptureConfig
+from services.capture.sources import Captured, Source, SourceError, now_pair
+
+OPEN_TIMEOUT = 5.0
+READ_TIMEOUT = 5.0
+
+
+class UrlSource(Source):
+    def __init__(self, config: CaptureConfig) -> None:
+        if not config.url:
+            raise SourceError("capture.url is empty: the url source needs an http:// or rtsp:// URL")
+        self.url = config.url
+        self._container: av.container.InputContainer | None = None
+        self._frames: Iterator[av.VideoFrame] | None = None
+
+    def open(self) -> None:
+        options = {"rtsp_transport": "tcp"} if self.url.startswith("rtsp") else {}
+        try:
+            self._container = av.open(self.url, options=options,
+                                      timeout=(OPEN_TIMEOUT, READ_TIMEOUT))
+            self._frames = self._container.decode(video=0)
+        except (av.error.FFmpegError, OSError) as exc:
+            self.close()
+            raise SourceError(f"{self._redacted()}: {exc}") from None
+
+    def read(self) -> Captured:
+        assert self._frames is not None, "open() first"
+        try:
+            frame = next(self._frames)
+        except StopIteration:
+            raise SourceError(f"{self._redacted()}: stream ended") from None
+        except (av.error.FFmpegError, OSError) as exc:
+            raise SourceError(f"{self._redacted()}: {exc}") from None
+        ts, pts = now_pair()
+        return Captured(frame.to_ndarray(format="bgr24"), ts, pts)
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+        self._container = None
+        self._frames = None
+
+    def _redacted(self) -> str:
+        """The URL without credentials, for logs."""
+        scheme, sep, rest = self.url.partition("://")
+        return f"{scheme}{sep}{rest.rsplit('@', 1)[-1]}"

@@ -1,0 +1,37 @@
+"""A USB webcam through OpenCV's V4L2 backend."""
+
+from __future__ import annotations
+
+import cv2
+
+from common.config import CaptureConfig
+from services.capture.sources import Captured, Source, SourceError, now_pair
+
+
+class V4l2Source(Source):
+    def __init__(self, config: CaptureConfig) -> None:
+        self.config = config
+        self._cap: cv2.VideoCapture | None = None
+
+    def open(self) -> None:
+        cap = cv2.VideoCapture(self.config.device, cv2.CAP_V4L2)
+        if not cap.isOpened():
+            raise SourceError(f"/dev/video{self.config.device}: cannot open")
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.config.width)
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.config.height)
+        cap.set(cv2.CAP_PROP_FPS, self.config.fps)
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a backlog
+        self._cap = cap
+
+    def read(self) -> Captured:
+        assert self._cap is not None, "open() first"
+        ok, frame = self._cap.read()
+        if not ok:
+            raise SourceError(f"/dev/video{self.config.device}: no frame")
+        ts, pts = now_pair()
+        return Captured(frame, ts, pts)
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
