@@ -16,7 +16,8 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo,
+                      field_validator)
 
 from common.paths import Home
 
@@ -263,23 +264,71 @@ class NotifyConfig(Section):
 
 
 class ServoConfig(Section):
-    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,16}$", description="cover, pan, tilt ...")
-    board_pin: int = Field(ge=0, le=63)
+    """One hobby servo on the IR controller (seed 000's ``servos`` entries)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,16}$",
+                      description="cover, pan, tilt ...: /rotate and the web address servos by name")
+    board_pin: int = Field(ge=0, le=63, description="Microcontroller pin of the servo's signal wire")
+    min_angle: int = Field(0, ge=0, le=180, description="Lowest angle this servo may be sent to")
+    max_angle: int = Field(180, ge=0, le=180, description="Highest angle this servo may be sent to")
     angle_on: int = Field(90, ge=0, le=180, description="Angle when armed")
     angle_off: int = Field(0, ge=0, le=180, description="Angle when disarmed")
+    follow_arming: bool = Field(
+        True, description="Move to angle_on when armed and angle_off when disarmed (a cover); "
+                          "set false for pan/tilt servos moved only by /rotate")
+
+    @field_validator("max_angle", "angle_on", "angle_off")
+    @classmethod
+    def _within_limits(cls, value: int, info: ValidationInfo) -> int:
+        low = info.data.get("min_angle", 0)
+        high = 180 if info.field_name == "max_angle" else info.data.get("max_angle", 180)
+        if not low <= value <= high:
+            raise ValueError(f"{value} is outside min_angle..max_angle ({low}..{high})")
+        return value
 
 
 class IrConfig(Section):
-    enabled: bool = Field(False, description="Use an IR/servo microcontroller")
-    serial_port: str = Field("sim", description='Serial device, or "sim" for the simulator')
-    baudrate: int = Field(9600, ge=300, le=1_000_000)
-    serial_timeout: float = Field(1.0, gt=0, le=30)
-    updates_per_sec: float = Field(2.0, gt=0, le=50)
+    enabled: bool = Field(
+        True, description='Run the IR/servo controller; with serial_port "sim" a simulated '
+                          "device supplies brightness, so a fresh install shows it working")
+    serial_port: str = Field(
+        "sim", min_length=1, max_length=256,
+        description='Serial device (/dev/serial0, /dev/ttyUSB0, /dev/serial/by-id/...), or "sim" '
+                    "for the built-in simulator")
+    baudrate: int = Field(9600, ge=300, le=1_000_000,
+                          description="Serial speed; must match the firmware's Serial.begin()")
+    serial_timeout: float = Field(
+        1.0, gt=0, le=30, description="Seconds to wait for the device to answer a command")
+    updates_per_sec: float = Field(2.0, ge=0.1, le=50,
+                                   description="Brightness reports (and bus messages) per second")
+    reconnect_max_seconds: float = Field(
+        10.0, ge=0.5, le=600, description="Longest back-off between attempts to reopen the port")
     ir_control: Literal["service", "firmware"] = Field(
         "service", description="Who switches IR on darkness: this service or the firmware")
     ir_on_below: float = Field(0.2, ge=0, le=1, description="Switch IR on below this brightness")
     ir_off_above: float = Field(0.3, ge=0, le=1, description="Switch IR off above this brightness")
-    servos: list[ServoConfig] = Field(default_factory=list)
+    ir_on_level: float = Field(1.0, gt=0, le=1, description="IR output (PWM duty) when on")
+    servos: list[ServoConfig] = Field(default_factory=list, max_length=4,
+                                      description="Servos on the controller (the firmware drives "
+                                                  "up to 4)")
+
+    @field_validator("ir_off_above")
+    @classmethod
+    def _hysteresis(cls, value: float, info: ValidationInfo) -> float:
+        on_below = info.data.get("ir_on_below", 0.0)
+        if value <= on_below:
+            raise ValueError(f"must be above ir_on_below ({on_below}), or IR would flap")
+        return value
+
+    @field_validator("servos")
+    @classmethod
+    def _unique_servos(cls, value: list[ServoConfig]) -> list[ServoConfig]:
+        for attr in ("name", "board_pin"):
+            seen = [getattr(s, attr) for s in value]
+            dupes = sorted({str(x) for x in seen if seen.count(x) > 1})
+            if dupes:
+                raise ValueError(f"two servos share the {attr} {', '.join(dupes)}")
+        return value
 
 
 class WebCameraConfig(Section):
