@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 
 from common.paths import Home
@@ -52,3 +53,63 @@ class ArmingStore:
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
         return state
+
+
+def _minutes(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    h, m = int(hours), int(minutes)
+    if not (0 <= h < 24 and 0 <= m < 60):
+        raise ValueError(f"{hhmm!r} is not a time of day (HH:MM)")
+    return h * 60 + m
+
+
+def parse_window(window: str) -> tuple[int, int]:
+    """``"22:00-06:30"`` -> (start, end) minutes after midnight; may wrap midnight."""
+    try:
+        start, end = window.split("-")
+        return _minutes(start), _minutes(end)
+    except ValueError as exc:
+        raise ValueError(f"{window!r} is not HH:MM-HH:MM ({exc})") from None
+
+
+def in_window(window: tuple[int, int], minute_of_day: int) -> bool:
+    start, end = window
+    if start == end:
+        return False
+    if start < end:
+        return start <= minute_of_day < end
+    return minute_of_day >= start or minute_of_day < end  # wraps midnight
+
+
+def minute_of_day(ts: float) -> int:
+    t = time.localtime(ts)
+    return t.tm_hour * 60 + t.tm_min
+
+
+class ArmSchedule:
+    """Arms at the start of each window and disarms at its end.
+
+    Edge-triggered on purpose: a schedule says when to *change* the state, so a
+    manual /disarm inside an armed window holds until the next edge instead of
+    being undone a second later.
+    """
+
+    def __init__(self, windows: list[str]) -> None:
+        self.windows = [parse_window(w) for w in windows]
+        self._last: bool | None = None
+
+    def wanted(self, ts: float) -> bool | None:
+        """Armed state the schedule asks for at ``ts`` (None without windows)."""
+        if not self.windows:
+            return None
+        minute = minute_of_day(ts)
+        return any(in_window(w, minute) for w in self.windows)
+
+    def edge(self, ts: float) -> bool | None:
+        """The new armed state when a window starts or ends since the last call,
+        else None. The first call only learns the current state."""
+        wanted = self.wanted(ts)
+        previous, self._last = self._last, wanted
+        if wanted is None or previous is None or wanted == previous:
+            return None
+        return wanted

@@ -25,7 +25,9 @@ travel on separate sockets: raw frames with a tiny HWM, and a subscriber that
 opts into ``latest_only`` drains its queue and keeps only the newest frame per
 topic; h264 keeps a few GOPs. A PUB socket drops the *newest* message when a
 subscriber's queue is full and says nothing; that loss shows up as a gap in
-``seq``, which every subscriber counts (``Message.gap``).
+``seq``, which every subscriber counts (``Message.gap``; ``RESTARTED`` when a
+producer came back and its ``seq`` started over). A video consumer treats any
+non-zero gap the same way: wait for the next keyframe.
 
 Buffer ownership. ``Publisher.publish`` sends payload parts with
 ``copy=False``: the caller hands over the buffer and must not write to it
@@ -52,6 +54,7 @@ from common.paths import Home
 
 log = logging.getLogger(__name__)
 
+RESTARTED = -1
 ENDPOINT_NAMES = ("frames", "video", "capture", "detect", "record", "notify", "ir", "web")
 STATUS_ENDPOINTS = ("capture", "detect", "record", "notify", "ir", "web")
 
@@ -61,7 +64,8 @@ class Message:
     topic: bytes
     header: Any  # a common.messages.Header subclass
     payload: list[memoryview]
-    gap: int = 0  # messages of this stream lost just before this one
+    gap: int = 0  # messages of this stream lost just before this one; RESTARTED (-1)
+    # when the producer restarted (seq went back), so how many is unknown
 
 
 @dataclass
@@ -69,6 +73,7 @@ class SubscriberStats:
     received: int = 0
     gaps: int = 0  # messages lost (seq jumps)
     stale: int = 0  # frames skipped by latest_only draining
+    restarts: int = 0  # producers seen starting over (seq went back)
     malformed: int = 0
     malformed_kinds: dict[str, int] = field(default_factory=dict)
 
@@ -167,6 +172,9 @@ class Subscriber:
         if last is not None and header.seq > last + 1:
             gap = header.seq - last - 1
             self.stats.gaps += gap
+        elif last is not None and header.seq <= last:
+            gap = RESTARTED
+            self.stats.restarts += 1
         self._last_seq[key] = header.seq
         return Message(topic, header, [p.buffer for p in parts[2:]], gap)
 

@@ -140,6 +140,8 @@ class ConfirmConfig(Section):
     class_names: list[str] = Field(default_factory=list,
                                    description="onnx: the model's class list, in index order")
     min_score: float = Field(0.5, ge=0, le=1, description="Minimum detection score")
+    input_size: int = Field(320, ge=32, le=1280,
+                            description="onnx: the model's square input size (px)")
     require_label: bool = Field(False,
                                 description="Alert only once an object is confirmed")
 
@@ -169,6 +171,13 @@ class DetectConfig(Section):
     zones: list[ZoneConfig] = Field(default_factory=list)
     confirm: ConfirmConfig = Field(default_factory=ConfirmConfig)
     snapshot_quality: int = Field(85, ge=10, le=100, description="JPEG quality of snapshots")
+    mask_snapshot: bool = Field(
+        False, description="Also publish the motion mask of each event start (Snapshot kind "
+                           "'mask') for the recorder to store")
+    update_seconds: float = Field(1.0, ge=0.1, le=60,
+                                  description="Send a motion update at most this often")
+    ir_settle_frames: int = Field(
+        5, ge=0, le=300, description="Frames ignored after the IR illuminator switches")
 
 
 class RetentionConfig(Section):
@@ -177,6 +186,8 @@ class RetentionConfig(Section):
                                 description="Keep recordings under this size (0: no limit)")
     min_free_mb: float = Field(500.0, ge=0, le=10_000_000,
                                description="Keep at least this much disk free")
+    reserve_seconds: float = Field(
+        10.0, ge=1, le=600, description="Headroom kept under the limits, in seconds of video")
 
 
 class RecordConfig(Section):
@@ -193,6 +204,13 @@ class RecordConfig(Section):
     periodic_snapshot_minutes: float = Field(0.0, ge=0, le=1440,
                                              description="Save a snapshot this often (0: never)")
     debug_mask_image: bool = Field(False, description="Save the motion mask next to the snapshot")
+    continuous_minutes: Literal[5, 10, 15, 20, 30, 60] = Field(
+        15, description="Continuous clips are cut at multiples of this many minutes past the hour")
+    fragment_seconds: float = Field(
+        1.0, ge=0.2, le=10, description="MP4 fragment length: at most this much is lost on a crash")
+    event_timeout_seconds: float = Field(
+        900.0, ge=10, le=86400,
+        description="Close an event clip when detect sends nothing about it for this long")
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
 
@@ -203,9 +221,20 @@ class TelegramConfig(Section):
                                                                   "whose commands are obeyed")
     base_url: str = Field("https://api.telegram.org/bot", description="Bot API base URL")
     send_clip: bool = Field(True, description="Send the clip when it is finished")
+    max_clip_mb: float = Field(49.0, gt=0, le=2000,
+                               description="Clips above this size go out as a text note "
+                                           "(the public Bot API refuses uploads over 50 MB)")
     cooldown_seconds: float = Field(30.0, ge=0, le=86400, description="Per-camera alert cooldown")
     quiet_hours: str = Field("", pattern=r"^(|\d\d:\d\d-\d\d:\d\d)$",
                              description="HH:MM-HH:MM when alerts are silent")
+    quiet_mode: Literal["silent", "skip"] = Field(
+        "silent", description="In quiet hours: send without a sound (silent) or not at all")
+    label_buttons: bool = Field(
+        True, description="Real / false alarm buttons under each alert (training data set)")
+    poll_timeout: float = Field(20.0, ge=0, le=60,
+                                description="Long-poll seconds when asking for commands")
+    retry_seconds: float = Field(300.0, ge=1, le=86400,
+                                 description="Give up on one message after retrying this long")
 
 
 class EmailConfig(Section):
@@ -213,10 +242,12 @@ class EmailConfig(Section):
     host: str = ""
     port: int = Field(587, ge=1, le=65535)
     security: Literal["starttls", "ssl", "none"] = "starttls"
+    ca_file: str = Field("", description="CA bundle for a self-signed mail server (PEM)")
     username: str = ""
     password: SecretStr = Field(SecretStr(""), description="or PISENTRY_SMTP_PASSWORD")
     sender: str = ""
     recipients: list[str] = Field(default_factory=list)
+    timeout_seconds: float = Field(30.0, gt=0, le=600)
 
 
 class MqttConfig(Section):
@@ -225,8 +256,10 @@ class MqttConfig(Section):
     port: int = Field(1883, ge=1, le=65535)
     username: str = ""
     password: SecretStr = Field(SecretStr(""), description="or PISENTRY_MQTT_PASSWORD")
-    topic_prefix: str = "pisentry"
-    discovery_prefix: str = "homeassistant"
+    topic_prefix: str = Field("pisentry", pattern=r"^[A-Za-z0-9_/-]{1,64}$")
+    discovery_prefix: str = Field("homeassistant", pattern=r"^[A-Za-z0-9_/-]{1,64}$")
+    discovery: bool = Field(True, description="Publish Home Assistant discovery configs")
+    keepalive: int = Field(30, ge=5, le=3600)
 
 
 class HooksConfig(Section):
@@ -234,6 +267,7 @@ class HooksConfig(Section):
     on_event_end: str = Field("", description="Shell command run when an event ends")
     on_recording: str = Field("", description="Shell command run when a clip is finished")
     timeout_seconds: float = Field(30.0, gt=0, le=3600)
+    max_running: int = Field(4, ge=1, le=64, description="Hooks beyond this are skipped")
 
 
 class BackupConfig(Section):
@@ -247,10 +281,17 @@ class BackupConfig(Section):
     remote_dir: str = Field("pisentry", description="Clips go to remote_dir/YYYY/MM/DD")
     trigger: Literal["immediate", "count", "minutes"] = "immediate"
     trigger_count: int = Field(1, ge=1, le=1000)
-    trigger_minutes: list[int] = Field(default_factory=list)
+    trigger_minutes: list[Annotated[int, Field(ge=0, le=59)]] = Field(default_factory=list)
+    pieces: bool = Field(True, description="Ship clips of an ongoing event in pieces as "
+                                           "they grow (a stolen camera has sent its start)")
     encrypt_public_key: str = Field("", description="PEM public key: encrypt before upload")
     limit_days: float = Field(0.0, ge=0, le=3650, description="Remote retention (0: keep)")
     delete_local_after_upload: bool = False
+    retry_max_seconds: float = Field(300.0, ge=0.5, le=86400,
+                                     description="Longest back-off between upload attempts")
+    connect_timeout: float = Field(10.0, gt=0, le=300)
+    rate_limit_kbps: float = Field(0.0, ge=0, le=10_000_000,
+                                   description="Cap upload speed in KB/s (0: no cap)")
 
 
 class NotifyConfig(Section):
@@ -260,7 +301,15 @@ class NotifyConfig(Section):
     hooks: HooksConfig = Field(default_factory=HooksConfig)
     backup: BackupConfig = Field(default_factory=BackupConfig)
     presence_hosts: list[str] = Field(
-        default_factory=list, description="Phones' addresses: disarm while any is on the LAN")
+        default_factory=list, description="Phones' addresses (IPv4 or MAC): disarm while any "
+                                          "is on the LAN, arm when all are gone")
+    presence_away_seconds: float = Field(
+        600.0, ge=10, le=86400, description="Seen by none for this long: everyone is away")
+    arm_schedule: list[Annotated[str, Field(pattern=r"^\d\d:\d\d-\d\d:\d\d$")]] = Field(
+        default_factory=list, description="HH:MM-HH:MM windows: armed at each start, "
+                                          "disarmed at each end (local time)")
+    alert_max_age: float = Field(
+        600.0, ge=10, le=86400, description="Drop an alert still undelivered after this long")
 
 
 class ServoConfig(Section):
@@ -332,20 +381,44 @@ class IrConfig(Section):
 
 
 class WebCameraConfig(Section):
-    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
-    endpoints: dict[str, str] = Field(description="This camera's endpoints (capture, frames, ...)")
-    server_public_key: str = Field("", description="The camera's CURVE public key")
+    """Another camera shown by this web service (a hub), reached over tcp with CURVE."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$",
+                      description="The camera's general.camera name")
+    endpoints: dict[str, str] = Field(
+        description="The camera's endpoints by name (frames for the live view; capture, "
+                    "detect, record, notify, ir for status and events): tcp://HOST:PORT")
+    server_public_key: str = Field("", description="The camera's CURVE public key (Z85)")
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoints(cls, value: dict[str, str]) -> dict[str, str]:
+        return BusConfig._endpoints(value)
+
+    @field_validator("server_public_key")
+    @classmethod
+    def _z85(cls, value: str) -> str:
+        return CurveConfig._z85(value)
 
 
 class WebConfig(Section):
-    host: str = Field("127.0.0.1", description="Listen address")
-    port: int = Field(8080, ge=1, le=65535)
-    api_key: SecretStr = Field(SecretStr(""), description="API key (or PISENTRY_WEB_API_KEY)")
-    api_key_header_name: str = Field("X-API-Key")
-    certfile_path: str = ""
-    keyfile_path: str = ""
-    max_stream_fps: float = Field(10.0, gt=0, le=30)
-    session_hours: float = Field(24.0, gt=0, le=24 * 365)
+    host: str = Field("127.0.0.1", description="Listen address (0.0.0.0 for the LAN)")
+    port: int = Field(8080, ge=1, le=65535, description="Listen port")
+    api_key: SecretStr = Field(SecretStr(""), description="API key for machines, sent in the "
+                               "api_key_header_name header (or PISENTRY_WEB_API_KEY); empty: "
+                               "no key accepted")
+    api_key_header_name: str = Field("X-API-Key", pattern=r"^[A-Za-z0-9-]{1,64}$",
+                                     description="HTTP header that carries the API key")
+    certfile_path: str = Field("", description="TLS certificate (PEM); with keyfile_path "
+                                               "serves https and marks cookies Secure")
+    keyfile_path: str = Field("", description="TLS private key (PEM)")
+    max_stream_fps: float = Field(10.0, gt=0, le=30,
+                                  description="Cap of the live streams' frames per second")
+    jpeg_quality: int = Field(80, ge=10, le=100, description="JPEG quality of the live view")
+    session_hours: float = Field(24.0, gt=0, le=24 * 365,
+                                 description="How long a login lasts")
+    local_camera: bool = Field(True, description="Show this host's own camera (false: a hub "
+                                                 "that only shows web.cameras)")
     cameras: list[WebCameraConfig] = Field(
         default_factory=list, description="Other cameras shown in the hub grid")
 

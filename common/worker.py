@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -107,8 +108,9 @@ class Worker:
 
     # -- lifecycle ---------------------------------------------------------------
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, self.request_stop)
-        signal.signal(signal.SIGINT, self.request_stop)
+        if threading.current_thread() is threading.main_thread():  # tests run workers in threads
+            signal.signal(signal.SIGTERM, self.request_stop)
+            signal.signal(signal.SIGINT, self.request_stop)
         try:
             self.home.ensure()
             self.pub = self.bus.publisher(self.name)

@@ -1,0 +1,178 @@
+"""The bus over real ZMQ sockets: draining, gaps, restarts, CURVE, bad input."""
+
+import time
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+
+from common.bus import RESTARTED, Bus
+from common.config import parse_config
+from common.messages import Brightness, Frame, Heartbeat, Motion
+
+
+def _bus(home, **raw):
+    return Bus(parse_config(raw), home, context=zmq.Context())
+
+
+def _frame(i):
+    return np.full((24, 32), i % 256, np.uint8)
+
+
+def _collect(sub, seconds=1.0, until=None):
+    out, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        out += sub.recv(0.05)
+        if until and until(out):
+            break
+    return out
+
+
+def test_latest_only_keeps_the_newest_frame_per_topic(home):
+    bus = _bus(home)
+    pub = bus.publisher("frames", hwm=100)
+    sub = bus.subscriber(["frames"], [b"frame/"], latest_only=True, hwm=100)
+    time.sleep(0.2)
+    for i in range(20):
+        pub.publish(Frame, [_frame(i)], ts=time.time(), width=32, height=24, format="gray")
+    time.sleep(0.2)
+    msgs = sub.read()
+    assert len(msgs) == 1 and msgs[0].header.seq == 19
+    assert bytes(msgs[0].payload[0])[:1] == bytes([19])
+    assert sub.stats.stale == 19
+    bus.close()
+
+
+def test_full_queue_shows_up_as_counted_gaps(home):
+    bus = _bus(home)
+    pub = bus.publisher("frames", hwm=2)
+    sub = bus.subscriber(["frames"], [b"frame/lores/"], hwm=2)
+    time.sleep(0.2)
+    for i in range(50):
+        pub.publish(Frame, [np.zeros((240, 320), np.uint8)], ts=time.time(), width=320,
+                    height=240, format="gray")
+    time.sleep(0.3)
+    first = _collect(sub, 0.5)
+    pub.publish(Frame, [_frame(1)], ts=time.time(), width=32, height=24, format="gray")
+    late = _collect(sub, 1.0, until=lambda m: m)
+    assert first[0].header.seq == 0 and len(first) < 50
+    assert late[-1].header.seq == 50 and late[-1].gap == 50 - 1 - first[-1].header.seq
+    # every message is either received or counted as lost
+    assert sub.stats.received + sub.stats.gaps == 51
+    bus.close()
+
+
+def test_producer_restart_is_reported(home):
+    bus = _bus(home)
+    sub = bus.subscriber(["detect"], [Motion.TOPIC])
+    received = []
+    for run in range(2):
+        pub = bus.publisher("detect")
+        got = []
+        for _ in range(100):  # until the (re)connection carries messages
+            pub.publish(Motion, ts=time.time(), event_id="e", phase="update")
+            got += sub.recv(0.05)
+            if len(got) >= 3:
+                break
+        assert got, "no message after (re)start"
+        received.append(got)
+        pub.close()
+    assert [m.gap for m in received[0][1:]] == [0] * (len(received[0]) - 1)
+    assert received[1][0].gap == RESTARTED
+    assert sub.stats.restarts == 1
+    bus.close()
+
+
+def test_ipc_sockets_live_in_a_private_directory(home):
+    bus = _bus(home)
+    bus.publisher("detect")
+    assert (home.run_dir / "detect.sock").exists()
+    assert home.run_dir.stat().st_mode & 0o077 == 0
+    bus.close()
+
+
+def _curve_config(port, server_public, server_secret, client_public="", client_secret="",
+                  server_key="", authorized=()):
+    return {"bus": {"endpoints": {"detect": f"tcp://127.0.0.1:{port}"},
+                    "curve": {"public_key": client_public or server_public,
+                              "secret_key": client_secret or server_secret,
+                              "server_public_key": server_key or server_public,
+                              "authorized_clients": list(authorized)}}}
+
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("client", ["right-key", "wrong-server-key", "unlisted-client"])
+def test_tcp_endpoints_use_curve(home, client):
+    server_pub, server_sec = (k.decode() for k in zmq.curve_keypair())
+    client_pub, client_sec = (k.decode() for k in zmq.curve_keypair())
+    stranger_pub, stranger_sec = (k.decode() for k in zmq.curve_keypair())
+    port = _free_port()
+    server = _bus(home, **_curve_config(port, server_pub, server_sec, authorized=[client_pub]))
+    pub = server.publisher("detect")
+    if client == "right-key":
+        cfg = _curve_config(port, server_pub, server_sec, client_pub, client_sec)
+    elif client == "wrong-server-key":
+        cfg = _curve_config(port, server_pub, server_sec, client_pub, client_sec,
+                            server_key=stranger_pub)
+    else:
+        cfg = _curve_config(port, server_pub, server_sec, stranger_pub, stranger_sec)
+    viewer = _bus(home, **cfg)
+    sub = viewer.subscriber(["detect"], [Motion.TOPIC])
+    got = []
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline and not got:
+        pub.publish(Motion, ts=time.time(), event_id="e", phase="start")
+        got += sub.recv(0.1)
+    assert bool(got) == (client == "right-key")
+    viewer.close()
+    server.close()
+
+
+def test_tcp_endpoint_without_keys_refuses_to_bind(home):
+    bus = _bus(home, bus={"endpoints": {"detect": "tcp://127.0.0.1:5999"}})
+    with pytest.raises(RuntimeError, match="pisentry keygen"):
+        bus.publisher("detect")
+    bus.close()
+
+
+def test_a_worker_drops_malformed_messages_and_stays_up(home):
+    """A real capture process gets garbage on a topic it follows."""
+    from tests.support import pisentry_process
+
+    bus = _bus(home)
+    ir = bus.publisher("ir")
+    heartbeats = bus.subscriber(["capture"], [Heartbeat.TOPIC], hwm=100)
+    frames = bus.subscriber(["frames"], [Frame.TOPIC], hwm=1000)
+    with pisentry_process("capture", home=home, config={"capture": {"width": 320,
+                                                                    "height": 240}}):
+        assert _collect(heartbeats, 15, until=lambda m: m), "capture never started"
+        sock = ir._socket
+        bad = [
+            [b"brightness/"],
+            [b"brightness/", b"\xc1not msgpack"],
+            [b"brightness/", msgpack.packb({"v": 99, "camera": "c", "seq": 0, "ts": 0.0,
+                                            "level": 0.5, "ir_level": 0.0})],
+            [b"brightness/", msgpack.packb({"v": 1, "camera": "c", "seq": 0, "ts": 0.0})],
+            [b"brightness/", msgpack.packb({"v": 1, "camera": "c", "seq": 0, "ts": 0.0,
+                                            "level": "dark", "ir_level": 0.0})],
+        ]
+        for _ in range(20):
+            for parts in bad:
+                sock.send_multipart(parts)
+        ir.publish(Brightness, ts=time.time(), level=0.5, ir_level=0.0)
+        time.sleep(1.0)
+        beats = _collect(heartbeats, 3.0, until=lambda m: m and m[-1].header.counters.get(
+            "malformed", 0) >= 100)
+        counters = beats[-1].header.counters
+        assert counters["malformed"] == 100, counters
+        assert counters["errors"] == 0
+        before = len(_collect(frames, 1.0))
+        assert before >= 10, "capture stopped publishing frames after garbage"
+    bus.close()

@@ -1,0 +1,63 @@
+import json
+
+import pytest
+
+from common.config import ConfigError, load_config, parse_config
+from common.paths import Home
+from tests.support import pisentry
+
+
+def test_defaults_run_anywhere():
+    config = parse_config({})
+    assert config.capture.source == "synthetic"
+    assert config.web.host == "127.0.0.1"
+    assert not config.notify.telegram.enabled
+
+
+@pytest.mark.parametrize("text, key", [
+    ("[detect]\nmin_trigger_areaa = 0.1\n", "detect.min_trigger_areaa: unknown key"),
+    ("[capture]\nfps = 'fast'\n", "capture.fps:"),
+    ("[capture]\nfps = 500\n", "capture.fps:"),
+    ("[bus]\nendpoints = { frames = 'http://x' }\n", "bus.endpoints:"),
+    ("[[detect.zones]]\nname = 'door'\npolygon = [[0, 0], [2, 0], [1, 1]]\n",
+     "detect.zones.0.polygon.1.0:"),
+    ("[capture\n", "not valid TOML"),
+])
+def test_check_config_names_the_key_and_exits_2(home, text, key):
+    path = home.root / "bad.toml"
+    path.write_text(text)
+    result = pisentry("check-config", str(path), home=home)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and key in lines[0], result.stderr
+
+
+def test_missing_file_is_one_line_exit_2(home):
+    result = pisentry("check-config", str(home.root / "nope.toml"), home=home)
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("nope.toml: file not found")
+    result = pisentry("run", "--config", str(home.root / "nope.toml"), home=home)
+    assert result.returncode == 2 and "file not found" in result.stderr
+
+
+def test_check_config_masks_secrets_from_file_and_environment(home, monkeypatch):
+    path = home.root / "c.toml"
+    path.write_text('[notify.telegram]\ntoken = "123:file-secret-token"\n')
+    result = pisentry("check-config", str(path), home=home,
+                      env={"PISENTRY_SMTP_PASSWORD": "env-secret-pw"})
+    assert result.returncode == 0
+    assert "file-secret-token" not in result.stdout and "env-secret-pw" not in result.stdout
+    shown = json.loads(result.stdout)
+    assert shown["notify"]["telegram"]["token"] == "**********"
+    assert shown["notify"]["email"]["password"] == "**********"
+
+
+def test_environment_secret_reaches_the_model(monkeypatch, tmp_path):
+    monkeypatch.setenv("PISENTRY_TELEGRAM_TOKEN", "abc:def")
+    config = load_config(None, home=Home(tmp_path))
+    assert config.notify.telegram.token.get_secret_value() == "abc:def"
+
+
+def test_load_config_raises_config_error_for_wrong_section_type():
+    with pytest.raises(ConfigError, match="^config: capture: "):
+        parse_config({"capture": 3})

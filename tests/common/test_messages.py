@@ -1,0 +1,63 @@
+import msgpack
+import pytest
+
+from common.messages import (
+    PROTOCOL_VERSION, TOPICS, ArmState, Control, Frame, Heartbeat, MessageError, Motion,
+    VideoPacket, decode, encode,
+)
+
+SAMPLES = [
+    Frame(camera="c", seq=1, ts=1.5, width=320, height=240, format="yuv420"),
+    VideoPacket(camera="c", seq=2, ts=2.0, pts=123456, keyframe=True, width=64, height=48,
+                fps=15.0),
+    Motion(camera="c", seq=3, ts=3.0, event_id="e1", phase="start",
+           boxes=[[0.1, 0.2, 0.3, 0.4]], area=0.05, score=0.9, labels=["person"]),
+    Control(camera="c", seq=4, ts=4.0, target="ir", command="rotate", args={"pan": 30}),
+    ArmState(camera="c", seq=5, ts=5.0, armed=False, changed_by="web"),
+    Heartbeat(camera="c", seq=6, ts=6.0, service="detect", pid=1, started=0.0, status="ok",
+              counters={"in": 1}),
+]
+
+
+@pytest.mark.parametrize("header", SAMPLES, ids=lambda h: type(h).__name__)
+def test_round_trip(header):
+    topic, raw = encode(header)
+    assert topic == type(header).TOPIC and topic.endswith(b"/")
+    assert decode(topic, raw) == header
+
+
+def test_no_topic_is_a_prefix_of_another():
+    topics = list(TOPICS)
+    for a in topics:
+        for b in topics:
+            assert a == b or not b.startswith(a)
+
+
+def _raw(body):
+    return msgpack.packb(body)
+
+
+@pytest.mark.parametrize("topic, raw, kind", [
+    (b"nonsense/", _raw({"v": 1}), "unknown-topic"),
+    (b"frame/lores/", b"\xc1\xc1garbage", "garbage"),
+    (b"frame/lores/", _raw([1, 2, 3]), "garbage"),
+    (b"frame/lores/", _raw({"v": PROTOCOL_VERSION + 1, "camera": "c", "seq": 1, "ts": 1.0,
+                            "width": 1, "height": 1, "format": "gray"}), "version"),
+    (b"frame/lores/", _raw({"v": PROTOCOL_VERSION, "camera": "c", "seq": 1, "ts": 1.0,
+                            "height": 1, "format": "gray"}), "missing-field"),
+    (b"frame/lores/", _raw({"v": PROTOCOL_VERSION, "camera": "c", "seq": "x", "ts": 1.0,
+                            "width": 1, "height": 1, "format": "gray"}), "bad-field"),
+    (b"frame/lores/", _raw({"v": PROTOCOL_VERSION, "camera": "c", "seq": True, "ts": 1.0,
+                            "width": 1, "height": 1, "format": "gray"}), "bad-field"),
+])
+def test_malformed_headers_raise_message_error_with_kind(topic, raw, kind):
+    with pytest.raises(MessageError) as err:
+        decode(topic, raw)
+    assert err.value.kind == kind
+
+
+def test_optional_fields_take_defaults_and_unknown_fields_are_ignored():
+    raw = _raw({"v": PROTOCOL_VERSION, "camera": "c", "seq": 1, "ts": 1.0, "event_id": "e",
+                "phase": "end", "future_field": 1})
+    motion = decode(b"motion/", raw)
+    assert motion.boxes == [] and motion.alert is True
