@@ -41,7 +41,9 @@ Schema (``PRAGMA user_version`` = ``SCHEMA_VERSION``)::
           state TEXT)               -- "open" while written, "finished", "recovered"
     snapshots(id INTEGER PK, camera, event_id TEXT ("" for periodic), kind TEXT
               ("event" | "periodic" | "manual" | "mask"), ts, day, path TEXT UNIQUE,
-              width, height)
+              width, height, size)
+    clip_events(clip_id, event_id)  -- further events a clip covers (an event that
+                                    -- starts during another's post-roll extends its clip)
 
 Concurrency. The database is in WAL mode, so readers (web, notify) never block
 the writer and see a consistent snapshot per query. Every connection sets
@@ -119,10 +121,16 @@ CREATE TABLE IF NOT EXISTS snapshots (
     day TEXT NOT NULL,
     path TEXT NOT NULL UNIQUE,
     width INTEGER NOT NULL DEFAULT 0,
-    height INTEGER NOT NULL DEFAULT 0
+    height INTEGER NOT NULL DEFAULT 0,
+    size INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS snapshots_event ON snapshots(event_id);
 CREATE INDEX IF NOT EXISTS snapshots_day ON snapshots(day, ts);
+CREATE TABLE IF NOT EXISTS clip_events (
+    clip_id INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    PRIMARY KEY (clip_id, event_id)
+);
 """
 
 
@@ -179,6 +187,7 @@ class SnapshotRow:
     path: str
     width: int
     height: int
+    size: int = 0
 
 
 def _event(row: sqlite3.Row) -> EventRow:
@@ -327,7 +336,10 @@ class Catalogue:
         return _clip(rows[0]) if rows else None
 
     def clips_for(self, event_id: str) -> list[ClipRow]:
-        rows = self._query("SELECT * FROM clips WHERE event_id = ? ORDER BY start", (event_id,))
+        """Clips of an event, including a clip it shares with an earlier event."""
+        rows = self._query("SELECT * FROM clips WHERE event_id = ? OR id IN (SELECT clip_id "
+                           "FROM clip_events WHERE event_id = ?) ORDER BY start",
+                           (event_id, event_id))
         return [_clip(r) for r in rows]
 
     def snapshots_for(self, event_id: str) -> list[SnapshotRow]:
@@ -397,12 +409,23 @@ class Catalogue:
         return int(cur.lastrowid or 0)
 
     def finish_clip(self, path: str | Path, *, end: float, duration: float, size: int,
-                    frames: int, state: str = "finished") -> None:
+                    frames: int, state: str = "finished", new_path: str | Path | None = None
+                    ) -> None:
+        """Record a clip's final figures (and its final path, when it was written
+        in the staging folder)."""
         self._write('UPDATE clips SET "end" = ?, duration = ?, size = ?, frames = ?, '
-                    "state = ? WHERE path = ?",
-                    (end, duration, size, frames, state, str(path)))
+                    "state = ?, path = ? WHERE path = ?",
+                    (end, duration, size, frames, state, str(new_path or path), str(path)))
+
+    def link_event(self, path: str | Path, event_id: str) -> None:
+        """Note that the clip at ``path`` also covers ``event_id``."""
+        self._write("INSERT OR IGNORE INTO clip_events (clip_id, event_id) "
+                    "SELECT id, ? FROM clips WHERE path = ? AND event_id != ?",
+                    (event_id, str(path), event_id))
 
     def delete_clip(self, path: str | Path) -> None:
+        self._write("DELETE FROM clip_events WHERE clip_id IN (SELECT id FROM clips WHERE "
+                    "path = ?)", (str(path),))
         self._write("DELETE FROM clips WHERE path = ?", (str(path),))
 
     def open_clips(self) -> list[ClipRow]:
@@ -417,14 +440,24 @@ class Catalogue:
         return [r["path"] for r in self._query("SELECT path FROM clips")]
 
     def add_snapshot(self, path: str | Path, camera: str, ts: float, kind: str,
-                     event_id: str = "", width: int = 0, height: int = 0) -> int:
+                     event_id: str = "", width: int = 0, height: int = 0, size: int = 0) -> int:
         cur = self._write("INSERT OR REPLACE INTO snapshots (camera, event_id, kind, ts, day, "
-                          "path, width, height) VALUES (?,?,?,?,?,?,?,?)",
-                          (camera, event_id, kind, ts, day_of(ts), str(path), width, height))
+                          "path, width, height, size) VALUES (?,?,?,?,?,?,?,?,?)",
+                          (camera, event_id, kind, ts, day_of(ts), str(path), width, height,
+                           size))
         return int(cur.lastrowid or 0)
 
     def delete_snapshot(self, path: str | Path) -> None:
         self._write("DELETE FROM snapshots WHERE path = ?", (str(path),))
+
+    def used_bytes(self) -> int:
+        """Bytes of finished clips and snapshots, as catalogued."""
+        rows = self._query("SELECT (SELECT coalesce(sum(size), 0) FROM clips WHERE state != "
+                           "'open') + (SELECT coalesce(sum(size), 0) FROM snapshots)")
+        return int(rows[0][0])
+
+    def all_snapshots(self) -> list[SnapshotRow]:
+        return [_snapshot(r) for r in self._query("SELECT * FROM snapshots ORDER BY ts")]
 
     def snapshots_before(self, ts: float, limit: int = 500) -> list[SnapshotRow]:
         rows = self._query("SELECT * FROM snapshots WHERE ts < ? ORDER BY ts LIMIT ?",

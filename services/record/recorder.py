@@ -1,0 +1,346 @@
+"""The recording logic: which packets go into which clip, and when clips start,
+split and end. No sockets: the service feeds it packets and motion headers and
+publishes the notes it leaves in ``outbox``.
+
+Clips (at most one per slot at a time):
+
+* ``event`` slot. ``event_mode = "all"``: a clip starts at the newest keyframe
+  at or before ``motion start - rec_sec_before`` (from the pre-roll ring) and
+  ends at the first packet ``rec_sec_after`` after the last running event's
+  end. An event that starts during the post-roll extends the clip (and is
+  linked to it in the catalogue). ``"edge"`` (seed 003): short clips from
+  ``edge - rec_sec_before`` to ``edge + rec_sec_after`` around each start and
+  end of detection; overlapping edges share a clip.
+* ``continuous`` slot: always on when ``continuous`` is set; cut at the first
+  keyframe at or after each quarter hour (``continuous_minutes``).
+
+Every clip is split at a keyframe once longer than ``max_clip_seconds`` and
+when the picture size changes, so every clip starts on a keyframe. All times
+are capture times from the packet and motion headers (``ts``), so detect's
+latency does not shift clips; ``clock`` only drives progress notes and event
+time-outs.
+
+After a gap in the stream (``gap != 0``) nothing is used until the next
+keyframe: a clip never holds frames whose references are lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common.config import RecordConfig
+from common.messages import Motion
+from services.record.catalogue import Catalogue
+from services.record.fmp4 import ClipWriter
+from services.record.naming import clip_path, next_boundary
+from services.record.ring import GopRing, Packet
+
+log = logging.getLogger(__name__)
+
+PROGRESS_SECONDS = 2.0
+LATENCY_SLACK = 2.0  # extra pre-roll kept for detect's lag behind the video
+EVENT_WRITE_SECONDS = 10.0  # catalogue updates of a running event, at most this often
+
+
+@dataclass(frozen=True)
+class ClipNote:
+    """What the service publishes as a ``Recording`` message."""
+
+    phase: str  # "started" | "progress" | "finished"
+    path: str
+    start: float
+    end: float = 0.0
+    duration: float = 0.0
+    size: int = 0
+    event_id: str = ""
+    reason: str = "event"
+    frames: int = 0
+
+
+@dataclass
+class _Session:
+    slot: str
+    reason: str
+    event_ids: list[str] = field(default_factory=list)
+    stop_at: float | None = None  # capture ts where the clip ends; None: open-ended
+    boundary: float = 0.0  # continuous: cut at the first keyframe at/after this
+    writer: ClipWriter | None = None
+    path: Path | None = None  # where it is being written
+    final: Path | None = None  # where it ends up (differs with a staging folder)
+    start_ts: float = 0.0
+    last_progress: float = 0.0
+
+
+@dataclass
+class _EventInfo:
+    camera: str
+    start: float
+    labels: set[str] = field(default_factory=set)
+    zones: set[str] = field(default_factory=set)
+    boxes: list[list[float]] = field(default_factory=list)
+    score: float = 0.0
+    area: float = 0.0
+    alert: bool = False
+    last_seen: float = 0.0  # clock
+    written: float = 0.0  # clock of the last catalogue write
+
+
+class Recorder:
+    def __init__(self, cfg: RecordConfig, camera: str, storage: Path, catalogue: Catalogue,
+                 clock: Callable[[], float] = time.time, staging: Path | None = None) -> None:
+        self.cfg = cfg
+        self.camera = camera
+        self.storage = storage
+        self.staging = staging
+        self.catalogue = catalogue
+        self.clock = clock
+        self.ring = GopRing(cfg.rec_sec_before + LATENCY_SLACK,
+                            int(cfg.preroll_max_mb * 1024 * 1024))
+        self.sessions: dict[str, _Session] = {}
+        self.events: dict[str, _EventInfo] = {}  # running events
+        self.outbox: list[ClipNote] = []
+        self.need_keyframe = True
+        self.counters: dict[str, Any] = {"clips": 0, "skipped": 0, "write_errors": 0,
+                                         "bad_motion": 0}
+
+    # -- inputs -------------------------------------------------------------------
+    def on_video(self, pkt: Packet, gap: int = 0) -> None:
+        if gap:
+            self.need_keyframe = True
+        if self.need_keyframe:
+            if not pkt.keyframe:
+                self.counters["skipped"] += 1
+                return
+            self.need_keyframe = False
+        self.ring.add(pkt)
+        for slot in list(self.sessions):
+            self._feed(self.sessions[slot], pkt)
+        if self.cfg.continuous and "continuous" not in self.sessions and pkt.keyframe:
+            self._open(_Session("continuous", "continuous"), [pkt])
+
+    def on_motion(self, m: Motion) -> None:
+        now = self.clock()
+        if m.phase not in ("start", "update", "end"):
+            self.counters["bad_motion"] += 1
+            log.warning("motion phase %r of event %s ignored", m.phase, m.event_id)
+            return
+        info = self.events.get(m.event_id)
+        new = info is None and m.phase != "end"
+        if info is None:
+            info = _EventInfo(m.camera, m.ts)
+            if m.phase != "end":
+                self.events[m.event_id] = info
+        info.labels.update(m.labels)
+        info.zones.update(m.zones)
+        info.boxes = [list(b) for b in m.boxes] or info.boxes
+        info.score = max(info.score, m.score)
+        info.area = max(info.area, m.area)
+        info.alert = info.alert or m.alert
+        info.last_seen = now
+        if m.phase == "end":
+            known = self.events.pop(m.event_id, None) is not None
+            self._write_event(m.event_id, info, end=m.ts)
+            if self.cfg.events and (known or self.cfg.event_mode == "edge"):
+                self._edge(m.event_id, m.ts, starting=False)
+            return
+        if new or now - info.written >= EVENT_WRITE_SECONDS:
+            self._write_event(m.event_id, info)
+        if new and self.cfg.events:
+            self._edge(m.event_id, m.ts, starting=True)
+
+    def poll(self, now: float) -> None:
+        """Progress notes for growing clips; end events detect forgot."""
+        for eid, info in list(self.events.items()):
+            if now - info.last_seen > self.cfg.event_timeout_seconds:
+                log.warning("event %s: nothing from detect for %.0f s, ending it", eid,
+                            now - info.last_seen)
+                newest = self.ring.newest
+                end = newest.ts if newest else info.start
+                del self.events[eid]
+                self._write_event(eid, info, end=end)
+                if self.cfg.events:
+                    self._edge(eid, end, starting=False)
+        for s in self.sessions.values():
+            if s.writer is not None and now - s.last_progress >= PROGRESS_SECONDS:
+                s.last_progress = now
+                self._note("progress", s)
+
+    def close_all(self) -> None:
+        """Finish every clip (drain on stop)."""
+        for s in list(self.sessions.values()):
+            self._finish(s)
+
+    # -- queries ------------------------------------------------------------------
+    def open_paths(self) -> set[str]:
+        return {str(s.path) for s in self.sessions.values() if s.path is not None}
+
+    def clip_for_event(self, event_id: str) -> Path | None:
+        """Final path of the clip recording ``event_id`` now, if any."""
+        for s in self.sessions.values():
+            if event_id in s.event_ids and s.final is not None:
+                return s.final
+        return None
+
+    def growing_bytes(self) -> int:
+        return sum(s.writer.size() for s in self.sessions.values() if s.writer is not None)
+
+    # -- events -------------------------------------------------------------------
+    def _edge(self, event_id: str, ts: float, starting: bool) -> None:
+        s = self.sessions.get("event")
+        after = ts + self.cfg.rec_sec_after
+        if self.cfg.event_mode == "all":
+            if starting:
+                if s is not None:
+                    self._attach(s, event_id)
+                    s.stop_at = None
+                else:
+                    self._start_from_ring(_Session("event", "event", [event_id]), ts)
+            elif s is not None and not self.events:
+                s.stop_at = after
+            return
+        if s is not None:
+            self._attach(s, event_id)
+            s.stop_at = max(s.stop_at or after, after)
+        else:
+            self._start_from_ring(_Session("event", "edge", [event_id], stop_at=after), ts)
+
+    def _attach(self, s: _Session, event_id: str) -> None:
+        if event_id not in s.event_ids:
+            s.event_ids.append(event_id)
+            if s.path is not None:
+                self.catalogue.link_event(s.path, event_id)
+
+    def _start_from_ring(self, s: _Session, ts: float) -> None:
+        packets = self.ring.since(ts - self.cfg.rec_sec_before)
+        self.sessions[s.slot] = s
+        if packets:
+            self._open(s, packets)
+        # else: pending, opened at the next keyframe by _feed
+
+    def _write_event(self, event_id: str, info: _EventInfo, end: float = 0.0) -> None:
+        info.written = self.clock()
+        self.catalogue.upsert_event(event_id, info.camera, info.start, end=end,
+                                    labels=info.labels, zones=info.zones, boxes=info.boxes,
+                                    score=info.score, area=info.area, alert=info.alert)
+
+    # -- clips --------------------------------------------------------------------
+    def _feed(self, s: _Session, pkt: Packet) -> _Session | None:
+        """Give ``pkt`` to session ``s``; returns the session that now holds the
+        slot (a new one after a split) or None when the clip ended."""
+        if s.writer is None:
+            if not pkt.keyframe:
+                return s
+            if s.stop_at is not None and pkt.ts >= s.stop_at:
+                self.sessions.pop(s.slot, None)  # its window passed before any keyframe
+                return None
+            self._open(s, [pkt])
+            return self.sessions.get(s.slot)
+        if s.stop_at is not None and pkt.ts >= s.stop_at:
+            self._finish(s)
+            return None
+        if pkt.keyframe and self._must_split(s, pkt):
+            self._finish(s)
+            nxt = _Session(s.slot, s.reason, list(s.event_ids), s.stop_at)
+            self._open(nxt, [pkt])
+            return self.sessions.get(s.slot)
+        self._write(s, pkt)
+        return s if s.writer is not None else self.sessions.get(s.slot)
+
+    def _must_split(self, s: _Session, pkt: Packet) -> bool:
+        assert s.writer is not None
+        if s.slot == "continuous":
+            return pkt.ts >= s.boundary
+        if pkt.width != s.writer.width or pkt.height != s.writer.height:
+            return True
+        return pkt.ts - s.start_ts >= self.cfg.max_clip_seconds
+
+    def _open(self, s: _Session, packets: list[Packet]) -> None:
+        first = packets[0]
+        self.sessions[s.slot] = s
+        continuous = s.slot == "continuous"
+        taken = {str(x.final) for x in self.sessions.values() if x.final is not None}
+        s.final = clip_path(self.storage, self.camera, first.ts, continuous, taken=taken)
+        s.path = (self.staging / s.final.name) if self.staging else s.final
+        s.start_ts = first.ts
+        s.boundary = next_boundary(first.ts, self.cfg.continuous_minutes)
+        s.last_progress = self.clock()
+        try:
+            s.writer = ClipWriter(s.path, first.width, first.height, first.fps,
+                                  self.cfg.fragment_seconds)
+        except Exception as exc:  # full disk, read-only card ...: retry at the next keyframe
+            self._write_failed(s, exc)
+            return
+        event_id = s.event_ids[0] if s.event_ids else ""
+        self.catalogue.add_clip(s.path, self.camera, first.ts, s.reason, event_id)
+        for eid in s.event_ids[1:]:
+            self.catalogue.link_event(s.path, eid)
+        self.counters["clips"] += 1
+        self._note("started", s)
+        cur: _Session | None = s
+        self._write(s, first)
+        for pkt in packets[1:]:
+            if cur is None or cur.writer is None:
+                break
+            cur = self._feed(cur, pkt)
+
+    def _write(self, s: _Session, pkt: Packet) -> None:
+        assert s.writer is not None
+        try:
+            s.writer.write(pkt)
+        except Exception as exc:
+            self._write_failed(s, exc)
+
+    def _write_failed(self, s: _Session, exc: Exception) -> None:
+        self.counters["write_errors"] += 1
+        if self.counters["write_errors"] <= 20:
+            log.error("clip %s: %s; retrying at the next keyframe", s.path, exc)
+        if s.writer is not None:
+            self._finish(s)
+        # A fresh pending session for the same purpose opens at the next keyframe.
+        self.sessions[s.slot] = _Session(s.slot, s.reason, list(s.event_ids), s.stop_at)
+
+    def _finish(self, s: _Session) -> None:
+        if self.sessions.get(s.slot) is s:
+            del self.sessions[s.slot]
+        if s.writer is None or s.path is None or s.final is None:
+            return
+        writer, s.writer = s.writer, None
+        try:
+            writer.close()
+        except Exception as exc:
+            self.counters["write_errors"] += 1
+            log.error("closing clip %s: %s", s.path, exc)
+        if s.path != s.final:
+            try:
+                s.final.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(s.path, s.final)
+            except OSError as exc:
+                log.error("moving %s to %s: %s (kept in staging)", s.path, s.final, exc)
+                s.final = s.path
+        size = writer.size() if s.final == s.path else _size(s.final)
+        self.catalogue.finish_clip(s.path, end=writer.last_ts, duration=writer.duration,
+                                   size=size, frames=writer.frames, new_path=s.final)
+        self.outbox.append(ClipNote("finished", str(s.final), s.start_ts, writer.last_ts,
+                                    writer.duration, size,
+                                    s.event_ids[0] if s.event_ids else "", s.reason,
+                                    writer.frames))
+
+    def _note(self, phase: str, s: _Session) -> None:
+        w = s.writer
+        self.outbox.append(ClipNote(
+            phase, str(s.path), s.start_ts, w.last_ts if w else 0.0, w.duration if w else 0.0,
+            w.size() if w else 0, s.event_ids[0] if s.event_ids else "", s.reason,
+            w.frames if w else 0))
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

@@ -1,0 +1,44 @@
+"""Real h264 for the record tests, from the capture service's own encoder."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from services.capture.encoder import H264Encoder
+from services.record.ring import Packet
+
+
+def make_gop_stream(seconds: float, fps: float = 10.0, width: int = 160, height: int = 120,
+                    keyframe_interval: float = 1.0, t0: float = 1_700_000_000.0,
+                    bitrate: int = 300_000) -> list[Packet]:
+    """``seconds`` of moving-bar video as recorder packets; ``ts`` starts at ``t0``."""
+    enc = H264Encoder(width, height, fps, keyframe_interval, bitrate)
+    out: list[Packet] = []
+    n = int(round(seconds * fps))
+    step = int(1_000_000 / fps)
+    aus: list[tuple[bytes, bool]] = []
+    for i in range(n):
+        img = np.full((height, width, 3), 40, np.uint8)
+        x = (i * 3) % width
+        img[:, x:x + 8] = (200, 180, 160)
+        img[0:8, 0:8] = i % 256  # a little change every frame
+        aus.extend(enc.encode(img, i * step))
+    aus.extend(enc.close())
+    assert len(aus) == n, "zerolatency gives one access unit per frame"
+    for i, (data, key) in enumerate(aus):
+        out.append(Packet(data, i * step, t0 + i / fps, key, width, height, fps))
+    return out
+
+
+def repeat(packets: list[Packet], total_seconds: float, t0: float) -> list[Packet]:
+    """A long stream made by replaying whole GOPs of ``packets`` with fresh times
+    (cheap hours of video for retention and quarter-hour tests)."""
+    fps = packets[0].fps
+    step = int(1_000_000 / fps)
+    n = int(round(total_seconds * fps))
+    out = []
+    for i in range(n):
+        src = packets[i % len(packets)]
+        out.append(Packet(src.data, i * step, t0 + i / fps, src.keyframe, src.width, src.height,
+                          fps))
+    return out

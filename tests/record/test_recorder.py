@@ -1,0 +1,160 @@
+"""Event and continuous clips from real h264, driven through the pure Recorder."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from common.config import RecordConfig
+from common.messages import Motion
+from services.record.catalogue import Catalogue
+from services.record.fmp4 import probe
+from services.record.recorder import Recorder
+from tests.record.h264gen import make_gop_stream, repeat
+
+T0 = time.mktime((2024, 5, 7, 12, 14, 30, 0, 0, -1))  # local 12:14:30
+
+
+class FakeClock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def motion(event_id: str, phase: str, ts: float, **kw) -> Motion:
+    return Motion(camera="cam1", seq=0, ts=ts, event_id=event_id, phase=phase, **kw)
+
+
+@pytest.fixture(scope="module")
+def stream():
+    return make_gop_stream(30.0, fps=10.0, t0=T0)
+
+
+def make(tmp_path: Path, clock: FakeClock, **cfg) -> tuple[Recorder, Catalogue]:
+    cat = Catalogue(tmp_path / "cat.sqlite")
+    rec = Recorder(RecordConfig(**cfg), "cam1", tmp_path / "rec", cat, clock)
+    return rec, cat
+
+
+def drive(rec: Recorder, clock: FakeClock, packets, motions=(), latency=0.3):
+    """Feed packets in order; each motion header arrives ``latency`` s after its ts."""
+    pending = sorted(motions, key=lambda m: m.ts)
+    for p in packets:
+        clock.t = p.ts
+        while pending and pending[0].ts + latency <= p.ts:
+            rec.on_motion(pending.pop(0))
+        rec.on_video(p)
+        rec.poll(clock.t)
+
+
+def test_event_clip_preroll_postroll_and_frame_count(tmp_path, stream):
+    clock = FakeClock(T0)
+    rec, cat = make(tmp_path, clock, rec_sec_before=3.0, rec_sec_after=2.0)
+    onset, end = T0 + 8.35, T0 + 11.0
+    drive(rec, clock, stream, [motion("e1", "start", onset, labels=["person"]),
+                               motion("e1", "update", onset + 1),
+                               motion("e1", "end", end)])
+    finished = [n for n in rec.outbox if n.phase == "finished"]
+    assert [n.phase for n in rec.outbox if n.phase != "progress"] == ["started", "finished"]
+    note = finished[0]
+    assert note.event_id == "e1" and note.reason == "event"
+    # starts on a keyframe at least rec_sec_before before onset, within one GOP
+    assert onset - 3.0 - 1.0 <= note.start <= onset - 3.0
+    # ends rec_sec_after after the motion end (within one GOP)
+    assert abs(note.end - (end + 2.0)) <= 1.0
+    info = probe(Path(note.path))
+    assert info.error == "" and info.first_keyframe
+    assert info.frames == round(info.duration * 10) == note.frames
+    assert abs(info.duration - (note.end - note.start + 0.1)) < 0.01
+    assert Path(note.path).name == time.strftime("cam1-%Y%m%d-%H%M%S.mp4",
+                                                 time.localtime(note.start))
+    assert Path(note.path).parent == tmp_path / "rec" / time.strftime(
+        "%Y/%m/%d", time.localtime(note.start))
+    row = cat.clip_by_path(note.path)
+    assert row is not None and row.state == "finished" and row.size == Path(note.path).stat().st_size
+    ev = cat.event("e1")
+    assert ev is not None and ev.end == end and ev.labels == ["person"]
+    progress = [n for n in rec.outbox if n.phase == "progress"]
+    assert progress and all(0 < n.size <= note.size for n in progress)
+
+
+def test_split_at_max_clip_seconds_and_overlapping_events(tmp_path, stream):
+    clock = FakeClock(T0)
+    rec, cat = make(tmp_path, clock, rec_sec_before=1.0, rec_sec_after=1.0,
+                    max_clip_seconds=5.0)
+    drive(rec, clock, stream, [motion("e1", "start", T0 + 3.2),
+                               motion("e1", "end", T0 + 9.0),
+                               motion("e2", "start", T0 + 9.5),  # during e1's post-roll
+                               motion("e2", "end", T0 + 15.0)])
+    done = [n for n in rec.outbox if n.phase == "finished"]
+    assert len(done) == 3  # 2.0 -> 7.0 -> 12.0 -> 16.0
+    for a, b in zip(done, done[1:]):
+        assert abs(b.start - (a.end + 0.1)) < 1e-6  # contiguous, nothing lost
+    for n in done:
+        info = probe(Path(n.path))
+        assert info.first_keyframe and info.error == "" and n.duration <= 5.0 + 1e-6
+    assert {c.path for c in cat.clips_for("e2")} >= {done[-1].path}
+
+
+def test_edge_mode_short_clips_around_start_and_end(tmp_path, stream):
+    clock = FakeClock(T0)
+    rec, _ = make(tmp_path, clock, rec_sec_before=2.0, rec_sec_after=2.0, event_mode="edge")
+    drive(rec, clock, stream, [motion("e1", "start", T0 + 6.0), motion("e1", "end", T0 + 20.0)])
+    done = [n for n in rec.outbox if n.phase == "finished"]
+    assert [n.reason for n in done] == ["edge", "edge"]
+    assert abs(done[0].start - (T0 + 4.0)) < 1e-6 and abs(done[0].end - (T0 + 7.9)) < 1e-6
+    assert abs(done[1].start - (T0 + 18.0)) < 1e-6 and abs(done[1].end - (T0 + 21.9)) < 1e-6
+
+
+def test_gap_waits_for_next_keyframe(tmp_path, stream):
+    clock = FakeClock(T0)
+    rec, _ = make(tmp_path, clock, rec_sec_before=1.0, rec_sec_after=1.0)
+    rec.on_motion(motion("e1", "start", T0 + 2.0))
+    for i, p in enumerate(stream[:80]):
+        if 43 <= i <= 46:
+            continue  # lost on the bus
+        rec.on_video(p, gap=4 if i == 47 else 0)
+    rec.on_motion(motion("e1", "end", T0 + 6.0))
+    for p in stream[80:]:
+        rec.on_video(p)
+    note = [n for n in rec.outbox if n.phase == "finished"][0]
+    info = probe(Path(note.path))
+    assert info.error == ""
+    # The start came before any video: the clip opens at the first keyframe (0).
+    # Frames 0..42 and 50..79; 47..49 are dropped until the keyframe at 50.
+    assert info.frames == 43 + 30 == note.frames
+    assert rec.counters["skipped"] == 3
+
+
+def test_continuous_clips_line_up_on_quarter_hours(tmp_path, stream):
+    clock = FakeClock(T0)
+    rec, cat = make(tmp_path, clock, continuous=True, events=False)
+    # 12:14:30 -> 12:31:10 at 2 fps, replaying real GOPs
+    base = make_gop_stream(2.0, fps=2.0, keyframe_interval=1.0, t0=T0)
+    drive(rec, clock, repeat(base, 16 * 60 + 40, T0))
+    rec.close_all()
+    done = [n for n in rec.outbox if n.phase == "finished"]
+    starts = [time.strftime("%H:%M:%S", time.localtime(n.start)) for n in done]
+    assert starts == ["12:14:30", "12:15:00", "12:30:00"]
+    assert [Path(n.path).name for n in done] == [
+        "cam1-20240507-1214.mp4", "cam1-20240507-1215.mp4", "cam1-20240507-1230.mp4"]
+    assert all(n.reason == "continuous" for n in done)
+    assert abs(done[1].duration - 900.0) < 1e-6
+    assert probe(Path(done[1].path), decode=False).frames == 1800
+    assert [c.reason for c in cat.clips()] == ["continuous"] * 3
+
+
+def test_continuous_and_event_clips_share_the_tree(tmp_path, stream):
+    clock = FakeClock(T0)
+    rec, cat = make(tmp_path, clock, continuous=True, rec_sec_before=1.0, rec_sec_after=1.0)
+    drive(rec, clock, stream[:100], [motion("e1", "start", T0 + 4.0),
+                                     motion("e1", "end", T0 + 5.0)])
+    rec.close_all()
+    done = {n.reason: n for n in rec.outbox if n.phase == "finished"}
+    assert set(done) == {"event", "continuous"}
+    assert Path(done["event"].path).parent == Path(done["continuous"].path).parent
+    assert done["event"].path != done["continuous"].path
