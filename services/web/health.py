@@ -1,0 +1,113 @@
+"""What the health page and the status API show: each camera's services from
+their heartbeats, and this host's CPU, memory, disk and temperature.
+
+Pure logic: the service feeds heartbeats in; nothing here touches a socket.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from common.messages import Heartbeat
+
+# A service whose last heartbeat is older than this is shown as down; the same
+# threshold `pisentry status` uses.
+ALIVE_SECONDS = 3.0
+
+
+@dataclass
+class ServiceHealth:
+    camera: str
+    service: str
+    pid: int
+    status: str
+    started: float
+    last_seen: float
+    counters: dict[str, Any] = field(default_factory=dict)
+    restarts: int = 0  # pid changes seen by this web process
+
+    def view(self, now: float) -> dict[str, Any]:
+        out = asdict(self)
+        out["age"] = round(now - self.last_seen, 3)
+        out["alive"] = out["age"] < ALIVE_SECONDS and self.status != "stopping"
+        return out
+
+
+class HealthBoard:
+    """The newest heartbeat of every (camera, service)."""
+
+    def __init__(self, expected: dict[str, list[str]]) -> None:
+        """``expected``: camera -> services that should be reporting."""
+        self.expected = expected
+        self.services: dict[tuple[str, str], ServiceHealth] = {}
+
+    def heartbeat(self, hb: Heartbeat, now: float) -> None:
+        key = (hb.camera, hb.service)
+        old = self.services.get(key)
+        restarts = old.restarts + (old.pid != hb.pid) if old else 0
+        self.services[key] = ServiceHealth(hb.camera, hb.service, hb.pid, hb.status,
+                                           hb.started, now, dict(hb.counters), restarts)
+
+    def view(self, now: float) -> dict[str, list[dict[str, Any]]]:
+        """camera -> one row per service (expected ones first, missing ones as down)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        cameras = list(self.expected) + sorted({c for c, _ in self.services} - set(self.expected))
+        for camera in cameras:
+            names = list(self.expected.get(camera, []))
+            names += sorted({s for c, s in self.services if c == camera} - set(names))
+            rows = []
+            for name in names:
+                known = self.services.get((camera, name))
+                if known is None:
+                    rows.append({"camera": camera, "service": name, "alive": False,
+                                 "status": "no heartbeat", "age": None, "counters": {}})
+                else:
+                    rows.append(known.view(now))
+            out[camera] = rows
+        return out
+
+    def all_alive(self, now: float) -> bool:
+        return all(row["alive"] for rows in self.view(now).values() for row in rows)
+
+
+def cpu_temperature() -> float | None:
+    """Degrees C of the SoC (Pi: thermal_zone0), None where there is no sensor."""
+    try:
+        temps = psutil.sensors_temperatures()
+    except (AttributeError, OSError):
+        temps = {}
+    for name in ("cpu_thermal", "coretemp", "k10temp", "soc_thermal"):
+        if temps.get(name):
+            return float(temps[name][0].current)
+    zone = Path("/sys/class/thermal/thermal_zone0/temp")
+    try:
+        return int(zone.read_text().strip()) / 1000.0
+    except (OSError, ValueError):
+        return None
+
+
+def system_stats(storage: Path) -> dict[str, Any]:
+    """This host's load: CPU %, memory, the recordings disk, temperature."""
+    try:
+        disk = shutil.disk_usage(storage)
+        disk_view: dict[str, Any] = {"path": str(storage), "total": disk.total,
+                                     "used": disk.used, "free": disk.free,
+                                     "percent": round(100 * disk.used / disk.total, 1)}
+    except OSError as exc:
+        disk_view = {"path": str(storage), "error": str(exc)}
+    mem = psutil.virtual_memory()
+    return {
+        "cpu_percent": psutil.cpu_percent(interval=None),
+        "cpu_count": os.cpu_count(),
+        "load": list(os.getloadavg()),
+        "memory": {"total": mem.total, "available": mem.available, "percent": mem.percent},
+        "disk": disk_view,
+        "temperature": cpu_temperature(),
+        "boot_time": round(psutil.boot_time(), 1),
+    }

@@ -1,0 +1,206 @@
+"""The web service shell: uvicorn serving ``app.create_app`` and the bus on
+one asyncio loop.
+
+Bus. The sockets come from the common ``Bus`` (same endpoints, HWMs, CURVE)
+and are awaited through ``zmq.asyncio.Poller``, which wraps them without
+changing them; reading then uses the ordinary non-blocking ``Subscriber.read``.
+Per camera (this one and each ``web.cameras`` entry of a hub) there are two
+subscribers: live frames (``latest_only``, subscribed only while someone
+watches) and everything else (heartbeats, motion, snapshots, recordings,
+state). Our own publisher (endpoint ``web``) sends the heartbeat each second
+and ``state/`` plus ``control/`` when the page arms or disarms.
+
+Lifecycle. uvicorn owns SIGTERM/SIGINT while it serves and hands them back to
+the Worker's handler when it returns; open streams end within a second of
+``ctx.stopping``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+import uvicorn
+import zmq
+import zmq.asyncio
+
+from common.arming import Arming
+from common.bus import STATUS_ENDPOINTS, Message, Subscriber
+from common.config import SERVICES
+from common.messages import ArmState, Control, Frame, Heartbeat
+from common.worker import Worker
+from services.web import auth
+from services.web.app import WebContext, create_app
+from services.web.feed import EventFeed, describe
+from services.web.health import HealthBoard
+from services.web.live import LiveChannel, LiveHub, to_pixels
+
+log = logging.getLogger(__name__)
+
+LIVE_TOPIC = Frame.TOPIC.replace(b"lores", b"live")  # b"frame/live/"
+EVENT_TOPICS = [b"heartbeat/", b"motion/", b"snapshot/", b"recording/", b"state/"]
+
+
+class WebService(Worker):
+    name = "web"
+
+    def setup(self) -> None:
+        web = self.config.web
+        if bool(web.certfile_path) != bool(web.keyfile_path):
+            raise ValueError("web.certfile_path and web.keyfile_path go together")
+        for path in (web.certfile_path, web.keyfile_path):
+            if path and not os.path.isfile(path):
+                raise ValueError(f"web TLS file {path} does not exist")
+        password = auth.ensure_initial_password(self.home)
+        if password:  # to the console only, never through logging
+            print(f"\n  pisentry web login: admin / {password}\n  (shown once; change it "
+                  "with `pisentry set-password`)\n", file=sys.stderr, flush=True)
+        cameras = ([self.camera] if web.local_camera else []) + [c.name for c in web.cameras]
+        expected = {self.camera: [s for s in self.config.general.services if s in SERVICES]
+                    } if web.local_camera else {}
+        self.hub = LiveHub(cameras, quality=web.jpeg_quality)
+        self.board = HealthBoard(expected)
+        self.feed = EventFeed()
+        self.ctx = WebContext(self.config, self.home, self.hub, self.board, self.feed,
+                              on_arm=self.announce_arm, clock=self.clock)
+        self.frame_subs: dict[str, tuple[Subscriber, LiveChannel]] = {}
+        self.event_subs: list[Subscriber] = []
+        if web.local_camera:
+            self._camera_subscribers(self.camera, frames=["frames"],
+                                     events=list(STATUS_ENDPOINTS), urls={}, key="")
+        for cam in web.cameras:
+            self._camera_subscribers(cam.name, frames=[], events=[], urls=cam.endpoints,
+                                     key=cam.server_public_key)
+        self.app = create_app(self.ctx)
+
+    def _camera_subscribers(self, camera: str, frames: list[str], events: list[str],
+                            urls: dict[str, str], key: str) -> None:
+        frame_urls = [urls["frames"]] if "frames" in urls else []
+        event_urls = [u for n, u in urls.items() if n not in ("frames", "video")]
+        if frames or frame_urls:
+            sub = self.subscribe(frames, [], latest_only=True, endpoints=frame_urls,
+                                 server_key=key)
+            self.frame_subs[camera] = (sub, self.hub.channels[camera])
+        if events or event_urls:
+            self.event_subs.append(self.subscribe(events, EVENT_TOPICS, endpoints=event_urls,
+                                                  server_key=key))
+
+    # -- bus ---------------------------------------------------------------------------
+    def announce_arm(self, state: Arming) -> None:
+        """The page armed or disarmed: tell every service (state) and log the
+        command (control), on our own endpoint."""
+        if self.pub is None:
+            return
+        now = self.clock()
+        self.pub.publish(ArmState, ts=now, armed=state.armed, muted_until=state.muted_until,
+                         changed_by="web")
+        self.pub.publish(Control, ts=now, target="*",
+                         command="arm" if state.armed else "disarm", source="web")
+
+    def handle(self, msg: Message) -> None:
+        header = msg.header
+        if isinstance(header, Frame):
+            channel = self.hub.get(header.camera)
+            if channel is None:
+                return  # a camera this hub does not show (a shared endpoint)
+            pixels = to_pixels(header.format, header.width, header.height, msg.payload[0])
+            channel.push(pixels, header.ts)
+            return
+        if isinstance(header, Heartbeat):
+            self.board.heartbeat(header, self.clock())
+            return
+        if isinstance(header, ArmState) and header.camera == self.camera and \
+                header.changed_by != "web":
+            self.ctx.arming = Arming(armed=header.armed, muted_until=header.muted_until,
+                                     changed_by=header.changed_by, changed_at=header.ts)
+        item = describe(header)
+        if item is not None:
+            self.feed.publish(item)
+
+    def _follow_viewers(self) -> None:
+        """Receive raw frames only while someone watches (or just did)."""
+        for sub, channel in self.frame_subs.values():
+            wanted = channel.wanted()
+            if wanted != getattr(sub, "web_subscribed", False):
+                option = zmq.SUBSCRIBE if wanted else zmq.UNSUBSCRIBE
+                sub.socket.setsockopt(option, LIVE_TOPIC)
+                sub.web_subscribed = wanted  # type: ignore[attr-defined]
+                log.debug("%s live frames %s", channel.camera, "on" if wanted else "off")
+
+    async def _bus_loop(self) -> None:
+        poller = zmq.asyncio.Poller()
+        subs = [s for s, _ in self.frame_subs.values()] + self.event_subs
+        for sub in subs:
+            poller.register(sub.socket, zmq.POLLIN)
+        while not self.stop_requested:
+            self._follow_viewers()
+            ready = dict(await poller.poll(100))
+            for sub in subs:
+                if sub.socket not in ready:
+                    continue
+                for msg in sub.read():
+                    self.counters["in"] += 1
+                    try:
+                        self.handle(msg)
+                    except Exception as exc:
+                        self.record_error(f"handling {msg.topic.decode()}", exc)
+            now = self.clock()
+            if now >= self._next_heartbeat:
+                self.heartbeat(now)
+
+    def status_counters(self) -> dict[str, Any]:
+        return {"viewers": self.hub.viewers, "encoded": self.hub.encoded_count,
+                "frames_in": sum(c.frames_in for c in self.hub.channels.values()),
+                "feed_listeners": self.feed.listeners}
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        try:
+            self.home.ensure()
+            self.pub = self.bus.publisher(self.name)
+            self.setup()
+        except Exception as exc:
+            log.error("%s cannot start: %s", self.name, exc)
+            self._close()
+            return 2
+        log.info("%s started (pid %d) on %s://%s:%d", self.name, os.getpid(),
+                 "https" if self.ctx.tls else "http", self.config.web.host,
+                 self.config.web.port)
+        try:
+            code = asyncio.run(self.serve())
+        finally:
+            self.heartbeat(self.clock(), status="stopping")
+            self._close()
+        log.info("%s stopped", self.name)
+        return code
+
+    async def serve(self) -> int:
+        web = self.config.web
+        server = uvicorn.Server(uvicorn.Config(
+            self.app, host=web.host, port=web.port, log_config=None, access_log=False,
+            ssl_certfile=web.certfile_path or None, ssl_keyfile=web.keyfile_path or None,
+            timeout_graceful_shutdown=1, lifespan="off", ws_max_size=64 * 1024))
+        bus = asyncio.create_task(self._bus_loop())
+        served = asyncio.create_task(server.serve())
+        done, _ = await asyncio.wait({bus, served}, return_when=asyncio.FIRST_COMPLETED)
+        # Whichever ended first (a signal through uvicorn, a stop request, a crash)
+        # ends the other.
+        self.ctx.stopping = True
+        self.stop_requested = True
+        server.should_exit = True
+        await asyncio.gather(bus, served, return_exceptions=True)
+        for task in done:
+            if task.exception() is not None:
+                log.error("web: %s", task.exception())
+                return 1
+        if not server.started:
+            log.error("web cannot listen on %s:%d", web.host, web.port)
+            return 2
+        return 0
+

@@ -1,0 +1,37 @@
+// Health page: every service's heartbeat per camera, and this host's load.
+"use strict";
+
+function row(cells, tag = "td") {
+  const tr = el("tr");
+  for (const c of cells) tr.append(el(tag, {}, c instanceof Node ? c : String(c)));
+  return tr;
+}
+
+async function refresh() {
+  const st = await api("/api/status");
+  showArm(st.armed);
+  const s = st.system;
+  const sys = document.getElementById("system");
+  sys.replaceChildren(
+    row(["CPU", `${s.cpu_percent.toFixed(0)} % of ${s.cpu_count} cores, load ${s.load.map((x) => x.toFixed(2)).join(" ")}`]),
+    row(["Memory", `${s.memory.percent.toFixed(0)} % used, ${bytes(s.memory.available)} free`]),
+    row(["Disk", s.disk.error ? s.disk.error : `${s.disk.percent} % used, ${bytes(s.disk.free)} free (${s.disk.path})`]),
+    row(["Temperature", s.temperature == null ? "no sensor" : `${s.temperature.toFixed(1)} °C`]),
+    row(["Viewers", `${st.web.viewers} live, ${st.web.encoded} frames encoded`]));
+  const box = document.getElementById("services");
+  box.replaceChildren();
+  for (const [camera, rows] of Object.entries(st.services)) {
+    const table = el("table", { class: "services", "data-camera": camera });
+    table.append(row(["service", "state", "last seen", "fps", "in", "out", "dropped", "errors", "last error"], "th"));
+    for (const r of rows) {
+      const c = r.counters || {};
+      const state = el("span", { class: r.alive ? "ok" : "bad", text: r.alive ? `up (${r.status})` : `down (${r.status})` });
+      table.append(row([r.service, state, r.age == null ? "never" : `${r.age.toFixed(1)} s ago`,
+                        c.fps != null ? Number(c.fps).toFixed(1) : "", c.in ?? "", c.out ?? "",
+                        c.dropped ?? "", c.errors ?? "", c.last_error || c.degraded || ""]));
+    }
+    box.append(el("div", { class: "panel" }, el("h3", { text: `Camera ${camera}` }), table));
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => { refresh(); setInterval(refresh, 2000); });
