@@ -1,0 +1,143 @@
+"""Which events become alerts, and what the alert says. Pure logic, no I/O.
+
+An event alerts when the system is armed and not muted, detect marked it
+``alert`` (zones/labels satisfied), and the camera is out of its cooldown.
+Events that start during a cooldown are *grouped*: they are counted, not
+sent, and the next alert says how many went by. Quiet hours either silence
+the alert (no sound on the phone) or skip it.
+
+The photo goes out as soon as both halves of an alert are known: the
+decision (from the ``Motion`` start or the first update with ``alert``) and
+the event snapshot (``Snapshot`` kind "event"). Either may arrive first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from common.arming import Arming, in_window, minute_of_day, parse_window
+from common.messages import Motion
+
+MAX_TRACKED = 200  # events remembered for clips and labels; older ones are forgotten
+
+
+@dataclass
+class EventInfo:
+    event_id: str
+    camera: str
+    ts: float
+    labels: list[str] = field(default_factory=list)
+    zones: list[str] = field(default_factory=list)
+    score: float = 0.0
+    alerted: bool = False  # the decision: this event is an alert
+    silent: bool = False
+    grouped: int = 0  # events folded into this alert during the previous cooldown
+    photo_sent: bool = False
+    snapshot: bytes | None = None
+
+
+@dataclass(frozen=True)
+class AlertOut:
+    """An alert ready to go: the photo and its caption."""
+
+    event_id: str
+    camera: str
+    ts: float
+    caption: str
+    photo: bytes
+    silent: bool
+
+
+def caption(info: EventInfo) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.ts))
+    parts = [f"Motion on {info.camera} at {when}"]
+    if info.labels:
+        parts.append("label: " + ", ".join(info.labels))
+    if info.zones:
+        parts.append("zone: " + ", ".join(info.zones))
+    if info.grouped:
+        parts.append(f"+{info.grouped} more event(s) during the cooldown")
+    return "\n".join(parts)
+
+
+class AlertPolicy:
+    def __init__(self, cooldown_seconds: float, quiet_hours: str = "",
+                 quiet_mode: str = "silent") -> None:
+        self.cooldown = cooldown_seconds
+        self.quiet = parse_window(quiet_hours) if quiet_hours else None
+        self.quiet_mode = quiet_mode
+        self.events: OrderedDict[str, EventInfo] = OrderedDict()
+        self._last_alert: dict[str, float] = {}  # camera -> ts of its last alert
+        self._grouped: dict[str, int] = {}
+        self.counters = {"alerts": 0, "grouped": 0, "suppressed": 0}
+
+    def _info(self, event_id: str, camera: str, ts: float) -> EventInfo:
+        info = self.events.get(event_id)
+        if info is None:
+            info = self.events[event_id] = EventInfo(event_id, camera, ts)
+            while len(self.events) > MAX_TRACKED:
+                self.events.popitem(last=False)
+        return info
+
+    def is_quiet(self, ts: float) -> bool:
+        return self.quiet is not None and in_window(self.quiet, minute_of_day(ts))
+
+    def on_motion(self, motion: Motion, arming: Arming, now: float) -> AlertOut | None:
+        """Feed a Motion message; returns an alert when its snapshot is already here."""
+        if motion.phase == "end" and motion.event_id not in self.events:
+            return None
+        info = self._info(motion.event_id, motion.camera, motion.ts)
+        info.labels = sorted(set(info.labels) | set(motion.labels))
+        info.zones = sorted(set(info.zones) | set(motion.zones))
+        info.score = max(info.score, motion.score)
+        if info.alerted or motion.phase == "end" or not motion.alert:
+            return self._ready(info)
+        if not self._decide(info, arming, motion.ts, now):
+            return None
+        return self._ready(info)
+
+    def _decide(self, info: EventInfo, arming: Arming, ts: float, now: float) -> bool:
+        if not arming.alerts_on(now):
+            self.counters["suppressed"] += 1
+            return False
+        silent = False
+        if self.is_quiet(ts):
+            if self.quiet_mode == "skip":
+                self.counters["suppressed"] += 1
+                return False
+            silent = True
+        last = self._last_alert.get(info.camera)
+        if last is not None and ts - last < self.cooldown:
+            self._grouped[info.camera] = self._grouped.get(info.camera, 0) + 1
+            self.counters["grouped"] += 1
+            return False
+        self._last_alert[info.camera] = ts
+        info.alerted, info.silent = True, silent
+        info.grouped = self._grouped.pop(info.camera, 0)
+        return True
+
+    def on_snapshot(self, event_id: str, camera: str, ts: float, jpeg: bytes
+                    ) -> AlertOut | None:
+        """Feed an event snapshot; returns an alert when its decision is already made."""
+        info = self._info(event_id, camera, ts)
+        if info.snapshot is None or not info.photo_sent:
+            info.snapshot = jpeg
+        return self._ready(info)
+
+    def _ready(self, info: EventInfo) -> AlertOut | None:
+        if not info.alerted or info.photo_sent or info.snapshot is None:
+            return None
+        info.photo_sent = True
+        self.counters["alerts"] += 1
+        return AlertOut(info.event_id, info.camera, info.ts, caption(info), info.snapshot,
+                        info.silent)
+
+    def alerted(self, event_id: str) -> bool:
+        info = self.events.get(event_id)
+        return bool(info and info.alerted)
+
+    def snapshot_of(self, event_id: str) -> bytes | None:
+        info = self.events.get(event_id)
+        return info.snapshot if info else None

@@ -1,0 +1,445 @@
+"""The notify service: alerts out (Telegram, e-mail, MQTT, hooks), chat control
+in, arming state, and backups to a NAS.
+
+Wiring only; the decisions live in ``alerts``, ``commands``, ``backup`` and
+``presence``. Subscriptions: ``motion/`` and ``snapshot/`` from detect,
+``recording/`` from record, ``heartbeat/`` from every service, ``state/`` and
+``control/`` from web. Publishes ``control/`` (rotate, snapshot requests) and
+``state/`` (``ArmState``, on every change and every 10 s for late joiners)
+on its own endpoint.
+
+Threads: this one (bus, decisions, arming), the Telegram loop, paho's network
+thread, the backup thread and a one-thread mail executor. Only this thread
+touches the bus and the arming store; the others hand work back through
+``self.inbox``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from common.arming import Arming, ArmingStore, ArmSchedule
+from common.bus import STATUS_ENDPOINTS, Bus, Message
+from common.config import Config
+from common.messages import ArmState, Control, Heartbeat, Motion, Recording, Snapshot
+from common.paths import Home
+from common.worker import SetupError, Worker
+from services.notify.alerts import AlertOut, AlertPolicy
+from services.notify.commands import HELP, Command, CommandError, parse_command, parse_label
+from services.notify.hooks import HookRunner
+from services.notify.presence import Presence
+from services.notify.telegram_link import Incoming
+
+log = logging.getLogger(__name__)
+
+STATE_REPUBLISH = 10.0
+PRESENCE_PERIOD = 30.0
+SNAPSHOT_WAIT = 5.0
+HEARTBEAT_STALE = 3.0
+
+
+class NotifyService(Worker):
+    name = "notify"
+
+    def __init__(self, config: Config, home: Home, bus: Bus | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__(config, home, bus, clock)
+        self.cfg = config.notify
+        tg = self.cfg.telegram
+        self.store = ArmingStore(home)
+        self.arming = self.store.load()
+        self.policy = AlertPolicy(tg.cooldown_seconds, tg.quiet_hours, tg.quiet_mode)
+        self.inbox: queue.Queue[Incoming] = queue.Queue()
+        self.hooks = HookRunner(self.cfg.hooks.timeout_seconds, self.cfg.hooks.max_running)
+        self.schedule = ArmSchedule(self.cfg.arm_schedule)
+        self.presence = (Presence(self.cfg.presence_hosts, self.cfg.presence_away_seconds)
+                         if self.cfg.presence_hosts else None)
+        self.telegram: Any = None
+        self.mqtt: Any = None
+        self.backup: Any = None
+        self.mail: ThreadPoolExecutor | None = None
+        self.heartbeats: dict[str, tuple[float, str]] = {}
+        self.snapshot_waiters: list[tuple[int, float]] = []
+        self.last_event_ts = 0.0
+        self._next_state = 0.0
+        self._next_presence = 0.0
+        self.counters.update({"mail_sent": 0, "mail_failed": 0, "clips_sent": 0})
+
+    # -- lifecycle -------------------------------------------------------------------
+    def setup(self) -> None:
+        cfg = self.cfg
+        self.subscribe(["detect"], [Motion.TOPIC, Snapshot.TOPIC])
+        self.subscribe(["record"], [Recording.TOPIC])
+        self.subscribe([n for n in STATUS_ENDPOINTS if n != self.name], [Heartbeat.TOPIC])
+        self.subscribe(["web"], [ArmState.TOPIC, Control.TOPIC])
+        if cfg.telegram.enabled:
+            from services.notify.telegram_link import TelegramLink
+
+            if not cfg.telegram.token.get_secret_value() or not cfg.telegram.chat_ids:
+                raise SetupError("notify.telegram is enabled but has no token or no chat_ids")
+            self.telegram = TelegramLink(cfg.telegram, self.inbox)
+            self.telegram.start()
+        if cfg.email.enabled:
+            if not (cfg.email.host and cfg.email.recipients):
+                raise SetupError("notify.email is enabled but has no host or no recipients")
+            self.mail = ThreadPoolExecutor(1, thread_name_prefix="mail")
+        if cfg.mqtt.enabled:
+            from services.notify.mqtt_link import MqttLink
+
+            self.mqtt = MqttLink(cfg.mqtt, self.camera, self._mqtt_arm)
+            self.mqtt.armed(self.arming.armed)
+            self.mqtt.start()
+        if cfg.backup.enabled:
+            from services.notify.backup import BackupManager
+            from services.notify.crypto import CryptoError
+
+            b = cfg.backup
+            if not (b.host and b.known_hosts):
+                raise SetupError("notify.backup needs host and known_hosts (the NAS host key "
+                                 "is always checked)")
+            for what, path in (("known_hosts", b.known_hosts), ("key_file", b.key_file)):
+                if path and not Path(path).is_file():
+                    raise SetupError(f"notify.backup.{what}: {path} does not exist")
+            try:
+                self.backup = BackupManager(b, self.home.queue_dir / "backup")
+            except CryptoError as exc:
+                raise SetupError(f"notify.backup.encrypt_public_key: {exc}") from None
+            self.backup.start()
+        self.publish_state(self.clock())
+
+    def drain(self) -> None:
+        if self.mail is not None:
+            self.mail.shutdown(wait=False, cancel_futures=False)
+
+    def teardown(self) -> None:
+        for part in (self.telegram, self.backup, self.mqtt):
+            if part is not None:
+                try:
+                    part.stop()
+                except Exception as exc:
+                    log.warning("stopping %s: %s", type(part).__name__, exc)
+        self.hooks.stop()
+
+    def status_counters(self) -> dict[str, Any]:
+        out: dict[str, Any] = {**self.policy.counters, **self.hooks.counters,
+                               "armed": self.arming.armed,
+                               "muted": self.arming.muted(self.clock())}
+        if self.telegram is not None:
+            out.update(self.telegram.counters)
+        if self.backup is not None:
+            out.update(self.backup.stats())
+        return out
+
+    # -- bus ---------------------------------------------------------------------------
+    def handle(self, msg: Message) -> None:
+        header = msg.header
+        if isinstance(header, Motion):
+            self.on_motion(header)
+        elif isinstance(header, Snapshot):
+            self.on_snapshot(header, bytes(msg.payload[0]) if msg.payload else b"")
+        elif isinstance(header, Recording):
+            self.on_recording(header)
+        elif isinstance(header, Heartbeat):
+            self.heartbeats[header.service] = (header.ts, header.status)
+        elif isinstance(header, ArmState):
+            self.arming = Arming(header.armed, header.muted_until, header.changed_by,
+                                 header.ts)
+            if self.mqtt is not None:
+                self.mqtt.armed(header.armed)
+        elif isinstance(header, Control):
+            self.on_control(header)
+
+    def on_motion(self, m: Motion) -> None:
+        now = self.clock()
+        if m.phase == "start":
+            self.last_event_ts = m.ts
+        alert = self.policy.on_motion(m, self.arming, now)
+        if alert is not None:
+            self.dispatch(alert)
+        env = {"PISENTRY_EVENT": m.event_id, "PISENTRY_CAMERA": m.camera,
+               "PISENTRY_PHASE": m.phase, "PISENTRY_LABELS": ",".join(m.labels),
+               "PISENTRY_ZONES": ",".join(m.zones)}
+        if m.phase == "start":
+            self.hooks.start("on_event_start", self.cfg.hooks.on_event_start, env)
+        elif m.phase == "end":
+            self.hooks.start("on_event_end", self.cfg.hooks.on_event_end, env)
+        if self.mqtt is not None:
+            kind = {"start": "new"}.get(m.phase, m.phase)
+            self.mqtt.publish_json("events", {"type": kind, "event_id": m.event_id,
+                                              "camera": m.camera, "ts": m.ts,
+                                              "labels": m.labels, "zones": m.zones,
+                                              "score": m.score, "boxes": m.boxes,
+                                              "alert": m.alert})
+            if m.phase in ("start", "end"):
+                self.mqtt.motion(m.phase == "start")
+
+    def on_snapshot(self, s: Snapshot, jpeg: bytes) -> None:
+        if not jpeg:
+            log.warning("snapshot %s from %s has no JPEG; dropped", s.kind, s.camera)
+            return
+        if s.kind == "event" and s.event_id:
+            alert = self.policy.on_snapshot(s.event_id, s.camera, s.ts, jpeg)
+            if alert is not None:
+                self.dispatch(alert)
+            if self.mqtt is not None:
+                self.mqtt.snapshot(jpeg)
+        elif s.kind == "manual" and self.snapshot_waiters:
+            chats = sorted({chat for chat, _ in self.snapshot_waiters})
+            self.snapshot_waiters.clear()
+            if self.telegram is not None:
+                when = time.strftime("%H:%M:%S", time.localtime(s.ts))
+                self.telegram.send_photo(chats, jpeg, f"{s.camera} at {when}")
+
+    def on_recording(self, r: Recording) -> None:
+        if r.phase == "progress":
+            if self.backup is not None and r.path:
+                self.backup.enqueue_piece(r.path, r.camera, r.start, r.size)
+            return
+        if r.phase != "finished":
+            return
+        self.hooks.start("on_recording", self.cfg.hooks.on_recording,
+                         {"PISENTRY_EVENT": r.event_id, "PISENTRY_CAMERA": r.camera,
+                          "PISENTRY_PHASE": "recording", "PISENTRY_PATH": r.path})
+        if self.mqtt is not None:
+            self.mqtt.publish_json("recording", {"path": r.path, "start": r.start,
+                                                 "end": r.end, "duration": r.duration,
+                                                 "size": r.size, "event_id": r.event_id,
+                                                 "reason": r.reason})
+        if self.backup is not None:
+            self.backup.enqueue_clip(r.path, r.camera, r.start)
+        tg = self.cfg.telegram
+        if self.telegram is not None and tg.send_clip and r.event_id and \
+                self.policy.alerted(r.event_id):
+            self.send_clip(tg.chat_ids, r.path, f"Clip of the event on {r.camera} "
+                                                f"({r.duration:.0f} s)")
+
+    def on_control(self, c: Control) -> None:
+        if c.target not in (self.name, "*"):
+            return
+        now = self.clock()
+        by = c.source or "web"
+        if c.command in ("arm", "disarm"):
+            self.set_arming(replace(self.arming, armed=c.command == "arm"), by, now)
+        elif c.command == "mute":
+            minutes = float(c.args.get("minutes", 60))
+            self.set_arming(replace(self.arming, muted_until=now + minutes * 60), by, now)
+        elif c.command == "unmute":
+            self.set_arming(replace(self.arming, muted_until=0.0), by, now)
+        else:
+            log.warning("control: unknown command %r for notify from %s", c.command[:40], by)
+
+    # -- actions -------------------------------------------------------------------------
+    def dispatch(self, alert: AlertOut) -> None:
+        if self.telegram is not None:
+            self.telegram.send_alert(alert.event_id, alert.photo, alert.caption, alert.silent,
+                                     self.clock())
+        if self.mail is not None:
+            self.mail.submit(self._mail, alert)
+
+    def _mail(self, alert: AlertOut) -> None:
+        from services.notify.mailer import build_message, send_mail
+
+        cfg = self.cfg.email
+        subject = alert.caption.splitlines()[0]
+        try:
+            send_mail(cfg, build_message(cfg, subject, alert.caption, alert.photo,
+                                         f"{alert.camera}-{alert.event_id}.jpg"))
+            self.counters["mail_sent"] += 1
+        except Exception as exc:  # smtplib, ssl and socket errors alike
+            self.counters["mail_failed"] += 1
+            log.error("mail to %s failed: %s", cfg.host, exc)
+
+    def send_clip(self, chats: list[int], path: str, caption: str) -> None:
+        try:
+            size = Path(path).stat().st_size
+        except OSError:
+            self.telegram.send_text(chats, f"{caption}: the file is gone")
+            return
+        if size > self.cfg.telegram.max_clip_mb * 1024 * 1024:
+            self.telegram.send_text(chats, f"{caption}: {size / 1e6:.0f} MB, too large to send")
+            return
+        self.counters["clips_sent"] += 1
+        self.telegram.send_video(chats, path, caption)
+
+    def set_arming(self, state: Arming, by: str, now: float) -> None:
+        self.arming = self.store.save(replace(state, changed_by=by, changed_at=now))
+        log.info("arming: armed=%s muted_until=%.0f by %s", self.arming.armed,
+                 self.arming.muted_until, by)
+        self.publish_state(now)
+        if self.mqtt is not None:
+            self.mqtt.armed(self.arming.armed)
+
+    def publish_state(self, now: float) -> None:
+        if self.pub is None:
+            return
+        self._next_state = now + STATE_REPUBLISH
+        self.pub.publish(ArmState, ts=now, armed=self.arming.armed,
+                         muted_until=self.arming.muted_until,
+                         changed_by=self.arming.changed_by or self.name)
+
+    def _mqtt_arm(self, armed: bool) -> None:
+        self.inbox.put(Incoming("mqtt", 0, "arm" if armed else "disarm"))
+
+    # -- periodic ------------------------------------------------------------------------
+    def tick(self, now: float) -> float | None:
+        while True:
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            self.on_incoming(item, now)
+        self.hooks.poll()
+        if self.snapshot_waiters and all(d < now for _, d in self.snapshot_waiters):
+            self._snapshot_timeout()
+        wanted = self.schedule.edge(now)
+        if wanted is not None and wanted != self.arming.armed:
+            self.set_arming(replace(self.arming, armed=wanted), "schedule", now)
+        if self.presence is not None and now >= self._next_presence:
+            self._next_presence = now + PRESENCE_PERIOD
+            home = self.presence.look(now)
+            if home is not None and home == self.arming.armed:
+                self.set_arming(replace(self.arming, armed=not home), "presence", now)
+        if now >= self._next_state:
+            self.publish_state(now)
+        return None
+
+    def on_incoming(self, item: Incoming, now: float) -> None:
+        if item.kind == "mqtt":
+            self.set_arming(replace(self.arming, armed=item.text == "arm"), "mqtt", now)
+        elif item.kind == "label":
+            self.on_label(item)
+        elif item.kind == "command":
+            try:
+                command = parse_command(item.text)
+            except CommandError as exc:
+                self.telegram.send_text([item.chat_id], str(exc))
+                return
+            if command is not None:
+                self.run_command(command, item.chat_id, now)
+
+    def run_command(self, cmd: Command, chat: int, now: float) -> None:
+        reply: str | None = None
+        by = f"telegram:{chat}"
+        if cmd.name == "help":
+            reply = HELP
+        elif cmd.name == "status":
+            reply = self.status_text(now)
+        elif cmd.name in ("arm", "disarm"):
+            self.set_arming(replace(self.arming, armed=cmd.name == "arm"), by, now)
+            reply = "Armed: alerts are on" if self.arming.armed else "Disarmed: alerts are off"
+        elif cmd.name == "mute":
+            minutes = float(cmd.args["minutes"])
+            self.set_arming(replace(self.arming, muted_until=now + minutes * 60), by, now)
+            reply = f"Muted for {minutes:g} min"
+        elif cmd.name == "unmute":
+            self.set_arming(replace(self.arming, muted_until=0.0), by, now)
+            reply = "Unmuted"
+        elif cmd.name == "rotate":
+            assert self.pub is not None
+            self.pub.publish(Control, ts=now, target="ir", command="rotate",
+                             args={"pan": cmd.args["pan"], "tilt": cmd.args["tilt"]},
+                             source=self.name)
+            reply = f"Rotating to pan {cmd.args['pan']}, tilt {cmd.args['tilt']}"
+        elif cmd.name == "snapshot":
+            assert self.pub is not None
+            self.snapshot_waiters.append((chat, now + SNAPSHOT_WAIT))
+            self.pub.publish(Control, ts=now, target="detect", command="snapshot",
+                             source=self.name)
+        elif cmd.name == "clip":
+            self.send_latest_clip(chat)
+        if reply:
+            self.telegram.send_text([chat], reply)
+
+    def status_text(self, now: float) -> str:
+        a = self.arming
+        lines = [f"{self.camera}: {'ARMED' if a.armed else 'disarmed'}"
+                 + (f", muted for {(a.muted_until - now) / 60:.0f} min" if a.muted(now) else "")]
+        if a.changed_by:
+            lines.append(f"last change by {a.changed_by}")
+        for service in sorted(self.heartbeats):
+            ts, status = self.heartbeats[service]
+            alive = "up" if now - ts < HEARTBEAT_STALE else f"silent {now - ts:.0f} s"
+            lines.append(f"{service}: {status}, {alive}")
+        if self.last_event_ts:
+            lines.append("last event " + time.strftime("%Y-%m-%d %H:%M:%S",
+                                                       time.localtime(self.last_event_ts)))
+        if self.backup is not None:
+            stats = self.backup.stats()
+            lines.append(f"backup: {stats['backup_pending']} pending, "
+                         f"{stats['backup_uploaded']} uploaded")
+        return "\n".join(lines)
+
+    def _snapshot_timeout(self) -> None:
+        chats = sorted({chat for chat, _ in self.snapshot_waiters})
+        self.snapshot_waiters.clear()
+        self.telegram.send_text(chats, "No picture: the detect service did not answer")
+
+    def _catalogue(self) -> Any:
+        from services.record.catalogue import Catalogue
+
+        return Catalogue(self.home.catalogue)
+
+    def send_latest_clip(self, chat: int) -> None:
+        try:
+            cat = self._catalogue()
+            try:
+                clip = cat.latest_clip(self.camera)
+            finally:
+                cat.close()
+        except Exception as exc:
+            log.warning("catalogue: %s", exc)
+            clip = None
+        if clip is None:
+            self.telegram.send_text([chat], "No clip recorded yet")
+            return
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(clip.start))
+        self.send_clip([chat], clip.path, f"Latest clip, {when} ({clip.duration:.0f} s)")
+
+    def on_label(self, item: Incoming) -> None:
+        parsed = parse_label(item.text)
+        if parsed is None:
+            self.telegram.answer(item.query_id, "Unknown button")
+            return
+        event_id, verdict = parsed
+        known = False
+        try:
+            cat = self._catalogue()
+            try:
+                known = cat.set_label(event_id, verdict)
+            finally:
+                cat.close()
+        except Exception as exc:
+            log.warning("catalogue: cannot label %s: %s", event_id, exc)
+        saved = self.save_labelled(event_id, verdict)
+        text = "Saved as " + ("a real alarm" if verdict == "real" else "a false alarm")
+        if not (known or saved):
+            text = "That event is no longer known"
+        self.telegram.answer(item.query_id, text)
+
+    def save_labelled(self, event_id: str, verdict: str) -> bool:
+        """Seed 002's training mode: the snapshot with its label, as a data set."""
+        jpeg = self.policy.snapshot_of(event_id)
+        if jpeg is None:
+            return False
+        folder = self.home.root / "dataset" / verdict
+        folder.mkdir(parents=True, exist_ok=True)
+        safe = "".join(c for c in event_id if c.isalnum() or c in "-_")[:64] or "event"
+        for other in self.home.root.glob(f"dataset/*/{safe}.jpg"):
+            if other.parent != folder:  # relabelled: the newest verdict wins
+                other.unlink(missing_ok=True)
+                other.with_suffix(".json").unlink(missing_ok=True)
+        (folder / f"{safe}.jpg").write_bytes(jpeg)
+        info = self.policy.events.get(event_id)
+        meta = {"event_id": event_id, "verdict": verdict, "camera": self.camera,
+                "labelled_at": self.clock(), "ts": info.ts if info else 0.0,
+                "labels": info.labels if info else [], "zones": info.zones if info else []}
+        (folder / f"{safe}.json").write_text(json.dumps(meta))
+        return True
