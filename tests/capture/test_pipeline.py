@@ -1,0 +1,124 @@
+"""`pisentry run` as a user runs it: real processes under supervisord, real sockets."""
+
+import os
+import signal
+import time
+
+import av
+import pytest
+import zmq
+
+from common.bus import RESTARTED, Bus
+from common.config import parse_config
+from common.messages import Frame, VideoPacket
+from tests.support import running_pipeline
+
+pytestmark = pytest.mark.slow
+
+
+def _subscribe(home, raw=None):
+    bus = Bus(parse_config(raw or {}), home, context=zmq.Context())
+    frames = bus.subscriber(["frames"], [Frame.TOPIC], hwm=1000)
+    video = bus.subscriber(["video"], [VideoPacket.TOPIC], hwm=1000)
+    return bus, frames, video
+
+
+def _wait_first(sub, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = sub.recv(0.1)
+        if got:
+            return got
+    raise AssertionError(f"nothing on the bus within {timeout} s")
+
+
+def test_default_run_streams_frames_at_fps_and_decodable_h264():
+    config = parse_config({})
+    fps, gop_seconds = config.capture.fps, config.capture.keyframe_interval
+    with running_pipeline() as pipeline:
+        bus, frames, video = _subscribe(pipeline.home)
+        started = time.monotonic()
+        _wait_first(frames, 15)
+        assert time.monotonic() - started < 15
+        lores, packets = [], []
+        end = time.monotonic() + 4.5
+        while time.monotonic() < end:
+            lores += frames.recv(0.02)
+            packets += video.read()
+        bus.close()
+    rate = (len(lores) - 1) / (lores[-1].header.ts - lores[0].header.ts)
+    assert abs(rate - fps) <= 0.1 * fps, f"{rate:.2f} fps, configured {fps}"
+    assert frames.stats.gaps == 0
+    first_key = next(i for i, p in enumerate(packets) if p.header.keyframe)
+    packets = packets[first_key:]
+    keys = [p.header.pts for p in packets if p.header.keyframe]
+    assert len(keys) >= 3
+    for a, b in zip(keys, keys[1:]):
+        assert abs((b - a) / 1e6 - gop_seconds) <= 1.5 / fps, keys
+    decoder = av.CodecContext.create("h264", "r")
+    decoded = []
+    for p in packets:
+        decoded += decoder.decode(av.Packet(bytes(p.payload[0])))
+    assert len(decoded) >= len(packets) - 1  # the last may still be inside the decoder
+    assert (decoded[0].width, decoded[0].height) == (config.capture.width, config.capture.height)
+
+
+SMALL = {"general": {"services": ["capture"]},
+         "capture": {"width": 320, "height": 240, "fps": 10}}
+
+
+def test_kill_9_capture_comes_back_and_subscribers_see_the_gap():
+    with running_pipeline(SMALL) as pipeline:
+        pipeline.wait_healthy(30)
+        bus, frames, _ = _subscribe(pipeline.home, SMALL)
+        _wait_first(frames, 10)
+        os.kill(pipeline.service_pid("capture"), signal.SIGKILL)
+        killed = time.monotonic()
+        before_restart = []
+        deadline = killed + 10
+        resumed = None
+        while time.monotonic() < deadline and resumed is None:
+            for m in frames.recv(0.05):
+                if m.gap == RESTARTED:
+                    resumed = (time.monotonic(), m)
+                else:
+                    before_restart.append(m)
+        bus.close()
+        assert resumed is not None, pipeline.output()
+        assert resumed[0] - killed < 5.0
+        assert frames.stats.restarts == 1
+
+
+def _rss_mb(pid="self"):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_a_stalled_subscriber_does_not_slow_another_and_stays_bounded():
+    raw = {"general": {"services": ["capture"]}, "capture": {"fps": 15}}
+    with running_pipeline(raw) as pipeline:
+        pipeline.wait_healthy(30)
+        bus = Bus(parse_config(raw), pipeline.home, context=zmq.Context())
+        reader = bus.subscriber(["frames"], [Frame.TOPIC], hwm=1000)
+        stalled = bus.subscriber(["frames"], [b"frame/"], latest_only=True)
+        stalled_video = bus.subscriber(["video"], [VideoPacket.TOPIC])
+        _wait_first(reader, 10)
+        capture_pid = pipeline.service_pid("capture")
+        rss_before, capture_before = _rss_mb(), _rss_mb(capture_pid)
+        got = []
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            got += reader.recv(0.05)
+        rss_after, capture_after = _rss_mb(), _rss_mb(capture_pid)
+        late = stalled.read()
+        bus.close()
+    rate = (len(got) - 1) / (got[-1].header.ts - got[0].header.ts)
+    assert abs(rate - 15) <= 1.5, rate
+    assert reader.stats.gaps == 0
+    # 10 s of unread live + lores frames would be ~100 MB; the queue holds a handful
+    assert rss_after - rss_before < 30, (rss_before, rss_after)
+    assert capture_after - capture_before < 30, (capture_before, capture_after)
+    assert len(late) <= 2 and stalled_video.stats.received == 0

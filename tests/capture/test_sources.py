@@ -1,0 +1,146 @@
+"""Capture sources with real data: footage from shared/eval, a real MJPEG server."""
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from common.config import parse_config
+from services.capture import frames as pictures
+from services.capture.reader import SourceReader
+from services.capture.sources import SourceError, make_source
+from services.capture.sources.synthetic import CROSSING_SECONDS, SyntheticSource
+from tests.capture.mjpeg_server import MjpegCamera
+from tests.support import EVAL
+
+TREES = EVAL / "wallflower_wavingtrees"
+needs_eval = pytest.mark.skipif(not TREES.is_dir(), reason="shared/eval footage not present")
+
+
+def _capture_config(**kw):
+    return parse_config({"capture": kw}).capture
+
+
+def _tree_images():
+    return sorted(TREES.glob("b*.bmp"))
+
+
+def _next_frame(reader, timeout=10.0):
+    return reader.frames.get(timeout=timeout)
+
+
+@needs_eval
+def test_url_source_reads_a_real_mjpeg_camera_and_reconnects_after_it_restarts():
+    originals = [cv2.imread(str(p)) for p in _tree_images()[:40]]
+    jpegs = [cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+             for img in originals]
+    camera = MjpegCamera(jpegs, fps=20).start()
+    source = make_source(_capture_config(source="url", url=camera.url,
+                                         reconnect_max_seconds=1))
+    reader = SourceReader(source, max_backoff=1.0)
+    reader.start()
+    try:
+        got = _next_frame(reader)
+        assert got.bgr.shape == originals[0].shape
+        # It is the footage, not just any picture.
+        best = min(np.abs(got.bgr.astype(int) - o.astype(int)).mean() for o in originals)
+        assert best < 6
+        port = camera.port
+        camera.stop()
+        deadline = time.monotonic() + 10
+        while reader.state != "reconnecting" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert reader.state == "reconnecting"
+        while not reader.frames.empty():
+            reader.frames.get_nowait()
+        camera = MjpegCamera(jpegs, fps=20, port=port).start()
+        got = _next_frame(reader, timeout=15)
+        assert got.bgr.shape == originals[0].shape
+        assert reader.reconnects >= 1 and reader.state == "streaming"
+    finally:
+        reader.stop()
+        camera.stop()
+
+
+def test_url_source_without_url_is_a_clear_error():
+    with pytest.raises(SourceError, match="capture.url is empty"):
+        make_source(_capture_config(source="url"))
+
+
+@needs_eval
+def test_file_source_plays_a_folder_of_images_in_name_order_and_loops(tmp_path):
+    images = _tree_images()[240:245]
+    for i, image in enumerate(reversed(images)):  # names, not file times, give the order
+        (tmp_path / f"img{4 - i:03d}.bmp").write_bytes(image.read_bytes())
+    (tmp_path / "notes.txt").write_text("not an image")
+    source = make_source(_capture_config(source="file", path=str(tmp_path), file_fps=120))
+    source.open()
+    expected = [cv2.imread(str(p)) for p in images]
+    got = [source.read().bgr for _ in range(7)]
+    for frame, want in zip(got, expected + expected[:2]):
+        assert np.array_equal(frame, want)
+
+
+def test_file_source_plays_a_video_file(tmp_path):
+    import av
+
+    path = tmp_path / "clip.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(10):
+            img = np.full((48, 64, 3), i * 20, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    source = make_source(_capture_config(source="file", path=str(path), file_fps=120))
+    source.open()
+    means = [source.read().bgr.mean() for _ in range(12)]
+    assert means[1] > means[0] and abs(means[10] - means[0]) < 5  # in order, then looped
+
+
+@pytest.mark.parametrize("path, problem", [("", "capture.path is empty"),
+                                           ("/nonexistent/x", "no such file or folder")])
+def test_file_source_bad_path_is_a_clear_error(path, problem):
+    source = make_source(_capture_config(source="file", path=path))
+    with pytest.raises(SourceError, match=problem):
+        source.open()
+
+
+def test_synthetic_scene_has_a_person_crossing_then_nothing():
+    config = _capture_config(width=320, height=240, fps=30, object_period=20)
+    source = SyntheticSource(config)
+    source.open()
+    assert source.person_box(CROSSING_SECONDS / 2) is not None
+    assert source.person_box(CROSSING_SECONDS + 1) is None
+    x, y, w, h = source.person_box(CROSSING_SECONDS / 2)
+    assert 0.2 < h / 240 < 0.5 and 0 < x < 320
+    source._t0 = time.monotonic() - CROSSING_SECONDS / 2
+    with_person = source.read().bgr
+    source._t0 = time.monotonic() - CROSSING_SECONDS - 2
+    empty = source.read().bgr
+    diff = np.abs(with_person.astype(int) - empty.astype(int)).max(axis=2) > 40
+    ys, xs = np.nonzero(diff)
+    assert diff.mean() > 0.01
+    assert xs.min() >= x - 2 and xs.max() <= x + w + 2  # the change is the person
+
+
+def test_orientation_flips_rotates_and_sizes():
+    img = np.zeros((64, 96, 3), np.uint8)
+    img[0, 0] = 255
+    config = _capture_config(width=64, height=96, rotation=90, hflip=True)
+    out = pictures.orient(img, config)
+    assert out.shape == (96, 64, 3)
+    # hflip moves the dot to the top right, rotating clockwise takes it to the bottom right
+    assert out[-1, -1].max() == 255
+
+
+def test_lores_is_i420_with_the_picture_in_its_luma():
+    bgr = np.zeros((480, 640, 3), np.uint8)
+    bgr[:, 320:] = 255
+    yuv = pictures.to_i420(bgr, 320, 240)
+    assert yuv.shape == (360, 320)
+    luma = yuv[:240]
+    assert luma[:, :150].mean() < 20 and luma[:, 170:].mean() > 230
