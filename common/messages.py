@@ -116,6 +116,10 @@ class Motion(Header):
 
 @dataclass(frozen=True, slots=True)
 class Snapshot(Header):
+    """Payload: one JPEG; optionally a second part, the motion mask as an image
+    (PNG or JPEG), which record saves next to the snapshot when
+    ``record.debug_mask_image`` is set."""
+
     TOPIC: ClassVar[bytes] = b"snapshot/"
     event_id: str  # "" for periodic and manual snapshots
     kind: str  # "event" | "periodic" | "manual"
@@ -125,8 +129,16 @@ class Snapshot(Header):
 
 @dataclass(frozen=True, slots=True)
 class Recording(Header):
+    """A clip's life. ``started`` when its file is created; ``progress`` about
+    every 2 s while it grows, with ``size`` the bytes on disk so far (always a
+    whole number of MP4 fragments, so the first ``size`` bytes are a playable
+    clip and a growing clip can be shipped in pieces); ``finished`` once closed
+    (``path`` is then final: it may differ from ``started``'s with a staging
+    folder). ``ts`` is the capture time of the clip's start (started), newest
+    frame (progress) or last frame (finished)."""
+
     TOPIC: ClassVar[bytes] = b"recording/"
-    phase: str  # "started" | "finished"
+    phase: str  # "started" | "progress" | "finished"
     path: str
     start: float
     end: float = 0.0
