@@ -188,7 +188,7 @@ class DeviceLink:
             self.backoff.current = self.backoff.maximum  # will not fix itself soon
             lost = self._lose(now, f"device speaks protocol {msg.protocol}, pisentry speaks "
                                    f"{p.PROTOCOL}: flash deploy/arduino/ir_controller")
-            return lost[0]
+            return lost[0] if lost else None
         if self.state == "handshake" or msg.boot:
             reboot = self.state == "connected"
             self.state = "connected"
@@ -223,6 +223,6 @@ class DeviceLink:
         delay = self.backoff.next()
         self._next_attempt = now + delay
         if reason != self._logged_reason:  # one line per new problem, not one per retry
-            log.warning("IR controller: %s; retrying (back-off up to %.0f s)", reason,
+            log.warning("IR controller: %s; retrying (back-off up to %.1f s)", reason,
                         self.backoff.maximum)
             self._logged_reason = reason
