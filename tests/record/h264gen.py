@@ -10,8 +10,10 @@ from services.record.ring import Packet
 
 def make_gop_stream(seconds: float, fps: float = 10.0, width: int = 160, height: int = 120,
                     keyframe_interval: float = 1.0, t0: float = 1_700_000_000.0,
-                    bitrate: int = 300_000) -> list[Packet]:
-    """``seconds`` of moving-bar video as recorder packets; ``ts`` starts at ``t0``."""
+                    bitrate: int = 300_000, noise: bool = False) -> list[Packet]:
+    """``seconds`` of moving-bar video as recorder packets; ``ts`` starts at ``t0``.
+    ``noise``: random pixels, so the encoder spends the whole bitrate."""
+    rng = np.random.default_rng(1)
     enc = H264Encoder(width, height, fps, keyframe_interval, bitrate)
     out: list[Packet] = []
     n = int(round(seconds * fps))
@@ -22,6 +24,8 @@ def make_gop_stream(seconds: float, fps: float = 10.0, width: int = 160, height:
         x = (i * 3) % width
         img[:, x:x + 8] = (200, 180, 160)
         img[0:8, 0:8] = i % 256  # a little change every frame
+        if noise:
+            img = rng.integers(0, 255, img.shape, np.uint8)
         aus.extend(enc.encode(img, i * step))
     aus.extend(enc.close())
     assert len(aus) == n, "zerolatency gives one access unit per frame"

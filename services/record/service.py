@@ -1,0 +1,178 @@
+"""The record service: a thin shell around ``Recorder``, ``RetentionKeeper``,
+``SnapshotStore`` and ``recover``.
+
+Subscribes to ``h264/`` (endpoint video), ``motion/`` and ``snapshot/``
+(detect) and ``control/`` (notify, web); publishes ``recording/``, periodic and
+manual ``snapshot/`` headers, and retention notices (``control/`` to notify,
+command ``notice``) on its own endpoint ``record``.
+
+Control commands (target ``record`` or ``*``): ``snapshot`` (save one from the
+newest keyframe now) and ``retention`` (check the limits now).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from common.bus import Message
+from common.messages import Control, Motion, Recording, Snapshot, VideoPacket
+from common.worker import SetupError, Worker
+from services.record.catalogue import Catalogue, CatalogueError
+from services.record.recorder import ClipNote, Recorder
+from services.record.recovery import recover
+from services.record.retention import RetentionKeeper
+from services.record.ring import Packet
+from services.record.snapshots import SnapshotStore, keyframe_jpeg
+
+log = logging.getLogger(__name__)
+
+RETENTION_CHECK_SECONDS = 1.0
+
+
+class RecordService(Worker):
+    name = "record"
+
+    def setup(self) -> None:
+        cfg = self.config.record
+        self.storage = Path(cfg.storage_dir).expanduser() if cfg.storage_dir \
+            else self.home.recordings_dir
+        self.staging = Path(cfg.staging_dir).expanduser() if cfg.staging_dir else None
+        for folder in (self.storage, self.staging):
+            if folder is None:
+                continue
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise SetupError(f"record: cannot create {folder}: {exc}") from None
+        try:
+            self.catalogue = Catalogue(self.home.catalogue)
+        except CatalogueError as exc:
+            raise SetupError(str(exc)) from None
+        for note in recover(self.catalogue, self.storage, self.staging):
+            log.info("recovered %s (%.1f s)", note.path, note.duration)
+            self._publish(note)
+        self.recorder = Recorder(cfg, self.camera, self.storage, self.catalogue, self.clock,
+                                 self.staging)
+        self.retention = RetentionKeeper(cfg.retention, self.storage, self.catalogue,
+                                         self.home.queue_dir / "backup")
+        self.snapshots = SnapshotStore(self.storage, self.catalogue, self.camera)
+        self._next_retention = 0.0
+        self._next_periodic = self.clock() + cfg.periodic_snapshot_minutes * 60
+        self._forced_until = 0.0
+        self.subscribe(["video"], [VideoPacket.TOPIC])
+        self.subscribe(["detect"], [Motion.TOPIC, Snapshot.TOPIC])
+        self.subscribe(["notify", "web"], [Control.TOPIC])
+
+    # -- messages -------------------------------------------------------------------
+    def handle(self, msg: Message) -> None:
+        h = msg.header
+        if isinstance(h, VideoPacket):
+            if not msg.payload:
+                self.counters["dropped"] += 1
+                return
+            self.recorder.on_video(Packet(msg.payload[0], h.pts, h.ts, h.keyframe, h.width,
+                                          h.height, h.fps), msg.gap)
+        elif isinstance(h, Motion):
+            self.recorder.on_motion(h)
+        elif isinstance(h, Snapshot):
+            self._on_snapshot(h, msg.payload)
+        elif isinstance(h, Control):
+            if h.target in (self.name, "*"):
+                self._on_control(h)
+        self._flush()
+
+    def _on_snapshot(self, h: Snapshot, payload: list[memoryview]) -> None:
+        if h.camera != self.camera or not payload:
+            return
+        next_to = None
+        if h.event_id:
+            next_to = self.recorder.clip_for_event(h.event_id)
+            if next_to is None:
+                clips = self.catalogue.clips_for(h.event_id)
+                next_to = Path(clips[-1].path) if clips else None
+        path = self.snapshots.save(payload[0], h.ts, h.kind or "event", h.event_id, h.width,
+                                   h.height, next_to)
+        if self.config.record.debug_mask_image and len(payload) > 1:
+            suffix = ".png" if bytes(payload[1][:4]) == b"\x89PNG" else ".jpg"
+            self.snapshots.save(payload[1], h.ts, "mask", h.event_id, h.width, h.height,
+                                path, suffix)
+
+    def _on_control(self, h: Control) -> None:
+        if h.command == "snapshot":
+            self._own_snapshot("manual")
+        elif h.command == "retention":
+            self._next_retention = 0.0
+        else:
+            log.debug("control %r from %s is not for the recorder", h.command, h.source)
+
+    def _own_snapshot(self, kind: str) -> None:
+        key = self.recorder.ring.latest_keyframe()
+        if key is None:
+            log.info("no video yet for a %s snapshot", kind)
+            return
+        jpeg = keyframe_jpeg(key, self.config.detect.snapshot_quality)
+        self.snapshots.save(jpeg, key.ts, kind, width=key.width, height=key.height)
+        assert self.pub is not None
+        self.pub.publish(Snapshot, [jpeg], ts=key.ts, event_id="", kind=kind, width=key.width,
+                         height=key.height)
+
+    # -- periodic work ----------------------------------------------------------------
+    def tick(self, now: float) -> float | None:
+        self.recorder.poll(now)
+        cfg = self.config.record
+        if cfg.periodic_snapshot_minutes and now >= self._next_periodic:
+            self._next_periodic = now + cfg.periodic_snapshot_minutes * 60
+            self._own_snapshot("periodic")
+        if now >= self._next_retention:
+            self._next_retention = now + RETENTION_CHECK_SECONDS
+            self._retention(now)
+        self._flush()
+        return None
+
+    def _retention(self, now: float) -> None:
+        plan = self.retention.check(now, self.recorder.open_paths(),
+                                    self.recorder.growing_bytes(), self.recorder.ring.byte_rate())
+        if plan.forced or plan.short:
+            text = (f"storage about to fill: deleted {len(plan.forced)} clip(s) not yet "
+                    f"uploaded" if plan.forced else
+                    f"storage full: {plan.short // 1_000_000} MB over the limit, only open "
+                    "clips left")
+            self.degraded = text
+            self._forced_until = now + 60.0
+            assert self.pub is not None
+            self.pub.publish(Control, ts=now, target="notify", command="notice",
+                             args={"kind": "storage", "text": text,
+                                   "deleted": [i.path for i in plan.forced][:20]},
+                             source=self.name)
+        elif self.degraded and now >= self._forced_until:
+            self.degraded = ""
+
+    def _flush(self) -> None:
+        for note in self.recorder.outbox:
+            self._publish(note)
+        self.recorder.outbox.clear()
+
+    def _publish(self, note: ClipNote) -> None:
+        assert self.pub is not None
+        ts = note.start if note.phase == "started" else (note.end or note.start)
+        self.pub.publish(Recording, ts=ts, phase=note.phase, path=note.path, start=note.start,
+                         end=note.end, duration=note.duration, size=note.size,
+                         event_id=note.event_id, reason=note.reason)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def drain(self) -> None:
+        self.recorder.close_all()
+        self._flush()
+
+    def teardown(self) -> None:
+        if hasattr(self, "catalogue"):
+            self.catalogue.close()
+
+    def status_counters(self) -> dict[str, Any]:
+        r = self.recorder
+        return {"clips": r.counters["clips"], "open": len(r.open_paths()),
+                "preroll_s": round(r.ring.span, 1), "preroll_bytes": r.ring.bytes,
+                "skipped": r.counters["skipped"], "write_errors": r.counters["write_errors"],
+                "deleted": self.retention.deleted, "deleted_unuploaded": self.retention.forced}
