@@ -109,7 +109,7 @@ class AlertPolicy:
                 return False
             silent = True
         last = self._last_alert.get(info.camera)
-        if last is not None and ts - last < self.cooldown:
+        if last is not None and 0 <= ts - last < self.cooldown:
             self._grouped[info.camera] = self._grouped.get(info.camera, 0) + 1
             self.counters["grouped"] += 1
             return False

@@ -35,6 +35,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import paramiko
+
 from common.config import BackupConfig
 from services.notify import crypto
 from services.notify.backup_queue import BackupQueue, Job, backoff
@@ -219,15 +221,16 @@ class BackupManager:
         for job in due:
             if self._stop:
                 break
+            if not os.path.exists(job.path):
+                log.warning("backup: %s is gone before upload; dropped", job.path)
+                self.queue.remove(job)
+                continue
             try:
                 self.upload(store, job)
-            except RemoteError as exc:
+            except (RemoteError, OSError, paramiko.SSHException, EOFError) as exc:
                 self._failed(job, exc)
                 self._disconnect()  # a broken connection is rebuilt on the next try
                 return 0.05
-            except FileNotFoundError:
-                log.warning("backup: %s is gone before upload; dropped", job.path)
-                self.queue.remove(job)
         self._maybe_retention(self.clock())
         return 0.05
 

@@ -129,6 +129,14 @@ class SftpStore:
 
     def makedirs(self, path: str) -> None:
         # paramiko has no makedirs; walk down, creating what is missing.
+        try:
+            self._makedirs(path)
+        except RemoteError:
+            raise
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            raise RemoteError(f"mkdir {path}: {exc}") from None
+
+    def _makedirs(self, path: str) -> None:
         current = "/" if path.startswith("/") else ""
         for part in [p for p in path.split("/") if p]:
             current = posixpath.join(current, part) if current else part
