@@ -63,6 +63,11 @@ def service_exists(service: str) -> bool:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
+    if args.example:
+        from common.config_example import render_example
+
+        print(render_example(), end="")
+        return 0
     config, _ = load_from_args(args)
     print(json.dumps(masked_dump(config), indent=2))
     return 0
@@ -109,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-config", help="validate a config and print it, secrets masked")
     p.add_argument("config", nargs="?", default=None, metavar="FILE")
+    p.add_argument("--example", action="store_true",
+                   help="print a config documenting every key with its default")
     p.set_defaults(func=_cmd_check_config)
 
     p = sub.add_parser("tap", help="print live bus messages")

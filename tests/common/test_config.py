@@ -61,3 +61,32 @@ def test_environment_secret_reaches_the_model(monkeypatch, tmp_path):
 def test_load_config_raises_config_error_for_wrong_section_type():
     with pytest.raises(ConfigError, match="^config: capture: "):
         parse_config({"capture": 3})
+
+
+def test_example_config_documents_every_key_and_is_current():
+    """deploy/pisentry.example.toml is what the models say (regenerate with
+    `pisentry check-config --example > deploy/pisentry.example.toml`)."""
+    import tomllib
+
+    from common.config import Config
+    from common.config_example import render_example
+    from tests.support import REPO
+
+    committed = (REPO / "deploy" / "pisentry.example.toml").read_text()
+    assert committed == render_example()
+    parse_config(tomllib.loads(committed))
+
+    def keys(model, prefix=""):
+        for name, info in model.model_fields.items():
+            sub = getattr(info.annotation, "model_fields", None)
+            args = getattr(info.annotation, "__args__", ())
+            if sub is None and args and hasattr(args[0], "model_fields"):
+                sub = args[0].model_fields
+                yield from keys(args[0], f"{prefix}{name}.")
+            elif sub is not None:
+                yield from keys(info.annotation, f"{prefix}{name}.")
+            else:
+                yield prefix, name
+
+    for prefix, name in keys(Config):
+        assert f"\n{name} = " in committed or f"\n# {name} = " in committed, prefix + name
