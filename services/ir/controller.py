@@ -99,6 +99,8 @@ class Controller:
         elif isinstance(msg, p.Ack):
             key = p.command_key(msg.command)
             self._acked[key] = msg.command
+            if key == "IR":  # applied now; the last report predates it
+                self.reported_pwm = int(msg.command.split(" ")[1])
             pending = self._pending.get(key)
             if pending is not None and pending.body == msg.command:
                 del self._pending[key]

@@ -88,7 +88,6 @@ class IrService(Worker):
         link, ctl = self.link, self.controller
         if link is None or ctl is None:
             return None
-        reported = False
         for event in link.poll(now):
             if isinstance(event, Connected):
                 ctl.connected()
@@ -97,7 +96,9 @@ class IrService(Worker):
                 ctl.disconnected()
             else:
                 ctl.receive(event)
-                reported = reported or isinstance(event, p.Report)
+                if isinstance(event, p.Report):
+                    # ir_level is already the newly commanded one if this report switched IR
+                    self._publish(now, connected=True)
         if link.connected:
             for body in ctl.outgoing(now):
                 if not link.send(body, now):
@@ -110,9 +111,10 @@ class IrService(Worker):
             self.degraded = f"device disconnected: {link.reason}"
             if now >= self._next_offline_publish:
                 self._publish(now, connected=False)
-        elif ctl.level is not None and (reported or ctl.ir_level() != self._published_ir):
-            self._publish(now, connected=True)  # a switch goes out at once, not next report
-        return None
+        elif ctl.level is not None and ctl.ir_level() != self._published_ir:
+            self._publish(now, connected=True)  # e.g. a manual switch: out at once
+        # Wake at twice the report rate so a report waits at most half a period.
+        return 0.5 / self.cfg.updates_per_sec
 
     def teardown(self) -> None:
         if self.link is not None:

@@ -131,6 +131,7 @@ def test_service_mode_switches_ir_and_reports_the_commanded_level_until_acked():
     ctl.receive(p.Report(100, 0))  # a report sent before the command landed
     assert ctl.ir_level() == 1.0
     ctl.receive(p.Ack("IR 255"))
+    assert ctl.ir_level() == 1.0  # acked: no stale report may flip it back to 0
     ctl.receive(p.Report(100, 255))
     assert ctl.ir_level() == 1.0 and ctl.switch.switches == 1
 
