@@ -22,7 +22,10 @@ START_ORDER = ("capture", "ir", "detect", "record", "notify", "web")
 
 
 def services_to_run(config: Config) -> list[str]:
-    return [s for s in START_ORDER if s in config.general.services and service_exists(s)]
+    """Configured services that exist; the IR service only with a controller
+    (or its simulator) enabled, since an idle process is memory a Pi Zero lacks."""
+    return [s for s in START_ORDER if s in config.general.services and service_exists(s)
+            and (s != "ir" or config.ir.enabled)]
 
 
 def supervisord_conf(config: Config, home: Home, config_path: str | None) -> str:
