@@ -13,8 +13,15 @@ sudo apt-get install -y -qq python3-venv python3-picamera2 --no-install-recommen
 
 mkdir -p "$home_dir/.pisentry"
 if [ ! -f "$home_dir/.pisentry/config.toml" ]; then
-    cp "$dir/deploy/pisentry.example.toml" "$home_dir/.pisentry/config.toml"
-    sed -i 's/^source = "synthetic"/source = "picamera2"/' "$home_dir/.pisentry/config.toml"
+    # Only what differs from the defaults; every key is in deploy/pisentry.example.toml.
+    cat > "$home_dir/.pisentry/config.toml" <<'CONF'
+[capture]
+source = "picamera2"
+
+[ir]
+# With the IR/servo Arduino fitted: enabled = true, serial_port = "/dev/serial0"
+enabled = false
+CONF
     chmod 600 "$home_dir/.pisentry/config.toml"
 fi
 "$dir/.venv/bin/pisentry" check-config "$home_dir/.pisentry/config.toml" >/dev/null
