@@ -69,7 +69,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 log = logging.getLogger(__name__)
 
@@ -199,11 +199,11 @@ def _event(row: sqlite3.Row) -> EventRow:
 
 
 def _clip(row: sqlite3.Row) -> ClipRow:
-    return ClipRow(**{k: row[k] for k in row.keys()})
+    return ClipRow(**dict(row))
 
 
 def _snapshot(row: sqlite3.Row) -> SnapshotRow:
-    return SnapshotRow(**{k: row[k] for k in row.keys()})
+    return SnapshotRow(**dict(row))
 
 
 def _where(conds: list[str]) -> str:
@@ -252,10 +252,10 @@ class Catalogue:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> Catalogue:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *_: Any) -> None:
+    def __exit__(self, *_: object) -> None:
         self.close()
 
     # -- low level ----------------------------------------------------------------

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import av
+
 from common.config import RecordConfig
 from common.messages import Motion
 from services.record.catalogue import Catalogue
@@ -273,7 +275,7 @@ class Recorder:
         try:
             s.writer = ClipWriter(s.path, first.width, first.height, first.fps,
                                   self.cfg.fragment_seconds)
-        except Exception as exc:  # full disk, read-only card ...: retry at the next keyframe
+        except (OSError, av.error.FFmpegError) as exc:  # full disk, read-only card ...
             self._write_failed(s, exc)
             return
         event_id = s.event_ids[0] if s.event_ids else ""
@@ -293,7 +295,7 @@ class Recorder:
         assert s.writer is not None
         try:
             s.writer.write(pkt)
-        except Exception as exc:
+        except (OSError, av.error.FFmpegError) as exc:
             self._write_failed(s, exc)
 
     def _write_failed(self, s: _Session, exc: Exception) -> None:
@@ -313,7 +315,7 @@ class Recorder:
         writer, s.writer = s.writer, None
         try:
             writer.close()
-        except Exception as exc:
+        except (OSError, av.error.FFmpegError) as exc:
             self.counters["write_errors"] += 1
             log.error("closing clip %s: %s", s.path, exc)
         if s.path != s.final:

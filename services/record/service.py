@@ -78,9 +78,8 @@ class RecordService(Worker):
             self.recorder.on_motion(h)
         elif isinstance(h, Snapshot):
             self._on_snapshot(h, msg.payload)
-        elif isinstance(h, Control):
-            if h.target in (self.name, "*"):
-                self._on_control(h)
+        elif isinstance(h, Control) and h.target in (self.name, "*"):
+            self._on_control(h)
         self._flush()
 
     def _on_snapshot(self, h: Snapshot, payload: list[memoryview]) -> None:

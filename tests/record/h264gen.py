@@ -16,7 +16,7 @@ def make_gop_stream(seconds: float, fps: float = 10.0, width: int = 160, height:
     rng = np.random.default_rng(1)
     enc = H264Encoder(width, height, fps, keyframe_interval, bitrate)
     out: list[Packet] = []
-    n = int(round(seconds * fps))
+    n = round(seconds * fps)
     step = int(1_000_000 / fps)
     aus: list[tuple[bytes, bool]] = []
     for i in range(n):
@@ -39,7 +39,7 @@ def repeat(packets: list[Packet], total_seconds: float, t0: float) -> list[Packe
     (cheap hours of video for retention and quarter-hour tests)."""
     fps = packets[0].fps
     step = int(1_000_000 / fps)
-    n = int(round(total_seconds * fps))
+    n = round(total_seconds * fps)
     out = []
     for i in range(n):
         src = packets[i % len(packets)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def test_split_at_max_clip_seconds_and_overlapping_events(tmp_path, stream):
                                motion("e2", "end", T0 + 15.0)])
     done = [n for n in rec.outbox if n.phase == "finished"]
     assert len(done) == 3  # 2.0 -> 7.0 -> 12.0 -> 16.0
-    for a, b in zip(done, done[1:]):
+    for a, b in itertools.pairwise(done):
         assert abs(b.start - (a.end + 0.1)) < 1e-6  # contiguous, nothing lost
     for n in done:
         info = probe(Path(n.path))
@@ -121,7 +122,7 @@ def test_gap_waits_for_next_keyframe(tmp_path, stream):
     rec.on_motion(motion("e1", "end", T0 + 6.0))
     for p in stream[80:]:
         rec.on_video(p)
-    note = [n for n in rec.outbox if n.phase == "finished"][0]
+    note = next(n for n in rec.outbox if n.phase == "finished")
     info = probe(Path(note.path))
     assert info.error == ""
     # The start came before any video: the clip opens at the first keyframe (0).
@@ -150,7 +151,7 @@ def test_continuous_clips_line_up_on_quarter_hours(tmp_path, stream):
 
 def test_continuous_and_event_clips_share_the_tree(tmp_path, stream):
     clock = FakeClock(T0)
-    rec, cat = make(tmp_path, clock, continuous=True, rec_sec_before=1.0, rec_sec_after=1.0)
+    rec, _ = make(tmp_path, clock, continuous=True, rec_sec_before=1.0, rec_sec_after=1.0)
     drive(rec, clock, stream[:100], [motion("e1", "start", T0 + 4.0),
                                      motion("e1", "end", T0 + 5.0)])
     rec.close_all()
@@ -158,3 +159,36 @@ def test_continuous_and_event_clips_share_the_tree(tmp_path, stream):
     assert set(done) == {"event", "continuous"}
     assert Path(done["event"].path).parent == Path(done["continuous"].path).parent
     assert done["event"].path != done["continuous"].path
+
+
+def test_staging_folder_moves_finished_clips_to_the_card(tmp_path, stream):
+    clock = FakeClock(T0)
+    cat = Catalogue(tmp_path / "cat.sqlite")
+    staging = tmp_path / "tmpfs"
+    rec = Recorder(RecordConfig(rec_sec_before=1.0, rec_sec_after=1.0), "cam1", tmp_path / "rec",
+                   cat, clock, staging=staging)
+    drive(rec, clock, stream[:100], [motion("e1", "start", T0 + 4.0),
+                                     motion("e1", "end", T0 + 5.0)])
+    started = next(n for n in rec.outbox if n.phase == "started")
+    done = next(n for n in rec.outbox if n.phase == "finished")
+    assert Path(started.path).parent == staging
+    assert Path(done.path).parent == tmp_path / "rec" / time.strftime(
+        "%Y/%m/%d", time.localtime(T0))
+    assert not list(staging.iterdir()) and probe(Path(done.path)).error == ""
+    assert cat.clips_for("e1")[0].path == done.path
+
+
+def test_keyframe_snapshot_is_a_jpeg_of_the_frame(tmp_path, stream):
+    import cv2
+    import numpy as np
+
+    from services.record.snapshots import SnapshotStore, keyframe_jpeg
+
+    jpeg = keyframe_jpeg(stream[10])
+    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert img.shape == (120, 160, 3)
+    cat = Catalogue(tmp_path / "cat.sqlite")
+    path = SnapshotStore(tmp_path / "rec", cat, "cam1").save(jpeg, T0, "periodic",
+                                                             width=160, height=120)
+    assert path.name == "cam1-20240507-121430-periodic.jpg"
+    assert cat.snapshots(kind="periodic")[0].size == len(jpeg)

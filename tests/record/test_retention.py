@@ -75,7 +75,7 @@ def test_small_quota_deletes_oldest_never_exceeds_and_spares_queued(tmp_path):
     n_event = 0
     for p in packets:
         now[0] = p.ts
-        k = int(round((p.ts - T0) * 10))
+        k = round((p.ts - T0) * 10)
         if k % 100 == 20:  # an event every 10 s: 3 s of motion
             n_event += 1
             rec.on_motion(Motion("cam1", 0, p.ts, f"e{n_event}", "start"))
