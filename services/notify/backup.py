@@ -40,8 +40,15 @@ import paramiko
 from common.config import BackupConfig
 from services.notify import crypto
 from services.notify.backup_queue import BackupQueue, Job, backoff
-from services.notify.remote import (HostKeyError, RemoteError, RemoteStore, Throttle, Writer,
-                                    connect, copy_into)
+from services.notify.remote import (
+    HostKeyError,
+    RemoteError,
+    RemoteStore,
+    Throttle,
+    Writer,
+    connect,
+    copy_into,
+)
 
 log = logging.getLogger(__name__)
 
@@ -137,10 +144,13 @@ class BackupManager:
     def enqueue_clip(self, path: str, camera: str, start: float) -> bool:
         """Queue a finished clip; pending pieces of it are dropped (the clip has them)."""
         job = Job(path=path, kind="clip", camera=camera, start=start, created=self.clock())
+        # Pieces are matched by file name: with a staging folder the growing clip
+        # lives elsewhere than the finished one.
+        name = os.path.basename(path)
         for pending in self.queue.jobs():
-            if pending.kind == "piece" and pending.path == path:
+            if pending.kind == "piece" and os.path.basename(pending.path) == name:
                 self.queue.remove(pending)
-        self._piece_offsets.pop(path, None)
+        self._piece_offsets.pop(name, None)
         added = self.queue.add(job)
         self._notify()
         return added
@@ -149,12 +159,13 @@ class BackupManager:
         """Queue the bytes a growing clip gained since its last piece."""
         if not self.cfg.pieces:
             return False
-        offset = self._piece_offsets.get(path, 0)
+        name = os.path.basename(path)
+        offset = self._piece_offsets.get(name, 0)
         if size <= offset:
             return False
         job = Job(path=path, kind="piece", camera=camera, start=start, created=self.clock(),
                   offset=offset, length=size - offset)
-        self._piece_offsets[path] = size
+        self._piece_offsets[name] = size
         added = self.queue.add(job)
         self._notify()
         return added
@@ -297,7 +308,7 @@ class BackupManager:
     def _after_clip(self, store: RemoteStore, folder: str, name: str, job: Job) -> None:
         base = os.path.basename(job.path) + ".piece"
         for other in store.listdir(folder):
-            if other.startswith(base) or other.startswith("." + base):
+            if other.startswith((base, "." + base)):
                 store.remove(posixpath.join(folder, other))
         if self.cfg.delete_local_after_upload:
             Path(job.path).unlink(missing_ok=True)

@@ -24,6 +24,16 @@ ROTATE_RANGE = 180
 
 
 @dataclass(frozen=True)
+class Incoming:
+    """Something a user did, handed from a link's thread to the service thread."""
+
+    kind: str  # "command" | "label" (Telegram) | "mqtt" (the arm switch)
+    chat_id: int
+    text: str  # the command text, the button's callback data, or arm/disarm
+    query_id: str = ""
+
+
+@dataclass(frozen=True)
 class Command:
     name: str  # status | arm | disarm | mute | unmute | snapshot | clip | rotate | help
     args: dict[str, Any] = field(default_factory=dict)

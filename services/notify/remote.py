@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import posixpath
 import shlex
-import socket
 import stat
 import time
 from collections.abc import Callable
@@ -214,7 +213,7 @@ class ScpStore:
             text = out.read().decode(errors="replace")
             rc = out.channel.recv_exit_status()
             problem = err.read().decode(errors="replace").strip()
-        except (OSError, paramiko.SSHException, socket.timeout) as exc:
+        except (TimeoutError, OSError, paramiko.SSHException) as exc:
             raise RemoteError(f"{argv[0]} on the NAS: {exc}") from None
         if check and rc != 0:
             raise RemoteError(f"{argv[0]} on the NAS failed ({rc}): {problem[:200]}")
@@ -252,7 +251,7 @@ class ScpStore:
             self._ack(channel)
             channel.close()
             return sent
-        except (OSError, paramiko.SSHException, socket.timeout, EOFError) as exc:
+        except (TimeoutError, OSError, paramiko.SSHException, EOFError) as exc:
             raise RemoteError(f"scp to {path}: {exc}") from None
 
     def rename(self, src: str, dst: str) -> None:

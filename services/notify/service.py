@@ -33,10 +33,16 @@ from common.messages import ArmState, Control, Heartbeat, Motion, Recording, Sna
 from common.paths import Home
 from common.worker import SetupError, Worker
 from services.notify.alerts import AlertOut, AlertPolicy
-from services.notify.commands import HELP, Command, CommandError, parse_command, parse_label
+from services.notify.commands import (
+    HELP,
+    Command,
+    CommandError,
+    Incoming,
+    parse_command,
+    parse_label,
+)
 from services.notify.hooks import HookRunner
 from services.notify.presence import Presence
-from services.notify.telegram_link import Incoming
 
 log = logging.getLogger(__name__)
 

@@ -22,33 +22,29 @@ from __future__ import annotations
 import asyncio
 import datetime as dtm
 import logging
+import os
 import queue
 import threading
 import time
 import warnings
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+# Opt into python-telegram-bot's coming behaviour (retry_after as a timedelta)
+# now, which also silences its deprecation warning on every 429.
+os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter
 from telegram.request import HTTPXRequest
 
 from common.config import TelegramConfig
-from services.notify.commands import label_data
+from services.notify.commands import Incoming, label_data
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 60.0
-
-
-@dataclass(frozen=True)
-class Incoming:
-    kind: str  # "command" | "label"
-    chat_id: int
-    text: str  # the command text, or the button's callback data
-    query_id: str = ""
 
 
 class TelegramLink:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.notify.commands import (Command, CommandError, label_data, parse_command,
-                                      parse_label)
+from services.notify.commands import Command, CommandError, label_data, parse_command, parse_label
 
 
 def test_commands_parse() -> None:

@@ -80,7 +80,7 @@ def test_unusable_public_key_is_named(tmp_path: Path) -> None:
 
 def _pisentry(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "common.cli", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_pisentry_decrypt_restores_a_clip(keys: tuple[Path, Path, Path], tmp_path: Path

@@ -3,6 +3,7 @@ service on real bus endpoints."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -144,7 +145,7 @@ def test_429_and_500_are_retried_with_back_off(telegram: FakeTelegram,
     telegram.retry_after = 1
     start_event(h, "ev2", jpeg(4))
     calls = telegram.wait_for("sendPhoto", 4, timeout=15)
-    gaps = [b.t - a.t for a, b in zip(calls, calls[1:])]
+    gaps = [b.t - a.t for a, b in itertools.pairwise(calls)]
     assert gaps[0] >= 0.95  # waited the retry_after the server asked for
     assert 0.4 <= gaps[1] and 0.9 <= gaps[2]  # then doubling back-off on 5xx
     wait_until(lambda: h.svc.telegram.counters["tg_sent"] == 1, 5, "the delivery")
