@@ -371,7 +371,8 @@ def create_app(ctx: WebContext) -> FastAPI:
              responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "no frame"}})
     async def snapshot(camera: Name = None) -> Response:
         ch = channel(camera)
-        if not ch.fresh():  # frames may be unsubscribed while nobody watches: ask again
+        if not ch.wanted():  # nobody watched, so frames were off: this asks for them again
+            ch.demand()
             await ch.next(ch.seq, timeout=1.5)
         enc = ch.latest()
         if enc is None:

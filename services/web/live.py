@@ -109,9 +109,13 @@ class LiveChannel:
         return self.viewers > 0 or self.clock() - self._last_demand < LINGER_SECONDS
 
     # -- viewer side --------------------------------------------------------------
+    def demand(self) -> None:
+        """Someone wants a picture: keep (or start) receiving frames a while."""
+        self._last_demand = self.clock()
+
     def latest(self) -> Encoded | None:
         """The newest frame as JPEG (encoded now if nobody has yet)."""
-        self._last_demand = self.clock()
+        self.demand()
         if self._raw is None:
             return None
         if self._encoded is None or self._encoded.seq != self._seq:
@@ -125,8 +129,8 @@ class LiveChannel:
     async def next(self, after: int, timeout: float) -> Encoded | None:
         """The newest frame newer than seq ``after``; waits for one up to
         ``timeout`` seconds, None if none came."""
-        self._last_demand = self.clock()
-        if self._seq <= after:
+        self.demand()
+        if self._raw is None or self._seq <= after:
             try:
                 await asyncio.wait_for(self._changed.wait(), timeout)
             except TimeoutError:
@@ -144,12 +148,12 @@ class _Watch:
 
     def __enter__(self) -> LiveChannel:
         self.channel.viewers += 1
-        self.channel._last_demand = self.channel.clock()
+        self.channel.demand()
         return self.channel
 
     def __exit__(self, *_: object) -> None:
         self.channel.viewers -= 1
-        self.channel._last_demand = self.channel.clock()
+        self.channel.demand()
 
 
 class LiveHub:

@@ -77,3 +77,17 @@ def test_to_pixels_formats_and_errors() -> None:
         to_pixels("bgr24", 6, 4, bytes(10))
     with pytest.raises(ValueError, match="unsupported"):
         to_pixels("rgb565", 6, 4, bytes(48))
+
+
+def test_next_waits_when_there_is_no_frame_yet() -> None:
+    """A viewer arriving before the first frame must wait, not spin the loop."""
+    async def scenario() -> tuple[float, object]:
+        ch = LiveChannel("c")
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.1, ch.push, frame(1), 1.0)
+        t0 = loop.time()
+        enc = await ch.next(-1, timeout=2)
+        return loop.time() - t0, enc
+
+    waited, enc = asyncio.run(scenario())
+    assert enc is not None and waited >= 0.09

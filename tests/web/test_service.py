@@ -1,0 +1,222 @@
+"""The web service as a real process (``pisentry web``) on a real bus: frames
+and messages come from real publishers in this test, as capture, detect and
+notify would send them."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+from websockets.sync.client import connect as ws_connect
+
+from common.bus import Bus
+from common.config import Config, parse_config
+from common.messages import ArmState, Control, Heartbeat, LiveFrame, Motion
+from common.paths import Home
+from tests.support import pisentry_process
+from tests.web.conftest import API_KEY
+
+H = {"X-API-Key": API_KEY}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class FramePump:
+    """Publishes 640x480 bgr24 live frames at 10 fps, each a different grey level."""
+
+    def __init__(self, bus: Bus, camera: str = "cam1") -> None:
+        self.pub = bus.publisher("frames")
+        self.camera = camera
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            level = (self.sent * 37) % 256
+            img = np.full((480, 640, 3), level, np.uint8)  # a fresh buffer: sent zero-copy
+            self.pub.publish(LiveFrame, [img], ts=time.time(), camera=self.camera, width=640,
+                             height=480, format="bgr24")
+            self.sent += 1
+            time.sleep(0.1)
+
+    def __enter__(self) -> FramePump:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(2)
+
+
+@dataclass
+class Running:
+    home: Home
+    config: Config
+    bus: Bus
+    base: str
+    proc: object
+
+    def status(self) -> dict:
+        return httpx.get(f"{self.base}/api/status", headers=H, timeout=5).json()
+
+
+@pytest.fixture
+def web(home: Home) -> Iterator[Running]:
+    port = free_port()
+    raw = {"general": {"services": ["capture", "web"]},
+           "web": {"port": port, "api_key": API_KEY}}
+    config = parse_config(raw)
+    bus = Bus(config, home)
+    with pisentry_process("web", home=home, config=raw) as proc:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 15
+        while True:
+            assert proc.poll() is None, (home.root / "web.out").read_text()
+            try:
+                if httpx.get(f"{base}/api/status", headers=H, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "web did not come up"
+            time.sleep(0.2)
+        yield Running(home, config, bus, base, proc)
+    bus.close()
+
+
+class Parts:
+    """Reads JPEGs off an MJPEG response, keeping the response open between calls
+    (closing ``iter_bytes`` early would close the connection)."""
+
+    def __init__(self, stream: httpx.Response) -> None:
+        self._chunks = stream.iter_bytes()
+        self._buf = b""
+
+    def take(self, n: int) -> list[bytes]:
+        parts: list[bytes] = []
+        while len(parts) < n:
+            start = self._buf.find(b"\xff\xd8")
+            end = self._buf.find(b"\xff\xd9", max(start, 0))
+            if start >= 0 and end >= 0:
+                parts.append(self._buf[start:end + 2])
+                self._buf = self._buf[end + 2:]
+                continue
+            self._buf += next(self._chunks)
+        return parts
+
+
+def test_live_mjpeg_encodes_once_and_not_without_viewers(web: Running) -> None:
+    with FramePump(web.bus) as pump:
+        time.sleep(2.0)
+        cam = web.status()["cameras"][0]
+        # nobody watching: frames are not even received, let alone encoded
+        assert cam["encoded"] == 0 and cam["frames_in"] == 0 and pump.sent >= 15
+        with httpx.Client(headers=H, timeout=10) as a, httpx.Client(headers=H, timeout=10) as b:
+            with a.stream("GET", f"{web.base}/stream.mjpg") as sa, \
+                    b.stream("GET", f"{web.base}/stream.mjpg?fps=30") as sb:
+                assert sa.headers["content-type"].startswith("multipart/x-mixed-replace")
+                pa, pb = Parts(sa), Parts(sb)
+                first_a = pa.take(10)
+                first_b = pb.take(10)
+                cam = web.status()["cameras"][0]
+        assert len(first_a) == 10 and len(first_b) == 10
+        images = [cv2.imdecode(np.frombuffer(p, np.uint8), cv2.IMREAD_COLOR) for p in first_a]
+        assert images[0].shape == (480, 640, 3)
+        assert len({int(img[10, 10, 0]) // 8 for img in images}) >= 5  # the picture changes
+        # two viewers, one encoding per frame received (not one per viewer)
+        assert cam["viewers"] == 2, cam
+        assert 0 < cam["encoded"] <= cam["frames_in"]
+        assert set(first_a) & set(first_b)  # the very same bytes went to both
+
+
+def test_heartbeat_and_arm_go_out_on_the_bus(web: Running) -> None:
+    sub = web.bus.subscriber(["web"], [b"heartbeat/", b"state/", b"control/"])
+    got: dict[bytes, object] = {}
+    deadline = time.monotonic() + 5
+    while b"heartbeat/" not in got and time.monotonic() < deadline:
+        for m in sub.recv(0.2):
+            got[m.topic] = m.header
+    hb = got[b"heartbeat/"]
+    assert isinstance(hb, Heartbeat) and hb.service == "web" and "encoded" in hb.counters
+    r = httpx.post(f"{web.base}/api/disarm", headers=H)
+    assert r.json()["armed"] is False
+    deadline = time.monotonic() + 5
+    while not {b"state/", b"control/"} <= set(got) and time.monotonic() < deadline:
+        for m in sub.recv(0.2):
+            got[m.topic] = m.header
+    state, control = got[b"state/"], got[b"control/"]
+    assert isinstance(state, ArmState) and state.armed is False and state.changed_by == "web"
+    assert isinstance(control, Control) and control.command == "disarm"
+    assert json.loads((web.home.state_dir / "arming.json").read_text())["armed"] is False
+
+
+def test_follows_state_heartbeats_and_events_from_other_services(web: Running) -> None:
+    notify = web.bus.publisher("notify")
+    detect = web.bus.publisher("detect")
+    capture = web.bus.publisher("capture")
+    with ws_connect(f"ws://{web.base[7:]}/ws/events", additional_headers=H,
+                    open_timeout=5) as ws:
+        assert json.loads(ws.recv(5))["topic"] == "state"  # the current state first
+        time.sleep(0.5)  # let the subscriptions settle (a late joiner loses messages)
+        for _ in range(3):
+            capture.publish(Heartbeat, ts=time.time(), service="capture", pid=1234,
+                            started=time.time(), status="ok", counters={"fps": 15.0})
+            time.sleep(0.2)
+        detect.publish(Motion, ts=time.time(), event_id="e42", phase="start",
+                       labels=["person"])
+        notify.publish(ArmState, ts=time.time(), armed=False, changed_by="telegram")
+        seen = {}
+        deadline = time.monotonic() + 5
+        while len(seen) < 2 and time.monotonic() < deadline:
+            item = json.loads(ws.recv(5))
+            seen[item["topic"]] = item
+    assert seen["motion"]["event_id"] == "e42" and seen["motion"]["labels"] == ["person"]
+    assert seen["state"]["armed"] is False and seen["state"]["changed_by"] == "telegram"
+    status = web.status()
+    assert status["armed"]["armed"] is False
+    capture_row = next(r for r in status["services"]["cam1"] if r["service"] == "capture")
+    assert capture_row["alive"] and capture_row["counters"]["fps"] == 15.0
+
+
+def test_websocket_live_is_paced_by_acks(web: Running) -> None:
+    with FramePump(web.bus):
+        with ws_connect(f"ws://{web.base[7:]}/ws/live?camera=cam1", additional_headers=H,
+                        open_timeout=5) as ws:
+            first = ws.recv(5)
+            assert isinstance(first, bytes) and first[:2] == b"\xff\xd8"
+            # no ack: nothing more may come, however many frames arrive meanwhile
+            with pytest.raises(TimeoutError):
+                ws.recv(0.8)
+            ws.send("ack")
+            second = ws.recv(5)
+            assert second[:2] == b"\xff\xd8" and second != first
+
+
+def test_unauthenticated_websocket_is_refused(web: Running) -> None:
+    from websockets.exceptions import InvalidStatus
+
+    with pytest.raises(InvalidStatus) as err:
+        with ws_connect(f"ws://{web.base[7:]}/ws/live", open_timeout=5):
+            pass
+    assert err.value.response.status_code == 401
+
+
+def test_sigterm_stops_within_two_seconds(web: Running) -> None:
+    with httpx.Client(headers=H, timeout=10) as c, c.stream("GET", f"{web.base}/stream.mjpg"):
+        t0 = time.monotonic()
+        web.proc.send_signal(signal.SIGTERM)  # type: ignore[attr-defined]
+        code = web.proc.wait(5)  # type: ignore[attr-defined]
+    assert code == 0 and time.monotonic() - t0 < 2.0
