@@ -26,10 +26,10 @@ import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common.bus import Bus  # noqa: E402
-from common.config import parse_config  # noqa: E402
-from common.messages import Brightness  # noqa: E402
-from common.paths import Home  # noqa: E402
+from common.bus import Bus
+from common.config import parse_config
+from common.messages import Brightness
+from common.paths import Home
 
 
 def _status(pid: int) -> dict[str, int]:

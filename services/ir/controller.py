@@ -91,11 +91,11 @@ class Controller:
             self.reports += 1
             self.level = msg.level
             self.reported_pwm = msg.pwm
-            if self.override is None and self.cfg.ir_control == "service":
-                if self.switch.update(msg.level) is not None:
-                    log.info("room brightness %.2f: IR %s", msg.level,
-                             "on" if self.switch.on else "off")
-                    self._apply_ir()
+            if (self.override is None and self.cfg.ir_control == "service"
+                    and self.switch.update(msg.level) is not None):
+                log.info("room brightness %.2f: IR %s", msg.level,
+                         "on" if self.switch.on else "off")
+                self._apply_ir()
         elif isinstance(msg, p.Ack):
             key = p.command_key(msg.command)
             self._acked[key] = msg.command

@@ -7,6 +7,7 @@ limits, anything the hardware must not be sent.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from common.config import ServoConfig
@@ -59,6 +60,6 @@ def _angle(name: str, raw: Any) -> int:
         value = float(raw)
     except ValueError:
         raise ServoError(f"{name} angle {raw!r} is not a number") from None
-    if value != value or value in (float("inf"), float("-inf")) or value != int(value):
+    if not math.isfinite(value) or value != int(value):
         raise ServoError(f"{name} angle {raw!r} is not a whole number of degrees")
     return int(value)

@@ -129,6 +129,7 @@ class SimulatedDevice:
         self.auto: tuple[int, int, int] | None = None
         self.servos: dict[int, int] = {}
         self._rx = bytearray()
+        self._overflow = False
         self._next_report = 0.0
 
     def _level_at(self, now: float) -> float:
@@ -175,18 +176,23 @@ class SimulatedDevice:
         self._send(f"B {adc} {self.ir_pwm}")
 
     def _receive(self, data: bytes) -> None:
-        self._rx += data
-        while True:
-            end = self._rx.find(b"\n")
-            if end < 0:
-                if len(self._rx) > p.MAX_COMMAND:
-                    self._rx.clear()
-                    self._send("ERR long")
-                return
-            line = bytes(self._rx[:end]).rstrip(b"\r")
-            del self._rx[:end + 1]
-            if line:
+        # As the firmware: a fixed buffer; an overlong line is dropped up to
+        # its newline and answered with one "ERR long".
+        for chunk in data.split(b"\n")[:-1] if b"\n" in data else []:
+            self._rx += chunk
+            line, overflow = bytes(self._rx).rstrip(b"\r"), self._overflow
+            self._rx.clear()
+            self._overflow = False
+            if overflow or len(line) > p.MAX_COMMAND:
+                self._send("ERR long")
+            elif line:
                 self._command(line)
+        rest = data.rsplit(b"\n", 1)[-1]
+        if not self._overflow:
+            self._rx += rest
+            if len(self._rx) > p.MAX_COMMAND:
+                self._rx.clear()
+                self._overflow = True
 
     def _command(self, line: bytes) -> None:
         if len(line) > p.MAX_COMMAND:

@@ -53,7 +53,7 @@ def _stop(proc, log):
 def _imported(home):
     """Top-level packages the process imported, from its -X importtime log."""
     text = (home.root / "ir.err").read_text()
-    return set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s*([A-Za-z0-9_]+)", text, re.M))
+    return set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s*([A-Za-z0-9_]+)", text, re.MULTILINE))
 
 
 def test_pisentry_ir_process_stays_light_and_survives_unplugging(home):
