@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo,
-                      field_validator)
+                      field_validator, model_validator)
 
 from common.paths import Home
 
@@ -215,16 +215,20 @@ class RecordConfig(Section):
 
 
 class TelegramConfig(Section):
-    enabled: bool = False
+    enabled: bool = Field(False, description="Send alerts to Telegram and obey its commands")
     token: SecretStr = Field(SecretStr(""), description="Bot token (or PISENTRY_TELEGRAM_TOKEN)")
-    chat_ids: list[int] = Field(default_factory=list, description="Chats that get alerts and "
-                                                                  "whose commands are obeyed")
-    base_url: str = Field("https://api.telegram.org/bot", description="Bot API base URL")
+    chat_ids: list[int] = Field(default_factory=list, max_length=32,
+                                description="Chats that get alerts and whose commands are "
+                                            "obeyed; every other chat is ignored")
+    base_url: str = Field("https://api.telegram.org/bot", pattern=r"^https?://",
+                          description="Bot API base URL")
     send_clip: bool = Field(True, description="Send the clip when it is finished")
     max_clip_mb: float = Field(49.0, gt=0, le=2000,
                                description="Clips above this size go out as a text note "
                                            "(the public Bot API refuses uploads over 50 MB)")
-    cooldown_seconds: float = Field(30.0, ge=0, le=86400, description="Per-camera alert cooldown")
+    cooldown_seconds: float = Field(30.0, ge=0, le=86400,
+                                    description="Per-camera alert cooldown; events within it "
+                                                "are counted into the next alert")
     quiet_hours: str = Field("", pattern=r"^(|\d\d:\d\d-\d\d:\d\d)$",
                              description="HH:MM-HH:MM when alerts are silent")
     quiet_mode: Literal["silent", "skip"] = Field(
@@ -236,62 +240,96 @@ class TelegramConfig(Section):
     retry_seconds: float = Field(300.0, ge=1, le=86400,
                                  description="Give up on one message after retrying this long")
 
+    @model_validator(mode="after")
+    def _complete(self) -> TelegramConfig:
+        if self.enabled and not (self.token.get_secret_value() and self.chat_ids):
+            raise ValueError("enabled needs token (or PISENTRY_TELEGRAM_TOKEN) and chat_ids")
+        return self
+
 
 class EmailConfig(Section):
-    enabled: bool = False
-    host: str = ""
-    port: int = Field(587, ge=1, le=65535)
-    security: Literal["starttls", "ssl", "none"] = "starttls"
+    enabled: bool = Field(False, description="Mail each alert with its snapshot")
+    host: str = Field("", max_length=253, description="SMTP server")
+    port: int = Field(587, ge=1, le=65535, description="SMTP port (587 starttls, 465 ssl)")
+    security: Literal["starttls", "ssl", "none"] = Field(
+        "starttls", description="TLS mode; a password is never sent with none")
     ca_file: str = Field("", description="CA bundle for a self-signed mail server (PEM)")
-    username: str = ""
+    username: str = Field("", max_length=256, description="SMTP login (empty: no login)")
     password: SecretStr = Field(SecretStr(""), description="or PISENTRY_SMTP_PASSWORD")
-    sender: str = ""
-    recipients: list[str] = Field(default_factory=list)
-    timeout_seconds: float = Field(30.0, gt=0, le=600)
+    sender: str = Field("", max_length=256, description="From address (default: username)")
+    recipients: list[str] = Field(default_factory=list, max_length=50,
+                                  description="To addresses")
+    timeout_seconds: float = Field(30.0, gt=0, le=600, description="SMTP network timeout")
+
+    @model_validator(mode="after")
+    def _complete(self) -> EmailConfig:
+        if self.enabled and not (self.host and self.recipients):
+            raise ValueError("enabled needs host and recipients")
+        if self.security == "none" and self.password.get_secret_value():
+            raise ValueError("a password needs security = starttls or ssl")
+        return self
 
 
 class MqttConfig(Section):
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = Field(1883, ge=1, le=65535)
-    username: str = ""
+    enabled: bool = Field(False, description="Publish events and state for Home Assistant")
+    host: str = Field("127.0.0.1", max_length=253, description="MQTT broker")
+    port: int = Field(1883, ge=1, le=65535, description="MQTT broker port")
+    username: str = Field("", max_length=256, description="Broker login (empty: anonymous)")
     password: SecretStr = Field(SecretStr(""), description="or PISENTRY_MQTT_PASSWORD")
-    topic_prefix: str = Field("pisentry", pattern=r"^[A-Za-z0-9_/-]{1,64}$")
-    discovery_prefix: str = Field("homeassistant", pattern=r"^[A-Za-z0-9_/-]{1,64}$")
+    topic_prefix: str = Field("pisentry", pattern=r"^[A-Za-z0-9_/-]{1,64}$",
+                              description="Topics are PREFIX/CAMERA/...")
+    discovery_prefix: str = Field("homeassistant", pattern=r"^[A-Za-z0-9_/-]{1,64}$",
+                                  description="Home Assistant's discovery prefix")
     discovery: bool = Field(True, description="Publish Home Assistant discovery configs")
-    keepalive: int = Field(30, ge=5, le=3600)
+    keepalive: int = Field(30, ge=5, le=3600, description="Seconds between MQTT pings")
 
 
 class HooksConfig(Section):
     on_event_start: str = Field("", description="Shell command run when an event starts")
     on_event_end: str = Field("", description="Shell command run when an event ends")
     on_recording: str = Field("", description="Shell command run when a clip is finished")
-    timeout_seconds: float = Field(30.0, gt=0, le=3600)
+    timeout_seconds: float = Field(30.0, gt=0, le=3600, description="Kill a hook after this")
     max_running: int = Field(4, ge=1, le=64, description="Hooks beyond this are skipped")
 
 
 class BackupConfig(Section):
-    enabled: bool = False
-    protocol: Literal["sftp", "scp"] = "sftp"
-    host: str = ""
-    port: int = Field(22, ge=1, le=65535)
-    username: str = ""
+    enabled: bool = Field(False, description="Copy finished clips to a NAS over SSH")
+    protocol: Literal["sftp", "scp"] = Field(
+        "sftp", description="sftp, or scp for SSH servers without the SFTP subsystem")
+    host: str = Field("", max_length=253, description="The NAS")
+    port: int = Field(22, ge=1, le=65535, description="Its SSH port")
+    username: str = Field("", max_length=64, description="SSH login on the NAS")
     key_file: str = Field("", description="Private key for the NAS login")
-    known_hosts: str = Field("", description="known_hosts file with the NAS host key")
-    remote_dir: str = Field("pisentry", description="Clips go to remote_dir/YYYY/MM/DD")
-    trigger: Literal["immediate", "count", "minutes"] = "immediate"
-    trigger_count: int = Field(1, ge=1, le=1000)
-    trigger_minutes: list[Annotated[int, Field(ge=0, le=59)]] = Field(default_factory=list)
+    known_hosts: str = Field("", description="known_hosts file with the NAS host key "
+                                             "(required: unknown keys are refused)")
+    remote_dir: str = Field("pisentry", min_length=1,
+                            description="Clips go to remote_dir/YYYY/MM/DD")
+    trigger: Literal["immediate", "count", "minutes"] = Field(
+        "immediate", description="Upload at once, after trigger_count clips, or at "
+                                 "trigger_minutes past each hour")
+    trigger_count: int = Field(1, ge=1, le=1000, description="count trigger: clips per batch")
+    trigger_minutes: list[Annotated[int, Field(ge=0, le=59)]] = Field(
+        default_factory=list, max_length=60, description="minutes trigger: e.g. [0, 20, 40]")
     pieces: bool = Field(True, description="Ship clips of an ongoing event in pieces as "
                                            "they grow (a stolen camera has sent its start)")
     encrypt_public_key: str = Field("", description="PEM public key: encrypt before upload")
     limit_days: float = Field(0.0, ge=0, le=3650, description="Remote retention (0: keep)")
-    delete_local_after_upload: bool = False
+    delete_local_after_upload: bool = Field(
+        False, description="Delete the local clip once the NAS has it")
     retry_max_seconds: float = Field(300.0, ge=0.5, le=86400,
                                      description="Longest back-off between upload attempts")
-    connect_timeout: float = Field(10.0, gt=0, le=300)
+    connect_timeout: float = Field(10.0, gt=0, le=300, description="SSH connect timeout")
     rate_limit_kbps: float = Field(0.0, ge=0, le=10_000_000,
                                    description="Cap upload speed in KB/s (0: no cap)")
+
+    @model_validator(mode="after")
+    def _complete(self) -> BackupConfig:
+        if self.enabled and not (self.host and self.known_hosts):
+            raise ValueError("enabled needs host and known_hosts (the NAS host key is "
+                             "always checked)")
+        if self.trigger == "minutes" and not self.trigger_minutes:
+            raise ValueError("trigger = minutes needs trigger_minutes")
+        return self
 
 
 class NotifyConfig(Section):
@@ -301,15 +339,15 @@ class NotifyConfig(Section):
     hooks: HooksConfig = Field(default_factory=HooksConfig)
     backup: BackupConfig = Field(default_factory=BackupConfig)
     presence_hosts: list[str] = Field(
-        default_factory=list, description="Phones' addresses (IPv4 or MAC): disarm while any "
-                                          "is on the LAN, arm when all are gone")
+        default_factory=list, max_length=32,
+        description="Phones' addresses (IPv4 or MAC): disarm while any is on the LAN, "
+                    "arm when all are gone")
     presence_away_seconds: float = Field(
         600.0, ge=10, le=86400, description="Seen by none for this long: everyone is away")
     arm_schedule: list[Annotated[str, Field(pattern=r"^\d\d:\d\d-\d\d:\d\d$")]] = Field(
-        default_factory=list, description="HH:MM-HH:MM windows: armed at each start, "
-                                          "disarmed at each end (local time)")
-    alert_max_age: float = Field(
-        600.0, ge=10, le=86400, description="Drop an alert still undelivered after this long")
+        default_factory=list, max_length=16,
+        description="HH:MM-HH:MM windows: armed at each start, disarmed at each end "
+                    "(local time)")
 
 
 class ServoConfig(Section):

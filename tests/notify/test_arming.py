@@ -56,3 +56,47 @@ def test_presence_home_at_once_away_after_a_while(tmp_path: Path) -> None:
     table.write_text(ARP.splitlines()[0] + "\n")
     assert presence.look(1300.0) is None  # phone asleep for a few minutes: still home
     assert presence.look(1700.0) is False
+
+
+def test_service_follows_schedule_and_presence(tmp_path: Path) -> None:
+    """The wiring: ticks at window edges and phone sightings change the stored,
+    published state."""
+    from common.arming import ArmingStore
+    from common.bus import Bus
+    from common.config import parse_config
+    from common.messages import ArmState
+    from common.paths import Home
+    from services.notify.service import NotifyService
+
+    home = Home(tmp_path / "home").ensure()
+    config = parse_config({"notify": {"arm_schedule": ["22:00-06:00"],
+                                      "presence_hosts": ["aa:bb:cc:dd:ee:01"],
+                                      "presence_away_seconds": 60}})
+    svc = NotifyService(config, home, clock=lambda: at(21, 0))
+    listener = Bus(config, home)
+    try:
+        svc.pub = svc.bus.publisher("notify")
+        states = listener.subscriber(["notify"], [ArmState.TOPIC])
+        time.sleep(0.2)
+        svc.setup()
+        table = tmp_path / "arp"
+        table.write_text(ARP.splitlines()[0] + "\n")
+        svc.presence = Presence(["aa:bb:cc:dd:ee:01"], 60, table=table)
+        svc.tick(at(21, 0))
+        assert ArmingStore(home).load().armed is True  # nothing changed yet
+        table.write_text(ARP)  # a phone comes home
+        svc.tick(at(21, 1))
+        assert ArmingStore(home).load().changed_by == "presence"
+        assert ArmingStore(home).load().armed is False
+        svc.tick(at(22, 0))  # the schedule arms at 22:00 regardless
+        assert ArmingStore(home).load().armed is True
+        assert ArmingStore(home).load().changed_by == "schedule"
+        published: list[ArmState] = []
+        deadline = time.monotonic() + 3
+        while len(published) < 3 and time.monotonic() < deadline:
+            published.extend(m.header for m in states.recv(0.1))
+        assert [(s.armed, s.changed_by) for s in published][-2:] == [
+            (False, "presence"), (True, "schedule")]
+    finally:
+        svc._close()
+        listener.close()

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import smtplib
 import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from pydantic import SecretStr
 
-from common.config import EmailConfig
+from common.config import ConfigError, EmailConfig, parse_config
 from common.messages import Motion, Snapshot
 from services.notify.mailer import build_message, send_mail
 from tests.notify.conftest import Harness, jpeg
@@ -83,11 +86,14 @@ def test_starttls_with_a_private_ca(tmp_path: Path) -> None:
 
 
 def test_password_is_never_sent_in_clear(smtp: SmtpSink) -> None:
-    cfg = EmailConfig(enabled=True, host="127.0.0.1", port=smtp.port, security="none",
-                      username="cam", password="hunter2", recipients=["me@example.org"])
-    try:
+    with pytest.raises(ConfigError, match="notify.email: .*password needs security"):
+        parse_config({"notify": {"email": {"security": "none", "password": "hunter2"}}})
+    # And if a config ever got past validation, the sender still refuses.
+    cfg = EmailConfig.model_construct(**{**EmailConfig().__dict__, "enabled": True,
+                                         "host": "127.0.0.1", "port": smtp.port,
+                                         "security": "none", "username": "cam",
+                                         "password": SecretStr("hunter2"),
+                                         "recipients": ["me@example.org"]})
+    with pytest.raises(smtplib.SMTPException, match="without TLS"):
         send_mail(cfg, build_message(cfg, "x", "y", None))
-        raise AssertionError("sent a password without TLS")
-    except Exception as exc:
-        assert "without TLS" in str(exc)
     assert smtp.messages == []
