@@ -179,7 +179,7 @@ class BackupManager:
         self._thread = threading.Thread(target=self._run, name="backup", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 2.0) -> None:
+    def stop(self, timeout: float = 0.5) -> None:
         with self._wake:
             self._stop = True
             self._wake.notify_all()

@@ -126,6 +126,8 @@ class NotifyService(Worker):
             self.mail.shutdown(wait=False, cancel_futures=False)
 
     def teardown(self) -> None:
+        # Bounded waits: the whole stop stays within the worker's 2 s. An upload cut
+        # short here resumes from the queue on disk at the next start.
         for part in (self.telegram, self.backup, self.mqtt):
             if part is not None:
                 try:

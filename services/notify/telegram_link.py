@@ -73,7 +73,7 @@ class TelegramLink:
         self._thread = threading.Thread(target=self._run_loop, name="telegram", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 1.5) -> None:
+    def stop(self, timeout: float = 0.8) -> None:
         self._stopping = True
         if self._thread is None:
             return
@@ -91,7 +91,7 @@ class TelegramLink:
         except Exception:  # a hung upload: the daemon thread dies with the process
             pass
         self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout)
+        self._thread.join(0.5)
 
     def send_alert(self, event_id: str, photo: bytes, caption: str, silent: bool,
                    created: float) -> None:

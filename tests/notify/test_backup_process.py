@@ -71,7 +71,18 @@ def test_kill_9_mid_upload_completes_after_restart_without_duplicate(
         proc.send_signal(signal.SIGKILL)
         proc.wait(5)
         assert part.stat().st_size < clip.stat().st_size
+        killed_write = part.stat().st_mtime_ns
         assert len(list((home.queue_dir / "backup").glob("*.json"))) == 1
+        proc = start_notify(home.root, config_file, log)
+        # A clean stop in the middle of the resumed upload is prompt too.
+        def resumed() -> bool:  # written by the new process, not the killed one's leftover
+            st = part.stat()
+            return st.st_mtime_ns > killed_write and 50_000 < st.st_size < 500_000
+        wait_until(resumed, 15, "the upload to resume")
+        began = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == 0
+        assert time.monotonic() - began < 2.0
         proc = start_notify(home.root, config_file, log)
         final = sshd.root / "cam" / day / "cam1-event.mp4"
         wait_until(lambda: not list((home.queue_dir / "backup").glob("*.json")), 30,
