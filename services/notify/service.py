@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from common.arming import Arming, ArmingStore, ArmSchedule
-from common.bus import STATUS_ENDPOINTS, Bus, Message
+from common.bus import STATUS_ENDPOINTS, Bus, Message, Subscriber
 from common.config import Config
-from common.messages import ArmState, Control, Heartbeat, Motion, Recording, Snapshot
+from common.messages import ArmState, Control, Heartbeat, LiveFrame, Motion, Recording, Snapshot
 from common.paths import Home
 from common.worker import SetupError, Worker
 from services.notify.alerts import AlertOut, AlertPolicy
@@ -74,6 +74,7 @@ class NotifyService(Worker):
         self.mail: ThreadPoolExecutor | None = None
         self.heartbeats: dict[str, tuple[float, str]] = {}
         self.snapshot_waiters: list[tuple[int, float]] = []
+        self._live: Subscriber | None = None  # open only while a /snapshot waits
         self.last_event_ts = 0.0
         self._next_state = 0.0
         self._next_presence = 0.0
@@ -135,6 +136,8 @@ class NotifyService(Worker):
                 except Exception as exc:
                     log.warning("stopping %s: %s", type(part).__name__, exc)
         self.hooks.stop()
+        if self._live is not None:
+            self._live.close()
 
     def status_counters(self) -> dict[str, Any]:
         out: dict[str, Any] = {**self.policy.counters, **self.hooks.counters,
@@ -199,12 +202,6 @@ class NotifyService(Worker):
                 self.dispatch(alert)
             if self.mqtt is not None:
                 self.mqtt.snapshot(jpeg)
-        elif s.kind == "manual" and self.snapshot_waiters:
-            chats = sorted({chat for chat, _ in self.snapshot_waiters})
-            self.snapshot_waiters.clear()
-            if self.telegram is not None:
-                when = time.strftime("%H:%M:%S", time.localtime(s.ts))
-                self.telegram.send_photo(chats, jpeg, f"{s.camera} at {when}")
 
     def on_recording(self, r: Recording) -> None:
         if r.phase == "progress":
@@ -305,8 +302,8 @@ class NotifyService(Worker):
                 break
             self.on_incoming(item, now)
         self.hooks.poll()
-        if self.snapshot_waiters and all(d < now for _, d in self.snapshot_waiters):
-            self._snapshot_timeout()
+        if self.snapshot_waiters:
+            self._serve_snapshot(now)
         wanted = self.schedule.edge(now)
         if wanted is not None and wanted != self.arming.armed:
             self.set_arming(replace(self.arming, armed=wanted), "schedule", now)
@@ -357,10 +354,10 @@ class NotifyService(Worker):
                              source=self.name)
             reply = f"Rotating to pan {cmd.args['pan']}, tilt {cmd.args['tilt']}"
         elif cmd.name == "snapshot":
-            assert self.pub is not None
             self.snapshot_waiters.append((chat, now + SNAPSHOT_WAIT))
-            self.pub.publish(Control, ts=now, target="detect", command="snapshot",
-                             source=self.name)
+            if self._live is None:
+                self._live = self.bus.subscriber(["frames"], [LiveFrame.TOPIC],
+                                                 latest_only=True)
         elif cmd.name == "clip":
             self.send_latest_clip(chat)
         if reply:
@@ -385,10 +382,29 @@ class NotifyService(Worker):
                          f"{stats['backup_uploaded']} uploaded")
         return "\n".join(lines)
 
-    def _snapshot_timeout(self) -> None:
+    def _serve_snapshot(self, now: float) -> None:
+        """Answer waiting /snapshot requests with the newest live frame."""
+        frames = self._live.read() if self._live is not None else []
+        if not frames and any(deadline > now for _, deadline in self.snapshot_waiters):
+            return
         chats = sorted({chat for chat, _ in self.snapshot_waiters})
         self.snapshot_waiters.clear()
-        self.telegram.send_text(chats, "No picture: the detect service did not answer")
+        if self._live is not None:
+            self._live.close()  # raw frames cost bandwidth: listen only while asked
+            self._live = None
+        if not frames:
+            self.telegram.send_text(chats, "No picture: no live frames (is capture running?)")
+            return
+        from services.notify.picture import frame_to_jpeg
+
+        frame = frames[-1]
+        try:
+            jpeg = frame_to_jpeg(frame.header, frame.payload[0])
+        except ValueError as exc:
+            self.telegram.send_text(chats, f"No picture: {exc}")
+            return
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(frame.header.ts))
+        self.telegram.send_photo(chats, jpeg, f"{frame.header.camera} at {when}")
 
     def _catalogue(self) -> Any:
         from services.record.catalogue import Catalogue

@@ -102,6 +102,7 @@ class Harness:
         self.detect = self.bus.publisher("detect")
         self.record = self.bus.publisher("record")
         self.web = self.bus.publisher("web")
+        self.frames = self.bus.publisher("frames")
         self.out = self.bus.subscriber(["notify"], [b"control/", b"state/"])
         self.received: list[Message] = []
         self._thread: threading.Thread | None = None

@@ -10,11 +10,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from common.arming import ArmingStore
 from common.logs import setup_logging
-from common.messages import ArmState, Control, Motion, Recording, Snapshot
+from common.messages import ArmState, Control, LiveFrame, Motion, Recording, Snapshot
 from services.record.catalogue import Catalogue
 from tests.notify.conftest import CHAT, TOKEN, Harness, jpeg, telegram_section, wait_until
 from tests.notify.fake_telegram import FakeTelegram
@@ -84,14 +86,23 @@ def test_commands_drive_arming_the_bus_and_clips(telegram: FakeTelegram,
     texts = [c.fields["text"] for c in telegram.wait_for("sendMessage", 7)]
     assert any("ARMED" in t and "detect: ok, up" in t for t in texts), texts
     assert any(t.startswith("usage: /rotate") for t in texts)
-    # /snapshot asks detect for a picture and forwards the manual snapshot.
+    # /snapshot takes the newest live frame and sends it as a photo.
     telegram.push_message(CHAT, "/snapshot")
-    h.wait_output(lambda m: isinstance(m.header, Control) and m.header.target == "detect"
-                  and m.header.command == "snapshot")
-    manual = jpeg(3)
-    h.detect.publish(Snapshot, [manual], ts=time.time(), event_id="", kind="manual",
-                     width=320, height=240)
-    assert telegram.wait_for("sendPhoto")[0].files["photo"][2] == manual
+    picture = cv2.resize(cv2.imdecode(np.frombuffer(jpeg(3), np.uint8), cv2.IMREAD_COLOR),
+                         (640, 480))
+    picture = cv2.GaussianBlur(picture, (15, 15), 5)
+
+    def photo_arrived() -> bool:
+        h.frames.publish(LiveFrame, [picture.copy()], ts=time.time(), width=640, height=480,
+                         format="bgr24")
+        time.sleep(0.05)
+        return bool(telegram.of("sendPhoto"))
+    wait_until(photo_arrived, 10, "the /snapshot photo")
+    got = cv2.imdecode(np.frombuffer(telegram.of("sendPhoto")[0].files["photo"][2], np.uint8),
+                       cv2.IMREAD_COLOR)
+    assert got.shape == picture.shape
+    assert np.abs(got.astype(int) - picture.astype(int)).mean() < 3  # the same picture
+    wait_until(lambda: h.svc._live is None, 2, "the live subscription to close")
     # /clip sends the newest finished clip from the catalogue.
     clip = tmp_path / "latest.mp4"
     clip.write_bytes(b"latest-clip")
