@@ -8,10 +8,12 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from common.config import BackupConfig
+from common.messages import Recording
 from services.notify import crypto
 from services.notify.backup import BackupManager, UploadTrigger, apply_retention
 from services.notify.remote import HostKeyError, connect
@@ -197,3 +199,25 @@ def test_killed_after_rename_is_not_sent_again(sshd: SshServer, tmp_path: Path) 
     m.step()
     assert m.counters == {**m.counters, "uploaded": 1, "skipped_existing": 1}
     assert remote.stat().st_ino == first_inode and len(m.queue) == 0
+
+
+def test_service_ships_progress_pieces_then_the_clip(sshd: SshServer, tmp_path: Path,
+                                                     harness_factory: Any) -> None:
+    """Recording progress / finished on the bus drive the pieces and the clip."""
+    h = harness_factory({"backup": backup_section(sshd)})
+    clip = make_clip(tmp_path / "staging", "cam1-ev.mp4", size=90_000)
+    full = clip.read_bytes()
+    clip.write_bytes(full[:40_000])
+    start = time.time()
+    h.record.publish(Recording, ts=start, phase="started", path=str(clip), start=start)
+    h.record.publish(Recording, ts=start + 2, phase="progress", path=str(clip), start=start,
+                     size=40_000)
+    folder = sshd.root / "cam" / day_dir(start)
+    wait_until(lambda: (folder / "cam1-ev.mp4.piece000000000000").exists(), 10, "a piece")
+    final = make_clip(tmp_path / "rec", "cam1-ev.mp4", size=90_000)  # moved out of staging
+    final.write_bytes(full)
+    h.record.publish(Recording, ts=start + 3, phase="finished", path=str(final), start=start,
+                     end=start + 3, duration=3.0, size=len(full), event_id="ev")
+    wait_until(lambda: sorted(p.name for p in folder.iterdir()) == ["cam1-ev.mp4"], 10,
+               "the clip to replace its pieces")
+    assert (folder / "cam1-ev.mp4").read_bytes() == full
