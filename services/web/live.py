@@ -128,9 +128,11 @@ class LiveChannel:
 
     async def next(self, after: int, timeout: float) -> Encoded | None:
         """The newest frame newer than seq ``after``; waits for one up to
-        ``timeout`` seconds, None if none came."""
+        ``timeout`` seconds, None if none came. A frame older than a second
+        (frames were off while nobody watched) is not handed out: a new
+        viewer waits for a live one."""
         self.demand()
-        if self._raw is None or self._seq <= after:
+        if self._raw is None or self._seq <= after or not self.fresh():
             try:
                 await asyncio.wait_for(self._changed.wait(), timeout)
             except TimeoutError:

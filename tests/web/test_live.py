@@ -91,3 +91,15 @@ def test_next_waits_when_there_is_no_frame_yet() -> None:
 
     waited, enc = asyncio.run(scenario())
     assert enc is not None and waited >= 0.09
+
+
+def test_a_stale_frame_is_not_handed_to_a_new_viewer() -> None:
+    now = [100.0]
+    ch = LiveChannel("cam1", clock=lambda: now[0])
+
+    async def scenario() -> object:
+        ch.push(frame(1), 1.0)
+        now[0] += 30  # frames were off for a while
+        return await ch.next(-1, timeout=0.05)
+
+    assert asyncio.run(scenario()) is None
