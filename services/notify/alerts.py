@@ -36,11 +36,12 @@ class EventInfo:
     grouped: int = 0  # events folded into this alert during the previous cooldown
     photo_sent: bool = False
     snapshot: bytes | None = None
+    decided_at: float = 0.0
 
 
 @dataclass(frozen=True)
 class AlertOut:
-    """An alert ready to go: the photo and its caption."""
+    """An alert ready to go: the photo (empty when it never came) and its caption."""
 
     event_id: str
     camera: str
@@ -114,7 +115,7 @@ class AlertPolicy:
             self.counters["grouped"] += 1
             return False
         self._last_alert[info.camera] = ts
-        info.alerted, info.silent = True, silent
+        info.alerted, info.silent, info.decided_at = True, silent, now
         info.grouped = self._grouped.pop(info.camera, 0)
         return True
 
@@ -133,6 +134,20 @@ class AlertPolicy:
         self.counters["alerts"] += 1
         return AlertOut(info.event_id, info.camera, info.ts, caption(info), info.snapshot,
                         info.silent)
+
+    def overdue(self, now: float, wait: float) -> list[AlertOut]:
+        """Alerts whose snapshot is ``wait`` seconds late: they go out as text, so
+        a camera whose picture never comes (pulled off the wall) still warns."""
+        out = []
+        for info in self.events.values():
+            if (info.alerted and not info.photo_sent and info.snapshot is None
+                    and now - info.decided_at >= wait):
+                info.photo_sent = True
+                self.counters["alerts"] += 1
+                self.counters["without_photo"] = self.counters.get("without_photo", 0) + 1
+                out.append(AlertOut(info.event_id, info.camera, info.ts, caption(info), b"",
+                                    info.silent))
+        return out
 
     def alerted(self, event_id: str) -> bool:
         info = self.events.get(event_id)

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 STATE_REPUBLISH = 10.0
 PRESENCE_PERIOD = 30.0
 SNAPSHOT_WAIT = 5.0
+ALERT_PHOTO_WAIT = 2.0  # an alert whose snapshot is this late goes out as text
 HEARTBEAT_STALE = 3.0
 
 
@@ -255,7 +256,7 @@ class NotifyService(Worker):
         cfg = self.cfg.email
         subject = alert.caption.splitlines()[0]
         try:
-            send_mail(cfg, build_message(cfg, subject, alert.caption, alert.photo,
+            send_mail(cfg, build_message(cfg, subject, alert.caption, alert.photo or None,
                                          f"{alert.camera}-{alert.event_id}.jpg"))
             self.counters["mail_sent"] += 1
         except Exception as exc:  # smtplib, ssl and socket errors alike
@@ -302,6 +303,8 @@ class NotifyService(Worker):
                 break
             self.on_incoming(item, now)
         self.hooks.poll()
+        for alert in self.policy.overdue(now, ALERT_PHOTO_WAIT):
+            self.dispatch(alert)
         if self.snapshot_waiters:
             self._serve_snapshot(now)
         wanted = self.schedule.edge(now)

@@ -95,6 +95,13 @@ class TelegramLink:
 
     def send_alert(self, event_id: str, photo: bytes, caption: str, silent: bool,
                    created: float) -> None:
+        if not photo:  # the snapshot never came: warn in words
+            for chat in self.cfg.chat_ids:
+                self._submit(f"alert text to {chat}", created,
+                             lambda chat=chat: self.bot.send_message(
+                                 chat, caption + "\n(no picture)",
+                                 disable_notification=silent))
+            return
         markup = None
         if self.cfg.label_buttons and event_id:
             markup = InlineKeyboardMarkup([[

@@ -88,3 +88,14 @@ def test_quiet_hours_silent_or_skip() -> None:
     early = local_ts(6, 59)
     skip.on_snapshot("n", "cam1", early, b"x")
     assert skip.on_motion(motion("n", early), ARMED, early) is None
+
+
+def test_a_missing_snapshot_still_alerts_in_words() -> None:
+    policy = AlertPolicy(cooldown_seconds=0)
+    t = local_ts(12, 0)
+    assert policy.on_motion(motion("a", t, labels=["person"]), ARMED, t) is None
+    assert policy.overdue(t + 1.0, wait=2.0) == []
+    (late,) = policy.overdue(t + 2.0, wait=2.0)
+    assert late.photo == b"" and "person" in late.caption
+    assert policy.overdue(t + 5.0, wait=2.0) == []  # once
+    assert policy.on_snapshot("a", "cam1", t + 6, b"too late") is None

@@ -186,3 +186,14 @@ def test_token_never_reaches_the_logs(telegram: FakeTelegram,
     assert "refused" in caplog.text and "failed" in caplog.text  # errors were logged ...
     assert "sendPhoto" in caplog.text  # ... and the client's debug output too ...
     assert TOKEN not in caplog.text and TOKEN.split(":")[1] not in caplog.text  # ... cleanly
+
+
+def test_alert_without_a_snapshot_goes_out_as_text(telegram: FakeTelegram,
+                                                   harness_factory: Callable[..., Harness]
+                                                   ) -> None:
+    h = harness_factory({"telegram": telegram_section(telegram)})
+    h.detect.publish(Motion, ts=time.time(), event_id="blind", phase="start",
+                     labels=["person"])
+    text = telegram.wait_for("sendMessage", timeout=5)[0].fields["text"]
+    assert "Motion on cam1" in text and "(no picture)" in text
+    assert telegram.of("sendPhoto") == []
