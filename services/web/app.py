@@ -22,7 +22,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, HTTPException, Path as PathParam, Query, Request, Security
+from fastapi import FastAPI, HTTPException, Query, Request, Security
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import APIKeyCookie, APIKeyHeader
 from pydantic import BaseModel, Field

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from http.cookies import SimpleCookie
+from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,9 +25,9 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
     (b"content-security-policy",
-     b"default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
-     b"style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'; "
-     b"frame-ancestors 'none'; form-action 'self'"),
+     (b"default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
+      b"style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'; "
+      b"frame-ancestors 'none'; form-action 'self'")),
 ]
 UNAUTHORIZED_HTML = (b"<!doctype html><meta charset=utf-8><title>Login required</title>"
                      b"<meta http-equiv=refresh content='0; url=/login'>"
@@ -89,7 +89,7 @@ def session_token(headers: list[tuple[bytes, bytes]]) -> str | None:
             jar: SimpleCookie = SimpleCookie()
             try:
                 jar.load(value.decode("latin-1"))
-            except Exception:  # a malformed cookie header is just no session
+            except CookieError:  # a malformed cookie header is just no session
                 continue
             if COOKIE in jar:
                 return jar[COOKIE].value

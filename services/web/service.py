@@ -21,6 +21,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 from typing import Any
 
@@ -32,7 +33,7 @@ from common.arming import Arming
 from common.bus import STATUS_ENDPOINTS, Message, Subscriber
 from common.config import SERVICES
 from common.messages import ArmState, Control, Frame, Heartbeat
-from common.worker import Worker
+from common.worker import SetupError, Worker
 from services.web import auth
 from services.web.app import WebContext, create_app
 from services.web.feed import EventFeed, describe
@@ -55,6 +56,13 @@ class WebService(Worker):
         for path in (web.certfile_path, web.keyfile_path):
             if path and not os.path.isfile(path):
                 raise ValueError(f"web TLS file {path} does not exist")
+        try:  # bind here, so a taken port is a setup error with one clear line
+            family = socket.AF_INET6 if ":" in web.host else socket.AF_INET
+            self.listener = socket.create_server((web.host, web.port), family=family,
+                                                 backlog=128)
+        except OSError as exc:
+            raise SetupError(f"web cannot listen on {web.host}:{web.port}: "
+                             f"{exc.strerror or exc}") from None
         password = auth.ensure_initial_password(self.home)
         if password:  # to the console only, never through logging
             print(f"\n  pisentry web login: admin / {password}\n  (shown once; change it "
@@ -146,7 +154,7 @@ class WebService(Worker):
                     self.counters["in"] += 1
                     try:
                         self.handle(msg)
-                    except Exception as exc:
+                    except Exception as exc:  # noqa: BLE001 - a bad message never kills us
                         self.record_error(f"handling {msg.topic.decode()}", exc)
             now = self.clock()
             if now >= self._next_heartbeat:
@@ -165,7 +173,7 @@ class WebService(Worker):
             self.home.ensure()
             self.pub = self.bus.publisher(self.name)
             self.setup()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - fail fast with one clear line
             log.error("%s cannot start: %s", self.name, exc)
             self._close()
             return 2
@@ -187,7 +195,7 @@ class WebService(Worker):
             ssl_certfile=web.certfile_path or None, ssl_keyfile=web.keyfile_path or None,
             timeout_graceful_shutdown=1, lifespan="off", ws_max_size=64 * 1024))
         bus = asyncio.create_task(self._bus_loop())
-        served = asyncio.create_task(server.serve())
+        served = asyncio.create_task(server.serve(sockets=[self.listener]))
         done, _ = await asyncio.wait({bus, served}, return_when=asyncio.FIRST_COMPLETED)
         # Whichever ended first (a signal through uvicorn, a stop request, a crash)
         # ends the other.
@@ -199,8 +207,10 @@ class WebService(Worker):
             if task.exception() is not None:
                 log.error("web: %s", task.exception())
                 return 1
-        if not server.started:
-            log.error("web cannot listen on %s:%d", web.host, web.port)
-            return 2
         return 0
+
+    def teardown(self) -> None:
+        listener = getattr(self, "listener", None)
+        if listener is not None:
+            listener.close()
 

@@ -17,7 +17,6 @@ from services.record.catalogue import day_of
 from services.web import auth
 from tests.web.conftest import API_KEY, PASSWORD, WebEnv, build_env, seed_event
 
-
 LOGIN_PAGE = "/login"  # the one route the issue allows without a session
 
 
@@ -34,9 +33,9 @@ def test_every_route_but_login_needs_a_session_or_key(env: WebEnv) -> None:
             pytest.fail(f"mounted app {route.path} bypasses the route walk")
         path = _concrete(route.path)
         if isinstance(route, WebSocketRoute):
-            with pytest.raises((WebSocketDenialResponse, WebSocketDisconnect)) as err:
-                with env.client.websocket_connect(path):
-                    pass
+            with pytest.raises((WebSocketDenialResponse, WebSocketDisconnect)) as err, \
+                    env.client.websocket_connect(path):
+                pass
             if isinstance(err.value, WebSocketDenialResponse):
                 assert err.value.status_code == 401, path
             checked += 1
@@ -237,15 +236,16 @@ def test_snapshot_and_ws_live_from_pushed_frames(env: WebEnv) -> None:
     import numpy as np
 
     ch = env.ctx.hub.get("cam1")
-    assert env.client.get("/api/snapshot.jpg?camera=nope", headers=env.keyed()
-                          ).status_code == 404
-    ch.push(np.full((480, 640, 3), 90, np.uint8), time.time())
-    r = env.client.get("/api/snapshot.jpg", headers=env.keyed())
-    assert r.status_code == 200 and r.content[:2] == b"\xff\xd8"
-    client = TestClient(env.client.app, headers=env.keyed())
-    with client.websocket_connect("/ws/live?camera=cam1") as ws:
-        first = ws.receive_bytes()
-        assert first[:2] == b"\xff\xd8"
-        assert ch.viewers == 1
-        ws.send_text("ack")
+    # one client context: one event loop for every request, as under uvicorn
+    with TestClient(env.client.app, headers=env.keyed()) as client:
+        assert client.get("/api/snapshot.jpg?camera=nope").status_code == 404
+        ch.demand()  # frames are on (someone just watched)
+        ch.push(np.full((480, 640, 3), 90, np.uint8), time.time())
+        r = client.get("/api/snapshot.jpg")
+        assert r.status_code == 200 and r.content[:2] == b"\xff\xd8"
+        with client.websocket_connect("/ws/live?camera=cam1") as ws:
+            first = ws.receive_bytes()
+            assert first == r.content
+            assert ch.viewers == 1
+            ws.send_text("ack")
     assert ch.encoded_count == 1  # the snapshot's JPEG was reused by the viewer

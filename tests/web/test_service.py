@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Self
 
 import cv2
 import httpx
@@ -53,7 +54,7 @@ class FramePump:
             self.sent += 1
             time.sleep(0.1)
 
-    def __enter__(self) -> FramePump:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -124,14 +125,14 @@ def test_live_mjpeg_encodes_once_and_not_without_viewers(web: Running) -> None:
         cam = web.status()["cameras"][0]
         # nobody watching: frames are not even received, let alone encoded
         assert cam["encoded"] == 0 and cam["frames_in"] == 0 and pump.sent >= 15
-        with httpx.Client(headers=H, timeout=10) as a, httpx.Client(headers=H, timeout=10) as b:
-            with a.stream("GET", f"{web.base}/stream.mjpg") as sa, \
-                    b.stream("GET", f"{web.base}/stream.mjpg?fps=30") as sb:
-                assert sa.headers["content-type"].startswith("multipart/x-mixed-replace")
-                pa, pb = Parts(sa), Parts(sb)
-                first_a = pa.take(10)
-                first_b = pb.take(10)
-                cam = web.status()["cameras"][0]
+        with httpx.Client(headers=H, timeout=10) as a, \
+                httpx.Client(headers=H, timeout=10) as b, \
+                a.stream("GET", f"{web.base}/stream.mjpg") as sa, \
+                b.stream("GET", f"{web.base}/stream.mjpg?fps=30") as sb:
+            assert sa.headers["content-type"].startswith("multipart/x-mixed-replace")
+            pa, pb = Parts(sa), Parts(sb)  # kept: dropping one would close its stream
+            first_a, first_b = pa.take(10), pb.take(10)
+            cam = web.status()["cameras"][0]
         assert len(first_a) == 10 and len(first_b) == 10
         images = [cv2.imdecode(np.frombuffer(p, np.uint8), cv2.IMREAD_COLOR) for p in first_a]
         assert images[0].shape == (480, 640, 3)
@@ -192,25 +193,24 @@ def test_follows_state_heartbeats_and_events_from_other_services(web: Running) -
 
 
 def test_websocket_live_is_paced_by_acks(web: Running) -> None:
-    with FramePump(web.bus):
-        with ws_connect(f"ws://{web.base[7:]}/ws/live?camera=cam1", additional_headers=H,
-                        open_timeout=5) as ws:
-            first = ws.recv(5)
-            assert isinstance(first, bytes) and first[:2] == b"\xff\xd8"
-            # no ack: nothing more may come, however many frames arrive meanwhile
-            with pytest.raises(TimeoutError):
-                ws.recv(0.8)
-            ws.send("ack")
-            second = ws.recv(5)
-            assert second[:2] == b"\xff\xd8" and second != first
+    with FramePump(web.bus), ws_connect(f"ws://{web.base[7:]}/ws/live?camera=cam1",
+                                         additional_headers=H, open_timeout=5) as ws:
+        first = ws.recv(5)
+        assert isinstance(first, bytes) and first[:2] == b"\xff\xd8"
+        # no ack: nothing more may come, however many frames arrive meanwhile
+        with pytest.raises(TimeoutError):
+            ws.recv(0.8)
+        ws.send("ack")
+        second = ws.recv(5)
+        assert second[:2] == b"\xff\xd8" and second != first
 
 
 def test_unauthenticated_websocket_is_refused(web: Running) -> None:
     from websockets.exceptions import InvalidStatus
 
-    with pytest.raises(InvalidStatus) as err:
-        with ws_connect(f"ws://{web.base[7:]}/ws/live", open_timeout=5):
-            pass
+    with pytest.raises(InvalidStatus) as err, ws_connect(f"ws://{web.base[7:]}/ws/live",
+                                                         open_timeout=5):
+        pass
     assert err.value.response.status_code == 401
 
 
