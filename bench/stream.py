@@ -40,10 +40,10 @@ import tomli_w
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from common.bus import Bus  # noqa: E402
-from common.config import parse_config  # noqa: E402
-from common.messages import LiveFrame  # noqa: E402
-from common.paths import Home  # noqa: E402
+from common.bus import Bus
+from common.config import parse_config
+from common.messages import LiveFrame
+from common.paths import Home
 
 API_KEY = "bench-api-key-0123456789"
 FPS = 10.0

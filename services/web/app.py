@@ -35,6 +35,7 @@ from common.paths import Home
 from services.record.catalogue import Catalogue, CatalogueError, ClipRow, EventRow
 from services.web import guard
 from services.web.feed import EventFeed
+from services.web.h264live import H264Channel
 from services.web.health import HealthBoard, system_stats
 from services.web.live import BOUNDARY, LiveChannel, LiveHub
 
@@ -62,6 +63,7 @@ class WebContext:
     clock: Callable[[], float] = time.time
     counters: dict[str, Any] = field(default_factory=dict)
     stopping: bool = False
+    video: dict[str, H264Channel] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.arming_store = ArmingStore(self.home)
@@ -437,6 +439,39 @@ def create_app(ctx: WebContext) -> FastAPI:
                     await ws.receive_text()  # the acknowledgement
         except WebSocketDisconnect:
             pass
+
+    @app.websocket("/ws/h264")
+    async def ws_h264(ws: WebSocket, camera: str | None = None) -> None:
+        """The camera's own h264, remuxed (not re-encoded) to fragmented MP4 for
+        Media Source Extensions: first a JSON text message ``{"codec": ...}``,
+        then the init segment, then media segments from a keyframe on. The
+        socket closes with 1012 when the stream restarts (the page reconnects)."""
+        name = camera or next(iter(ctx.video), "")
+        ch = ctx.video.get(name)
+        if ch is None:
+            await ws.close(code=1008)
+            return
+        await ws.accept()
+        q = ch.join()  # joining is what turns the h264 subscription on
+        try:
+            if not await ch.ready(timeout=5.0):
+                await ws.close(code=1011, reason="no video from this camera")
+                return
+            await ws.send_json({"codec": ch.codec, "camera": name})
+            await ws.send_bytes(ch.init or b"")
+            while not ctx.stopping:
+                try:
+                    seg = await asyncio.wait_for(q.get(), timeout=1.0)
+                except TimeoutError:
+                    continue
+                if seg is None:
+                    await ws.close(code=1012, reason="stream restarted")
+                    return
+                await ws.send_bytes(seg.data)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            ch.leave(q)
 
     @app.websocket("/ws/events")
     async def ws_events(ws: WebSocket) -> None:

@@ -32,17 +32,19 @@ import zmq.asyncio
 from common.arming import Arming
 from common.bus import STATUS_ENDPOINTS, Message, Subscriber
 from common.config import SERVICES
-from common.messages import ArmState, Control, Frame, Heartbeat
+from common.messages import ArmState, Control, Frame, Heartbeat, VideoPacket
 from common.worker import SetupError, Worker
 from services.web import auth
 from services.web.app import WebContext, create_app
 from services.web.feed import EventFeed, describe
+from services.web.h264live import H264Channel
 from services.web.health import HealthBoard
 from services.web.live import LiveChannel, LiveHub, to_pixels
 
 log = logging.getLogger(__name__)
 
 LIVE_TOPIC = Frame.TOPIC.replace(b"lores", b"live")  # b"frame/live/"
+VIDEO_TOPIC = VideoPacket.TOPIC
 EVENT_TOPICS = [b"heartbeat/", b"motion/", b"snapshot/", b"recording/", b"state/"]
 
 
@@ -76,18 +78,26 @@ class WebService(Worker):
         self.ctx = WebContext(self.config, self.home, self.hub, self.board, self.feed,
                               on_arm=self.announce_arm, clock=self.clock)
         self.frame_subs: dict[str, tuple[Subscriber, LiveChannel]] = {}
+        self.video_subs: dict[str, tuple[Subscriber, H264Channel]] = {}
         self.event_subs: list[Subscriber] = []
+        self._subscribed: dict[int, bool] = {}
         if web.local_camera:
-            self._camera_subscribers(self.camera, frames=["frames"],
+            self._camera_subscribers(self.camera, frames=["frames"], video=["video"],
                                      events=list(STATUS_ENDPOINTS), urls={}, key="")
         for cam in web.cameras:
-            self._camera_subscribers(cam.name, frames=[], events=[], urls=cam.endpoints,
+            self._camera_subscribers(cam.name, frames=[], video=[], events=[], urls=cam.endpoints,
                                      key=cam.server_public_key)
         self.app = create_app(self.ctx)
 
-    def _camera_subscribers(self, camera: str, frames: list[str], events: list[str],
-                            urls: dict[str, str], key: str) -> None:
+    def _camera_subscribers(self, camera: str, frames: list[str], video: list[str],
+                            events: list[str], urls: dict[str, str], key: str) -> None:
         frame_urls = [urls["frames"]] if "frames" in urls else []
+        video_urls = [urls["video"]] if "video" in urls else []
+        if video or video_urls:
+            sub = self.subscribe(video, [], endpoints=video_urls, server_key=key)
+            channel = H264Channel(camera, self.clock)
+            self.ctx.video[camera] = channel
+            self.video_subs[camera] = (sub, channel)
         event_urls = [u for n, u in urls.items() if n not in ("frames", "video")]
         if frames or frame_urls:
             sub = self.subscribe(frames, [], latest_only=True, endpoints=frame_urls,
@@ -118,6 +128,12 @@ class WebService(Worker):
             pixels = to_pixels(header.format, header.width, header.height, msg.payload[0])
             channel.push(pixels, header.ts)
             return
+        if isinstance(header, VideoPacket):
+            video = self.ctx.video.get(header.camera)
+            if video is not None:
+                video.push(bytes(msg.payload[0]), header.pts, header.keyframe, header.width,
+                           header.height, header.fps)
+            return
         if isinstance(header, Heartbeat):
             self.board.heartbeat(header, self.clock())
             return
@@ -130,18 +146,21 @@ class WebService(Worker):
             self.feed.publish(item)
 
     def _follow_viewers(self) -> None:
-        """Receive raw frames only while someone watches (or just did)."""
-        for sub, channel in self.frame_subs.values():
+        """Receive raw frames and h264 only while someone watches (or just did)."""
+        pairs: list[tuple[Subscriber, LiveChannel | H264Channel, bytes]] = [
+            (sub, ch, LIVE_TOPIC) for sub, ch in self.frame_subs.values()]
+        pairs += [(sub, ch, VIDEO_TOPIC) for sub, ch in self.video_subs.values()]
+        for sub, channel, topic in pairs:
             wanted = channel.wanted()
-            if wanted != getattr(sub, "web_subscribed", False):
-                option = zmq.SUBSCRIBE if wanted else zmq.UNSUBSCRIBE
-                sub.socket.setsockopt(option, LIVE_TOPIC)
-                sub.web_subscribed = wanted  # type: ignore[attr-defined]
-                log.debug("%s live frames %s", channel.camera, "on" if wanted else "off")
+            if wanted != self._subscribed.get(id(sub), False):
+                sub.socket.setsockopt(zmq.SUBSCRIBE if wanted else zmq.UNSUBSCRIBE, topic)
+                self._subscribed[id(sub)] = wanted
+                log.debug("%s %s %s", channel.camera, topic.decode(), "on" if wanted else "off")
 
     async def _bus_loop(self) -> None:
         poller = zmq.asyncio.Poller()
-        subs = [s for s, _ in self.frame_subs.values()] + self.event_subs
+        subs = ([s for s, _ in self.frame_subs.values()] +
+                [s for s, _ in self.video_subs.values()] + self.event_subs)
         for sub in subs:
             poller.register(sub.socket, zmq.POLLIN)
         while not self.stop_requested:
@@ -162,6 +181,7 @@ class WebService(Worker):
 
     def status_counters(self) -> dict[str, Any]:
         return {"viewers": self.hub.viewers, "encoded": self.hub.encoded_count,
+                "h264_viewers": sum(c.viewers for c in self.ctx.video.values()),
                 "frames_in": sum(c.frames_in for c in self.hub.channels.values()),
                 "feed_listeners": self.feed.listeners}
 

@@ -162,6 +162,18 @@ def test_browser_end_to_end(pipeline: dict, browser: object) -> None:
     assert -1 not in sums and len(set(sums)) >= 3, sums
     page.screenshot(path=str(ARTIFACTS / "live.png"))
 
+    # the camera's own h264 in the browser (MSE), no re-encoding in between
+    page.select_option("#mode", "h264")
+    page.wait_for_function("() => { const v = document.querySelector('video.live-video'); "
+                           "return v && v.videoWidth === 640 && v.currentTime > 0.5; }",
+                           timeout=15_000)
+    t1 = page.evaluate("() => document.querySelector('video.live-video').currentTime")
+    time.sleep(1.0)
+    t2 = page.evaluate("() => document.querySelector('video.live-video').currentTime")
+    assert t2 - t1 > 0.5, (t1, t2)  # it plays, live
+    page.screenshot(path=str(ARTIFACTS / "live-h264.png"))
+    page.select_option("#mode", "mjpeg")
+
     # arm and disarm from the page; the state persists in the pipeline's home
     page.click("#disarm")
     page.wait_for_function("() => document.getElementById('arm-state').textContent === 'disarmed'")

@@ -220,3 +220,45 @@ def test_sigterm_stops_within_two_seconds(web: Running) -> None:
         web.proc.send_signal(signal.SIGTERM)  # type: ignore[attr-defined]
         code = web.proc.wait(5)  # type: ignore[attr-defined]
     assert code == 0 and time.monotonic() - t0 < 2.0
+
+
+def test_h264_live_over_websocket_is_the_cameras_own_video(web: Running) -> None:
+    """h264 packets as capture publishes them, out as fMP4 a browser can append."""
+    import io
+
+    import av
+
+    from common.messages import VideoPacket
+    from services.capture.encoder import H264Encoder
+
+    video = web.bus.publisher("video")
+    stop = threading.Event()
+
+    def pump() -> None:
+        enc = H264Encoder(640, 480, 10, keyframe_interval=1.0)
+        i = 0
+        while not stop.is_set():
+            img = np.full((480, 640, 3), (i * 11) % 256, np.uint8)
+            for au, key in enc.encode(img, i * 100_000):
+                video.publish(VideoPacket, [au], ts=time.time(), pts=i * 100_000, keyframe=key,
+                              width=640, height=480, fps=10.0)
+            i += 1
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    try:
+        with ws_connect(f"ws://{web.base[7:]}/ws/h264?camera=cam1", additional_headers=H,
+                        open_timeout=5, max_size=2**22) as ws:
+            info = json.loads(ws.recv(5))
+            assert info["codec"].startswith("avc1."), (web.home.root / "web.out").read_text()
+            init = ws.recv(5)
+            assert init[4:8] == b"ftyp"
+            segments = [ws.recv(5) for _ in range(12)]
+    finally:
+        stop.set()
+        thread.join(2)
+    assert all(s[4:8] == b"moof" for s in segments)
+    with av.open(io.BytesIO(init + b"".join(segments))) as c:
+        frames = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+    assert len(frames) == 12 and frames[0].shape == (480, 640, 3)  # from a keyframe on

@@ -2,10 +2,56 @@
 "use strict";
 
 const sockets = [];
+const wsBase = () => `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
+
+// The camera's h264 in fragmented MP4, appended to a MediaSource; the player
+// stays near the live edge and trims what it has shown.
+function startH264(video, camera) {
+  const ws = new WebSocket(`${wsBase()}/ws/h264?camera=${encodeURIComponent(camera)}`);
+  ws.binaryType = "arraybuffer";
+  const pending = [];
+  let buffer = null;
+  const pump = () => {
+    if (!buffer || buffer.updating || !pending.length) return;
+    buffer.appendBuffer(pending.shift());
+  };
+  const follow = () => {
+    const b = video.buffered;
+    if (!b.length) return;
+    const start = b.start(0), end = b.end(b.length - 1);
+    if (video.currentTime < start || end - video.currentTime > 1.5) video.currentTime = Math.max(start, end - 0.3);
+    if (video.paused) video.play().catch(() => {});
+    if (!buffer.updating && video.currentTime - start > 30) buffer.remove(start, video.currentTime - 10);
+  };
+  ws.onmessage = (ev) => {
+    if (typeof ev.data === "string") {
+      const info = JSON.parse(ev.data);
+      const type = `video/mp4; codecs="${info.codec}"`;
+      if (!window.MediaSource || !MediaSource.isTypeSupported(type)) {
+        video.replaceWith(el("p", { class: "bad", text: `This browser cannot play ${type}` }));
+        ws.close();
+        return;
+      }
+      const source = new MediaSource();
+      video.src = URL.createObjectURL(source);
+      source.addEventListener("sourceopen", () => {
+        buffer = source.addSourceBuffer(type);
+        buffer.addEventListener("updateend", () => { follow(); pump(); });
+        pump();
+      }, { once: true });
+      return;
+    }
+    pending.push(ev.data);
+    pump();
+  };
+  ws.onclose = (ev) => {
+    if (ev.code === 1012 && sockets.includes(ws)) setTimeout(() => startH264(video, camera), 200);
+  };
+  sockets.push(ws);
+}
 
 function startWs(img, camera) {
-  const proto = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${proto}://${location.host}/ws/live?camera=${encodeURIComponent(camera)}`);
+  const ws = new WebSocket(`${wsBase()}/ws/live?camera=${encodeURIComponent(camera)}`);
   ws.binaryType = "blob";
   let url = null;
   ws.onmessage = (ev) => {
@@ -17,17 +63,20 @@ function startWs(img, camera) {
 }
 
 async function showCameras() {
-  const useWs = document.getElementById("use-ws").checked;
+  const mode = document.getElementById("mode").value;
   sockets.splice(0).forEach((ws) => ws.close());
   const grid = document.getElementById("cams");
   grid.replaceChildren();
   const cams = await api("/api/cameras");
   for (const cam of cams) {
-    const img = el("img", { alt: `live ${cam.name}`, class: "live", "data-camera": cam.name });
     const state = el("span", { class: "muted", id: `cam-state-${cam.name}` });
-    grid.append(el("div", { class: "cam" }, el("header", {}, el("strong", { text: cam.name }), state), img));
-    if (useWs) startWs(img, cam.name);
-    else img.src = `/stream.mjpg?camera=${encodeURIComponent(cam.name)}&t=${Date.now()}`;
+    const view = mode === "h264"
+      ? el("video", { class: "live-video", muted: "", autoplay: "", playsinline: "", "data-camera": cam.name })
+      : el("img", { alt: `live ${cam.name}`, class: "live", "data-camera": cam.name });
+    grid.append(el("div", { class: "cam" }, el("header", {}, el("strong", { text: cam.name }), state), view));
+    if (mode === "h264") { view.muted = true; startH264(view, cam.name); }
+    else if (mode === "ws") startWs(view, cam.name);
+    else view.src = `/stream.mjpg?camera=${encodeURIComponent(cam.name)}&t=${Date.now()}`;
   }
 }
 
@@ -48,8 +97,7 @@ async function refreshStatus() {
 }
 
 function followEvents() {
-  const proto = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${proto}://${location.host}/ws/events`);
+  const ws = new WebSocket(`${wsBase()}/ws/events`);
   const feed = document.getElementById("feed");
   ws.onmessage = (ev) => {
     const m = JSON.parse(ev.data);
@@ -67,7 +115,7 @@ function followEvents() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  document.getElementById("use-ws").onchange = showCameras;
+  document.getElementById("mode").onchange = showCameras;
   showCameras();
   refreshStatus();
   setInterval(refreshStatus, 3000);
