@@ -10,6 +10,9 @@ system time over each window, as a percentage of one core.
 
     .venv/bin/python bench/stream.py [--seconds 8] [--out bench/out/stream.json]
 
+Also: the same with 1 and 20 h264 (MSE, /ws/h264) viewers, and the bytes per
+second each viewer receives in both modes.
+
 Targets (issue 6): 20 viewers at no more than 1.5x the CPU of one; no
 encoding with no viewers; first frame to a new viewer under 300 ms.
 """
@@ -42,8 +45,9 @@ sys.path.insert(0, str(REPO))
 
 from common.bus import Bus
 from common.config import parse_config
-from common.messages import LiveFrame
+from common.messages import LiveFrame, VideoPacket
 from common.paths import Home
+from services.capture.encoder import H264Encoder
 
 API_KEY = "bench-api-key-0123456789"
 FPS = 10.0
@@ -74,9 +78,13 @@ def scene_frames(n: int = 30) -> list[np.ndarray]:
 
 
 class Pump(threading.Thread):
+    """What capture publishes: live frames and the same picture as h264."""
+
     def __init__(self, bus: Bus) -> None:
         super().__init__(daemon=True)
         self.pub = bus.publisher("frames")
+        self.video = bus.publisher("video")
+        self.encoder = H264Encoder(640, 480, FPS, keyframe_interval=1.0)
         self.frames = scene_frames()
         self.stop = threading.Event()
 
@@ -87,13 +95,34 @@ class Pump(threading.Thread):
             img = self.frames[i % len(self.frames)].copy()  # a buffer nobody reuses
             self.pub.publish(LiveFrame, [img], ts=time.time(), width=640, height=480,
                              format="bgr24")
+            pts = int(i * 1_000_000 / FPS)
+            for au, key in self.encoder.encode(img, pts):
+                self.video.publish(VideoPacket, [au], ts=time.time(), pts=pts, keyframe=key,
+                                   width=640, height=480, fps=FPS)
             i += 1
             next_at += 1.0 / FPS
             time.sleep(max(0.0, next_at - time.monotonic()))
 
 
 # -- viewers (child process) ---------------------------------------------------------
-async def _viewer(port: int, counts: list[int], idx: int, stop: float) -> None:
+async def _h264_viewer(port: int, counts: list[int], sizes: list[int], idx: int,
+                       stop: float) -> None:
+    from websockets.asyncio.client import connect
+
+    async with connect(f"ws://127.0.0.1:{port}/ws/h264", max_size=2**22,
+                       additional_headers={"X-API-Key": API_KEY}) as ws:
+        while time.monotonic() < stop:
+            try:
+                msg = await asyncio.wait_for(ws.recv(), stop - time.monotonic())
+            except TimeoutError:
+                break
+            if isinstance(msg, bytes) and msg[4:8] == b"moof":
+                counts[idx] += 1
+                sizes[idx] += len(msg)
+
+
+async def _viewer(port: int, counts: list[int], sizes: list[int], idx: int,
+                  stop: float) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(f"GET /stream.mjpg?fps={FPS} HTTP/1.1\r\nHost: x\r\n"
                  f"X-API-Key: {API_KEY}\r\n\r\n".encode())
@@ -107,17 +136,19 @@ async def _viewer(port: int, counts: list[int], idx: int, stop: float) -> None:
         if not chunk:
             break
         buf += chunk
+        sizes[idx] += len(chunk)
         counts[idx] += buf.count(b"--frame\r\n")
         buf = buf[-16:]  # enough to catch a boundary split across reads
     writer.close()
 
 
-def _viewers_main(port: int, n: int, seconds: float, queue: Any) -> None:
-    async def main() -> list[int]:
-        counts = [0] * n
+def _viewers_main(port: int, n: int, seconds: float, kind: str, queue: Any) -> None:
+    async def main() -> tuple[list[int], list[int]]:
+        counts, sizes = [0] * n, [0] * n
         stop = time.monotonic() + seconds
-        await asyncio.gather(*(_viewer(port, counts, i, stop) for i in range(n)))
-        return counts
+        view = _h264_viewer if kind == "h264" else _viewer
+        await asyncio.gather(*(view(port, counts, sizes, i, stop) for i in range(n)))
+        return counts, sizes
     queue.put(asyncio.run(main()))
 
 
@@ -126,14 +157,14 @@ def status(base: str) -> dict[str, Any]:
     return httpx.get(f"{base}/api/status", headers={"X-API-Key": API_KEY}, timeout=5).json()
 
 
-def measure(proc: psutil.Process, base: str, port: int, viewers: int, seconds: float
-            ) -> dict[str, Any]:
+def measure(proc: psutil.Process, base: str, port: int, viewers: int, seconds: float,
+            kind: str = "mjpeg") -> dict[str, Any]:
     queue: Any = mp.Queue()
     child = None
     warmup = 2.0
     if viewers:
         child = mp.Process(target=_viewers_main, args=(port, viewers, seconds + warmup + 1,
-                                                       queue))
+                                                       kind, queue))
         child.start()
     time.sleep(warmup)
     enc0 = status(base)["web"]["encoded"]
@@ -144,13 +175,17 @@ def measure(proc: psutil.Process, base: str, port: int, viewers: int, seconds: f
     elapsed = time.monotonic() - t0
     enc1 = status(base)["web"]["encoded"]
     counts: list[int] = []
+    sizes: list[int] = []
     if child is not None:
-        counts = queue.get(timeout=seconds + 10)
+        counts, sizes = queue.get(timeout=seconds + 10)
         child.join()
     used = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
     # per-viewer fps over the whole connection (warm-up included, so a little low)
     fps = [c / (seconds + warmup + 1) for c in counts]
-    return {"viewers": viewers, "cpu_percent": round(100 * used / elapsed, 2),
+    total = seconds + warmup + 1
+    return {"kind": kind, "viewers": viewers, "cpu_percent": round(100 * used / elapsed, 2),
+            "kbytes_per_s_per_viewer": round(statistics.mean(sizes) / total / 1024, 1)
+            if sizes else 0.0,
             "encodes_per_s": round((enc1 - enc0) / elapsed, 2),
             "viewer_fps_mean": round(statistics.mean(fps), 2) if fps else 0.0,
             "viewer_fps_min": round(min(fps), 2) if fps else 0.0}
@@ -199,6 +234,7 @@ def main() -> int:
                 time.sleep(0.1)
         proc = psutil.Process(web.pid)
         results = [measure(proc, base, port, n, args.seconds) for n in (0, 1, 5, 20)]
+        h264 = [measure(proc, base, port, n, args.seconds, "h264") for n in (1, 20)]
         cold = []
         for _ in range(3):
             # past the linger (5 s) and the freshness limit (1 s): live frames are
@@ -220,6 +256,7 @@ def main() -> int:
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "frame": "640x480 bgr24", "fps": FPS, "window_s": args.seconds,
         "scenarios": results,
+        "h264_scenarios": h264,
         "ratio_20_to_1": round(twenty / one, 2) if one else None,
         "first_frame_ms": {
             "cold": [round(x, 1) for x in cold],  # frames unsubscribed: no viewer for >5 s
@@ -235,10 +272,14 @@ def main() -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
     print(json.dumps(out, indent=2))
-    print("\nviewers  web CPU %  encodes/s  viewer fps (mean/min)")
+    print("\nMJPEG viewers  web CPU %  encodes/s  viewer fps (mean/min)")
     for r in results:
-        print(f"{r['viewers']:>7}  {r['cpu_percent']:>9}  {r['encodes_per_s']:>9}  "
+        print(f"{r['viewers']:>13}  {r['cpu_percent']:>9}  {r['encodes_per_s']:>9}  "
               f"{r['viewer_fps_mean']}/{r['viewer_fps_min']}")
+    for r in h264:
+        print(f"h264 viewers {r['viewers']}: web CPU {r['cpu_percent']} %, "
+              f"{r['kbytes_per_s_per_viewer']} KB/s per viewer, {r['viewer_fps_mean']} fps")
+    print(f"MJPEG {by_n[1]['kbytes_per_s_per_viewer']} KB/s per viewer")
     print(f"20 viewers cost {out['ratio_20_to_1']}x one (target <= 1.5); first frame cold "
           f"{out['first_frame_ms']['cold']} ms, warm p50 {out['first_frame_ms']['warm_p50']} "
           f"ms (target < 300)")
