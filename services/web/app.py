@@ -85,8 +85,11 @@ class WebContext:
                 raise HTTPException(503, f"catalogue unavailable: {exc}") from None
         return self._catalogue
 
-    def set_armed(self, armed: bool, by: str) -> Arming:
-        state = replace(self.arming, armed=armed, changed_by=by, changed_at=self.clock())
+    def set_armed(self, armed: bool, by: str, muted_until: float | None = None) -> Arming:
+        now = self.clock()
+        state = replace(self.arming, armed=armed, changed_by=by, changed_at=now,
+                        muted_until=self.arming.muted_until if muted_until is None
+                        else muted_until)
         self.arming = self.arming_store.save(state)
         self.on_arm(self.arming)
         return self.arming
@@ -118,6 +121,11 @@ class ArmOut(BaseModel):
     muted_until: float
     changed_by: str
     changed_at: float
+
+
+class MuteIn(BaseModel):
+    minutes: float = Field(ge=0, le=7 * 24 * 60,
+                           description="Stay armed but send no alerts for this long (0: unmute)")
 
 
 class LabelIn(BaseModel):
@@ -357,6 +365,11 @@ def create_app(ctx: WebContext) -> FastAPI:
     @app.post("/api/disarm", response_model=ArmOut, summary="Disarm: alerts off")
     def disarm() -> ArmOut:
         return _arm_out(ctx.set_armed(False, "web"))
+
+    @app.post("/api/mute", response_model=ArmOut, summary="Mute alerts for a while")
+    def mute(body: MuteIn) -> ArmOut:
+        until = ctx.clock() + body.minutes * 60 if body.minutes else 0.0
+        return _arm_out(ctx.set_armed(ctx.arming.armed, "web", muted_until=until))
 
     @app.get("/api/config", summary="The effective config, secrets masked")
     def config() -> dict[str, Any]:

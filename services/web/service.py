@@ -116,8 +116,10 @@ class WebService(Worker):
         now = self.clock()
         self.pub.publish(ArmState, ts=now, armed=state.armed, muted_until=state.muted_until,
                          changed_by="web")
-        self.pub.publish(Control, ts=now, target="*",
-                         command="arm" if state.armed else "disarm", source="web")
+        command = ("disarm" if not state.armed else
+                   "mute" if state.muted(now) else "arm")
+        self.pub.publish(Control, ts=now, target="*", command=command,
+                         args={"muted_until": state.muted_until}, source="web")
 
     def handle(self, msg: Message) -> None:
         header = msg.header

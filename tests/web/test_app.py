@@ -151,6 +151,17 @@ def test_arm_and_disarm_persist_and_announce(env: WebEnv) -> None:
     assert env.announced[-1].changed_by == "web"
 
 
+def test_mute_for_a_while_and_unmute(env: WebEnv) -> None:
+    h = env.keyed()
+    before = time.time()
+    r = env.client.post("/api/mute", json={"minutes": 30}, headers=h).json()
+    assert r["armed"] is True and before + 1790 < r["muted_until"] < time.time() + 1810
+    assert env.ctx.arming_store.load().muted(time.time())
+    assert env.announced[-1].muted_until == r["muted_until"]
+    assert env.client.post("/api/mute", json={"minutes": 0}, headers=h).json()["muted_until"] == 0
+    assert env.client.post("/api/mute", json={"minutes": -1}, headers=h).status_code == 422
+
+
 def test_events_by_day_label_zone_and_detail(env: WebEnv) -> None:
     start = time.time() - 30
     clip_id, _ = seed_event(env, "ev1", start)
