@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -102,21 +103,30 @@ def make_event(pipe: dict) -> str:
     raise AssertionError("no event with a finished clip:\n" + pipe["pipeline"].output())
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+@contextmanager
+def chromium() -> Iterator[object]:
+    """Debian's Chromium under Playwright, its $HOME writes kept in a scratch dir."""
     from playwright.sync_api import sync_playwright
 
     scratch = Path(tempfile.mkdtemp(prefix="ps-chromium-"))
     # Chromium writes under $HOME even with a profile dir: keep it in scratch.
     env = {**os.environ, "HOME": str(scratch), "XDG_CONFIG_HOME": str(scratch / "config"),
            "XDG_CACHE_HOME": str(scratch / "cache")}
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, env=env, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+    try:
+        with sync_playwright() as pw:
+            b = pw.chromium.launch(executable_path=CHROMIUM, env=env, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run"])
+            yield b
+            b.close()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with chromium() as b:
         yield b
-        b.close()
-    shutil.rmtree(scratch, ignore_errors=True)
 
 
 def live_checksum(page: object) -> float:

@@ -7,6 +7,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import cv2
 import httpx
@@ -17,11 +18,13 @@ import zmq
 from common.bus import Bus
 from common.config import parse_config
 from common.paths import Home
+from services.web import auth
 from tests.support import new_home, pisentry_process
 from tests.web.conftest import API_KEY
 from tests.web.test_service import free_port
 
 H = {"X-API-Key": API_KEY}
+HUB_PASSWORD = "hub password 1234"
 pytestmark = pytest.mark.slow
 
 
@@ -59,6 +62,7 @@ def hub() -> Iterator[dict]:
                            "cameras": cameras}}
         home = new_home()
         homes.append(home)
+        auth.set_password(home, HUB_PASSWORD)
         proc = stack.enter_context(pisentry_process("web", home=home, config=raw_hub))
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -124,3 +128,23 @@ def test_only_the_right_keys_get_anything(hub: dict) -> None:
     assert _receive(cam, keypair(), cam["server_public_key"], 2) == []
     # the right client key but a wrong server key (an impostor camera's): nothing
     assert _receive(cam, hub["hub_keys"], keypair()[0], 2) == []
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="/usr/bin/chromium is absent")
+def test_hub_grid_in_the_browser(hub: dict) -> None:
+    from tests.web.test_browser import ARTIFACTS, chromium
+
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1100, "height": 700})
+        page.goto(f"{hub['base']}/login")
+        page.fill("#password", HUB_PASSWORD)
+        page.click("#submit")
+        page.wait_for_url(f"{hub['base']}/")
+        for name in ("camA", "camB"):
+            page.wait_for_function(
+                f"() => {{ const i = document.querySelector('img[data-camera=\"{name}\"]');"
+                " return i && i.naturalWidth === 320; }", timeout=10_000)
+        page.wait_for_function("() => document.querySelectorAll('.cam .ok').length === 2",
+                               timeout=10_000)  # one status line per camera, all up
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "hub-grid.png"))
