@@ -7,7 +7,7 @@ On first start with no password it prints one, once, and keeps only its scrypt
 hash in ``$PISENTRY_HOME/state``; ``pisentry set-password`` changes it and
 logs every session out. Machines use ``web.api_key`` in the
 ``web.api_key_header_name`` header (``X-API-Key``). The OpenAPI document is
-at ``/openapi.json`` and ``/docs`` (logged in).
+at ``/openapi.json`` (logged in).
 
 Pages: ``/`` live grid with arm/disarm and live events, ``/events`` a day's
 timeline with thumbnails and an hourly chart, ``/player?event=ID`` the clip

@@ -241,7 +241,11 @@ def create_app(ctx: WebContext) -> FastAPI:
     # Declared for the OpenAPI document only: the middleware does the checking.
     security = [Security(APIKeyHeader(name=web.api_key_header_name, auto_error=False)),
                 Security(APIKeyCookie(name=guard.COOKIE, auto_error=False))]
-    app = FastAPI(title="pisentry", version="1", dependencies=security,
+    # No /docs or /redoc: their pages load scripts from a CDN, which the content
+    # security policy (and a camera without internet) rules out; the document
+    # itself is at /openapi.json.
+    app = FastAPI(title="pisentry", version="1", dependencies=security, docs_url=None,
+                  redoc_url=None,
                   description="The pisentry camera: live view, events, clips, health. Every "
                               "route needs a session cookie (POST /login) or the API key "
                               f"header `{web.api_key_header_name}`.")

@@ -8,11 +8,10 @@ schema when tests are collected (its lazy fixture form breaks on pytest 9).
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import time
-from collections.abc import Iterator
 
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
@@ -30,9 +29,8 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _env.client.app,
                                         ).exclude(path="/stream.mjpg")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cleanup() -> Iterator[None]:
-    yield
+@atexit.register
+def _cleanup() -> None:  # at exit, since the module is imported even when deselected
     _env.catalogue.close()
     shutil.rmtree(_home.root, ignore_errors=True)
 
