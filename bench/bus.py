@@ -32,10 +32,10 @@ import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common.bus import Bus  # noqa: E402
-from common.config import parse_config  # noqa: E402
-from common.messages import Frame  # noqa: E402
-from common.paths import Home  # noqa: E402
+from common.bus import Bus
+from common.config import parse_config
+from common.messages import Frame
+from common.paths import Home
 
 PAYLOADS = {
     "320x240 gray": (240, 320),

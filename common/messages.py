@@ -243,7 +243,7 @@ def decode(topic: bytes, raw_header: bytes | memoryview) -> Header:
         raise MessageError("unknown-topic", repr(bytes(topic)[:40]))
     try:
         body = msgpack.unpackb(raw_header, raw=False, strict_map_key=True)
-    except Exception as exc:  # msgpack raises a zoo of types on garbage
+    except Exception as exc:  # noqa: BLE001 - msgpack raises a zoo of types on garbage
         raise MessageError("garbage", f"{cls.__name__} header is not msgpack ({exc})") from None
     if not isinstance(body, dict):
         raise MessageError("garbage", f"{cls.__name__} header is not a map")

@@ -84,8 +84,8 @@ def _announce_password(home: Home) -> None:
         return
     password = auth.ensure_initial_password(home)
     if password:
-        print("\n  pisentry web login: admin / %s\n  (shown once; change it with "
-              "`pisentry set-password`)\n" % password, flush=True)
+        print(f"\n  pisentry web login: admin / {password}\n  (shown once; change it with "
+              "`pisentry set-password`)\n", flush=True)
 
 
 def run_supervised(config: Config, home: Home, config_path: str | None) -> int:

@@ -115,19 +115,25 @@ class Worker:
             self.home.ensure()
             self.pub = self.bus.publisher(self.name)
             self.setup()
-        except Exception as exc:  # fail fast, with one clear line
+        except Exception as exc:  # noqa: BLE001 - fail fast, with one clear line
             log.error("%s cannot start: %s", self.name, exc)
             self._close()
             return 2
         log.info("%s started (pid %d)", self.name, os.getpid())
         try:
-            self.loop()
-            if not self.force_exit:
-                self.drain()
+            code = self.serve()
         finally:
             self.heartbeat(self.clock(), status="stopping")
             self._close()
         log.info("%s stopped", self.name)
+        return code
+
+    def serve(self) -> int:
+        """Run until stopped, then drain; the exit code. A service with an
+        event loop of its own (the web's asyncio) replaces this."""
+        self.loop()
+        if not self.force_exit:
+            self.drain()
         return 0
 
     def loop(self) -> None:
@@ -136,21 +142,26 @@ class Worker:
             ready = dict(self._poller.poll(int(wait * 1000)))
             for sub in self._subscribers:
                 if sub.socket in ready:
-                    for msg in sub.read():
-                        self.counters["in"] += 1
-                        try:
-                            self.handle(msg)
-                        except Exception as exc:
-                            self.record_error(f"handling {msg.topic.decode()}", exc)
+                    self.dispatch(sub)
             now = self.clock()
             try:
                 asked = self.tick(now)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - counted; a worker outlives its bugs
                 self.record_error("tick", exc)
                 asked = None
             wait = POLL_TIMEOUT if asked is None else max(0.0, min(asked, POLL_TIMEOUT))
             if now >= self._next_heartbeat:
                 self.heartbeat(now)
+
+    def dispatch(self, sub: Subscriber) -> None:
+        """``handle`` every message waiting on ``sub``; a failure is counted,
+        never raised."""
+        for msg in sub.read():
+            self.counters["in"] += 1
+            try:
+                self.handle(msg)
+            except Exception as exc:  # noqa: BLE001 - a bad message never kills a worker
+                self.record_error(f"handling {msg.topic.decode()}", exc)
 
     def heartbeat(self, now: float, status: str | None = None) -> None:
         if self.pub is None:
@@ -162,7 +173,7 @@ class Worker:
         counters["malformed"] = sum(s.stats.malformed for s in self._subscribers)
         try:
             counters.update(self.status_counters())
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a heartbeat must go out regardless
             self.record_error("status_counters", exc)
         if self.degraded:
             counters["degraded"] = self.degraded
@@ -174,7 +185,7 @@ class Worker:
     def _close(self) -> None:
         try:
             self.teardown()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - sockets must close regardless
             log.warning("%s teardown: %s", self.name, exc)
         self.bus.close()
 

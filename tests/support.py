@@ -42,7 +42,7 @@ def pisentry(*args: str, home: Home, timeout: float = 30, env: dict[str, str] | 
     """Run the real command line, as a user would."""
     env = {**os.environ, "PISENTRY_HOME": str(home.root), **(env or {})}
     return subprocess.run([sys.executable, "-m", "common.cli", *args], env=env, text=True,
-                          capture_output=True, timeout=timeout, **kw)
+                          capture_output=True, timeout=timeout, check=False, **kw)
 
 
 class Pipeline:
@@ -81,7 +81,7 @@ class Pipeline:
         out = subprocess.run(
             [str(Path(sys.executable).with_name("supervisorctl")), "-c",
              str(self.home.run_dir / "supervisord.conf"), "pid", service],
-            capture_output=True, text=True, timeout=10).stdout.strip()
+            capture_output=True, text=True, timeout=10, check=True).stdout.strip()
         return int(out)
 
     def output(self) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import socket
 import sys
 from typing import Any
@@ -169,14 +168,8 @@ class WebService(Worker):
             self._follow_viewers()
             ready = dict(await poller.poll(100))
             for sub in subs:
-                if sub.socket not in ready:
-                    continue
-                for msg in sub.read():
-                    self.counters["in"] += 1
-                    try:
-                        self.handle(msg)
-                    except Exception as exc:  # noqa: BLE001 - a bad message never kills us
-                        self.record_error(f"handling {msg.topic.decode()}", exc)
+                if sub.socket in ready:
+                    self.dispatch(sub)
             now = self.clock()
             if now >= self._next_heartbeat:
                 self.heartbeat(now)
@@ -188,29 +181,12 @@ class WebService(Worker):
                 "feed_listeners": self.feed.listeners}
 
     # -- lifecycle ---------------------------------------------------------------------
-    def run(self) -> int:
-        signal.signal(signal.SIGTERM, self.request_stop)
-        signal.signal(signal.SIGINT, self.request_stop)
-        try:
-            self.home.ensure()
-            self.pub = self.bus.publisher(self.name)
-            self.setup()
-        except Exception as exc:  # noqa: BLE001 - fail fast with one clear line
-            log.error("%s cannot start: %s", self.name, exc)
-            self._close()
-            return 2
-        log.info("%s started (pid %d) on %s://%s:%d", self.name, os.getpid(),
-                 "https" if self.ctx.tls else "http", self.config.web.host,
-                 self.config.web.port)
-        try:
-            code = asyncio.run(self.serve())
-        finally:
-            self.heartbeat(self.clock(), status="stopping")
-            self._close()
-        log.info("%s stopped", self.name)
-        return code
+    def serve(self) -> int:
+        log.info("web on %s://%s:%d", "https" if self.ctx.tls else "http",
+                 self.config.web.host, self.config.web.port)
+        return asyncio.run(self.serve_async())
 
-    async def serve(self) -> int:
+    async def serve_async(self) -> int:
         web = self.config.web
         server = uvicorn.Server(uvicorn.Config(
             self.app, host=web.host, port=web.port, log_config=None, access_log=False,

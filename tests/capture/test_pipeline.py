@@ -1,5 +1,6 @@
 """`pisentry run` as a user runs it: real processes under supervisord, real sockets."""
 
+import itertools
 import os
 import signal
 import time
@@ -53,7 +54,7 @@ def test_default_run_streams_frames_at_fps_and_decodable_h264():
     packets = packets[first_key:]
     keys = [p.header.pts for p in packets if p.header.keyframe]
     assert len(keys) >= 3
-    for a, b in zip(keys, keys[1:]):
+    for a, b in itertools.pairwise(keys):
         assert abs((b - a) / 1e6 - gop_seconds) <= 1.5 / fps, keys
     decoder = av.CodecContext.create("h264", "r")
     decoded = []

@@ -2,8 +2,17 @@ import msgpack
 import pytest
 
 from common.messages import (
-    PROTOCOL_VERSION, TOPICS, ArmState, Control, Frame, Heartbeat, MessageError, Motion,
-    VideoPacket, decode, encode,
+    PROTOCOL_VERSION,
+    TOPICS,
+    ArmState,
+    Control,
+    Frame,
+    Heartbeat,
+    MessageError,
+    Motion,
+    VideoPacket,
+    decode,
+    encode,
 )
 
 SAMPLES = [

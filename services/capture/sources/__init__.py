@@ -41,7 +41,7 @@ class Source(ABC):
     @abstractmethod
     def read(self) -> Captured: ...
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         pass
 
 

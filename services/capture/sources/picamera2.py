@@ -75,14 +75,14 @@ class Picamera2Source(Source):
             encoder = H264Encoder(bitrate=c.bitrate, repeat=True,
                                   iperiod=max(1, round(c.fps * c.keyframe_interval)))
             cam.start_recording(encoder, BusOutput())
-        except Exception as exc:  # libcamera reports a missing camera many ways
+        except Exception as exc:  # noqa: BLE001 - libcamera fails in many ways
             raise SourceError(f"Pi camera: {exc}") from None
         self._cam = cam
 
     def read(self) -> Captured:
         try:
             request = self._cam.capture_request()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any camera failure means reopen
             raise SourceError(f"Pi camera: {exc}") from None
         try:
             main = request.make_array("main").copy()  # buffers are recycled: copy
