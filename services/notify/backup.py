@@ -266,7 +266,7 @@ class BackupManager:
         if self._store is not None:
             try:
                 self._store.close()
-            except Exception:  # closing a dead connection may raise anything
+            except Exception:  # noqa: BLE001, S110 - closing a dead connection may raise anything
                 pass
             self._store = None
 

@@ -134,7 +134,7 @@ class NotifyService(Worker):
             if part is not None:
                 try:
                     part.stop()
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - stopping one part must not stop the others
                     log.warning("stopping %s: %s", type(part).__name__, exc)
         self.hooks.stop()
         if self._live is not None:
@@ -175,7 +175,7 @@ class NotifyService(Worker):
             self.last_event_ts = m.ts
         alert = self.policy.on_motion(m, self.arming, now)
         if alert is not None:
-            self.dispatch(alert)
+            self.send_alert(alert)
         env = {"PISENTRY_EVENT": m.event_id, "PISENTRY_CAMERA": m.camera,
                "PISENTRY_PHASE": m.phase, "PISENTRY_LABELS": ",".join(m.labels),
                "PISENTRY_ZONES": ",".join(m.zones)}
@@ -200,7 +200,7 @@ class NotifyService(Worker):
         if s.kind == "event" and s.event_id:
             alert = self.policy.on_snapshot(s.event_id, s.camera, s.ts, jpeg)
             if alert is not None:
-                self.dispatch(alert)
+                self.send_alert(alert)
             if self.mqtt is not None:
                 self.mqtt.snapshot(jpeg)
 
@@ -243,7 +243,7 @@ class NotifyService(Worker):
             log.warning("control: unknown command %r for notify from %s", c.command[:40], by)
 
     # -- actions -------------------------------------------------------------------------
-    def dispatch(self, alert: AlertOut) -> None:
+    def send_alert(self, alert: AlertOut) -> None:
         if self.telegram is not None:
             self.telegram.send_alert(alert.event_id, alert.photo, alert.caption, alert.silent,
                                      self.clock())
@@ -259,7 +259,7 @@ class NotifyService(Worker):
             send_mail(cfg, build_message(cfg, subject, alert.caption, alert.photo or None,
                                          f"{alert.camera}-{alert.event_id}.jpg"))
             self.counters["mail_sent"] += 1
-        except Exception as exc:  # smtplib, ssl and socket errors alike
+        except Exception as exc:  # noqa: BLE001 - smtplib, ssl and socket errors alike
             self.counters["mail_failed"] += 1
             log.error("mail to %s failed: %s", cfg.host, exc)
 
@@ -304,7 +304,7 @@ class NotifyService(Worker):
             self.on_incoming(item, now)
         self.hooks.poll()
         for alert in self.policy.overdue(now, ALERT_PHOTO_WAIT):
-            self.dispatch(alert)
+            self.send_alert(alert)
         if self.snapshot_waiters:
             self._serve_snapshot(now)
         wanted = self.schedule.edge(now)
@@ -421,7 +421,7 @@ class NotifyService(Worker):
                 clip = cat.latest_clip(self.camera)
             finally:
                 cat.close()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the catalogue is optional here
             log.warning("catalogue: %s", exc)
             clip = None
         if clip is None:
@@ -443,7 +443,7 @@ class NotifyService(Worker):
                 known = cat.set_label(event_id, verdict)
             finally:
                 cat.close()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the catalogue is optional here
             log.warning("catalogue: cannot label %s: %s", event_id, exc)
         saved = self.save_labelled(event_id, verdict)
         text = "Saved as " + ("a real alarm" if verdict == "real" else "a false alarm")
