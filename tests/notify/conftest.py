@@ -105,13 +105,12 @@ class Harness:
         self.frames = self.bus.publisher("frames")
         self.out = self.bus.subscriber(["notify"], [b"control/", b"state/"])
         self.received: list[Message] = []
+        self.exit_code: int | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> Harness:
-        self.svc.home.ensure()
-        self.svc.pub = self.svc.bus.publisher("notify")
-        self.svc.setup()
-        self._thread = threading.Thread(target=self.svc.loop, daemon=True)
+        # The real lifecycle (setup, serve, drain, teardown), on a thread.
+        self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         # Slow joiners: publish heartbeats until notify has heard each endpoint.
         for name, pub in (("detect", self.detect), ("record", self.record), ("web", self.web)):
@@ -124,13 +123,16 @@ class Harness:
         time.sleep(0.2)  # the other sockets on the same endpoints connect alongside
         return self
 
+    def _run(self) -> None:
+        self.exit_code = self.svc.run()
+
     def stop(self) -> None:
-        self.svc.stop_requested = True
+        self.svc.request_stop()
         if self._thread is not None:
             self._thread.join(5)
-        self.svc.drain()
-        self.svc._close()
+            assert not self._thread.is_alive(), "notify did not stop"
         self.bus.close()
+        assert self.exit_code == 0
 
     def outputs(self) -> list[Message]:
         self.received.extend(self.out.read())
