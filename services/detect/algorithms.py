@@ -1,0 +1,283 @@
+"""Motion algorithms behind one interface.
+
+Every algorithm gets the working image (the luma plane scaled to
+``working_height``, uint8, C-contiguous) and returns a foreground mask of the
+same size (uint8, 255 = moving) plus a flag that says the whole frame changed
+(a light switch, the IR illuminator, the camera knocked), in which case the
+caller reports no motion for that frame. Boxes, areas, masks and zones are
+worked out by the caller from the mask, the same way for every algorithm, so
+they compare on equal terms.
+
+The seeds' algorithms are kept as they were described, for comparison:
+``running_average`` (seed 002), ``static_base`` (seed 000), ``three_frame``
+(seed 004) and OpenCV's ``mog2``. ``default`` is designed from the physics of
+the failure cases; see ``DefaultAlgorithm``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from common.config import DetectConfig
+
+
+@dataclass(slots=True)
+class AlgoResult:
+    fg: np.ndarray  # uint8 mask, 255 = moving
+    global_change: bool = False  # whole-frame change: report no motion, re-based
+    learning: bool = False  # still building its background: report no motion
+
+
+class MotionAlgorithm(Protocol):
+    name: str
+
+    def apply(self, image: np.ndarray) -> AlgoResult:
+        """Foreground of one working image (uint8, h x w)."""
+        ...
+
+    def rebase(self) -> None:
+        """Forget the background; the next frame becomes the new one."""
+        ...
+
+
+_KERNEL3 = np.ones((3, 3), np.uint8)
+
+
+class RunningAverage:
+    """Seed 002 (pyimagesearch): blur, accumulateWeighted, absdiff, threshold,
+    dilate. The background follows everything, moving objects included."""
+
+    name = "running_average"
+
+    def __init__(self, config: DetectConfig, alpha: float = 0.5) -> None:
+        self.delta = config.min_pixel_delta_trigger
+        self.alpha = alpha
+        self.avg: np.ndarray | None = None
+
+    def apply(self, image: np.ndarray) -> AlgoResult:
+        blurred = cv2.GaussianBlur(image, (5, 5), 0)
+        if self.avg is None:
+            self.avg = blurred.astype(np.float32)
+            return AlgoResult(np.zeros_like(image), learning=True)
+        cv2.accumulateWeighted(blurred, self.avg, self.alpha)
+        delta = cv2.absdiff(blurred, cv2.convertScaleAbs(self.avg))
+        _, fg = cv2.threshold(delta, self.delta, 255, cv2.THRESH_BINARY)
+        return AlgoResult(cv2.dilate(fg, _KERNEL3, iterations=2))
+
+    def rebase(self) -> None:
+        self.avg = None
+
+
+class StaticBase:
+    """Seed 000: blur and compare with a fixed base frame; ``max_event_time``
+    (handled by the event machine, which calls ``rebase``) picks a new base."""
+
+    name = "static_base"
+
+    def __init__(self, config: DetectConfig) -> None:
+        self.delta = config.min_pixel_delta_trigger
+        self.base: np.ndarray | None = None
+
+    def apply(self, image: np.ndarray) -> AlgoResult:
+        blurred = cv2.GaussianBlur(image, (5, 5), 0)
+        if self.base is None:
+            self.base = blurred
+            return AlgoResult(np.zeros_like(image), learning=True)
+        delta = cv2.absdiff(blurred, self.base)
+        _, fg = cv2.threshold(delta, self.delta, 255, cv2.THRESH_BINARY)
+        return AlgoResult(cv2.dilate(fg, _KERNEL3, iterations=2))
+
+    def rebase(self) -> None:
+        self.base = None
+
+
+class ThreeFrame:
+    """Seed 004: |N - N-2| AND |N - N-1|, thresholded."""
+
+    name = "three_frame"
+
+    def __init__(self, config: DetectConfig) -> None:
+        self.delta = config.min_pixel_delta_trigger
+        self.prev: list[np.ndarray] = []
+
+    def apply(self, image: np.ndarray) -> AlgoResult:
+        if len(self.prev) < 2:
+            self.prev.append(image.copy())
+            return AlgoResult(np.zeros_like(image), learning=True)
+        both = cv2.bitwise_and(cv2.absdiff(image, self.prev[0]), cv2.absdiff(image, self.prev[1]))
+        _, fg = cv2.threshold(both, self.delta, 255, cv2.THRESH_BINARY)
+        self.prev = [self.prev[1], image.copy()]
+        return AlgoResult(fg)
+
+    def rebase(self) -> None:
+        self.prev = []
+
+
+class Mog2:
+    """OpenCV's Gaussian-mixture background subtractor (Zivkovic 2004), with
+    Viseron's settings (history 500, variance threshold 15, no shadows)."""
+
+    name = "mog2"
+
+    def __init__(self, config: DetectConfig) -> None:
+        self.config = config
+        self.rebase()
+
+    def apply(self, image: np.ndarray) -> AlgoResult:
+        fg = self.sub.apply(image, learningRate=-1)
+        self.frames += 1
+        fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, _KERNEL3)
+        return AlgoResult(fg, learning=self.frames < 3)
+
+    def rebase(self) -> None:
+        self.sub = cv2.createBackgroundSubtractorMOG2(history=500, varThreshold=15,
+                                                      detectShadows=False)
+        self.frames = 0
+
+
+class DefaultAlgorithm:
+    """Background model built for the things that fool camera motion detectors.
+
+    Per pixel it keeps a running mean ``bg`` and a running mean absolute
+    deviation ``dev`` of the (brightness-compensated) signed difference. A
+    pixel moves when it leaves the band around the background by more than the
+    threshold ``max(min_pixel_delta_trigger, k_noise * sigma) + k_dev * dev``:
+
+    - **Brightness**: a light switched on or off, a cloud or the auto exposure
+      scale the whole image (gamma-encoded luma of a scaled scene is still a
+      scaled image), so the gain ``g`` is the median of ``frame / bg`` over a
+      sparse sample of pixels, and the frame is compared with ``g * bg``. A
+      median ignores the minority of pixels that really move.
+    - **Sensor noise** grows at dusk and under IR: ``sigma`` is the robust
+      (MAD) spread of the signed difference over the sample, so the
+      threshold rises with the noise instead of firing on it.
+    - **Periodic motion** (leaves, water, flags): those pixels have a large
+      learned ``dev``, so they need a proportionally larger change. The band is
+      also taken over the 3x3 neighbourhood (max/min of the background and
+      the largest neighbouring ``dev``), which tolerates a one-pixel sway or
+      shake at the working resolution.
+    - **Whole-frame changes** that no gain explains (the IR illuminator, the
+      camera moved): when moving pixels are spread over most cells of a
+      4x4 grid, the background is re-based to this frame and the frame is
+      reported as a global change, not motion.
+    - Moving pixels update the background far slower than still ones, so a
+      person standing still is not absorbed in a second, but a parked car is
+      within a minute or so (and ``max_event_time`` re-bases anyway).
+
+    Differences are taken in float32 (signed), never in uint8, where they
+    would wrap or clip. Persistence and area filtering happen downstream.
+    """
+
+    name = "default"
+
+    def __init__(self, config: DetectConfig, *, k_dev: float = 2.5, k_noise: float = 4.0,
+                 alpha: float = 0.04, alpha_fg: float = 0.002, beta: float = 0.03,
+                 learn_frames: int = 10, settle_frames: int = 3, spread_cells: int = 12) -> None:
+        self.delta = float(config.min_pixel_delta_trigger)
+        self.k_dev = k_dev
+        self.k_noise = k_noise
+        self.alpha = alpha
+        self.alpha_fg = alpha_fg
+        self.beta = beta
+        self.learn_frames = learn_frames
+        self.settle_frames = settle_frames
+        self.spread_cells = spread_cells
+        self.gain = 1.0
+        self.sigma = 0.0
+        self.bg: np.ndarray | None = None
+        self.dev: np.ndarray | None = None
+        self._learning = 0
+        self._fg = None  # last foreground, excluded from gain estimation
+
+    def rebase(self) -> None:
+        self.bg = None
+
+    def apply(self, image: np.ndarray) -> AlgoResult:
+        frame = image.astype(np.float32)
+        if self.bg is None or self.bg.shape != frame.shape:
+            fresh = self.bg is None and self.dev is not None and self.dev.shape == frame.shape
+            self.bg = frame.copy()
+            if not fresh:
+                self.dev = np.zeros_like(frame)
+            self._learning = self.learn_frames if not fresh else self.settle_frames
+            self._fg = None
+            return AlgoResult(np.zeros(image.shape, np.uint8), learning=True)
+        bg, dev = self.bg, self.dev
+        assert dev is not None
+
+        # Global gain from a sparse sample of pixels that were still last time.
+        sample_f = frame[2::4, 2::4]
+        sample_b = bg[2::4, 2::4]
+        usable = sample_b > 12.0
+        if self._fg is not None:
+            usable &= self._fg[2::4, 2::4] == 0
+        if np.count_nonzero(usable) > 32:
+            gain = float(np.median(sample_f[usable] / sample_b[usable]))
+        else:
+            gain = 1.0
+        gain = min(max(gain, 0.05), 20.0)
+        self.gain = gain
+        diff = sample_f - gain * sample_b
+        med = float(np.median(diff))
+        # Noise from the 30th percentile of |d|: for Gaussian noise that is
+        # 0.385 sigma, and unlike the median it stays put while up to ~60 %
+        # of the sample moves (a tree filling the frame, a person close up).
+        spread = np.abs(diff - med).ravel()
+        k = len(spread) * 3 // 10
+        self.sigma = float(np.partition(spread, k)[k]) / 0.385
+
+        thr = max(self.delta, self.k_noise * self.sigma)
+        band = cv2.dilate(dev, _KERNEL3)
+        band *= self.k_dev
+        band += thr
+        hi = cv2.dilate(bg, _KERNEL3)
+        lo = cv2.erode(bg, _KERNEL3)
+        # Signed comparisons: brighter than the brightest neighbour of the
+        # background, or darker than the darkest, by more than the band.
+        up = frame - (gain * hi + med)
+        down = (gain * lo + med) - frame
+        fg = ((up > band) | (down > band)).view(np.uint8) * np.uint8(255)
+
+        cells = cv2.resize(fg, (4, 4), interpolation=cv2.INTER_AREA)
+        spread = int(np.count_nonzero(cells > 8))  # > ~3% of a cell moving
+        if spread >= self.spread_cells:
+            # Nothing a gain explains and everywhere at once: not an intruder.
+            bg[...] = frame
+            self._learning = self.settle_frames
+            self._fg = None
+            return AlgoResult(np.zeros_like(fg), global_change=True)
+
+        # Learn: still pixels fast, moving pixels slowly. The background is
+        # kept at the current brightness so the gain stays near 1.
+        if gain != 1.0 or med != 0.0:
+            bg *= gain
+            bg += med
+        learning = self._learning > 0
+        still = cv2.bitwise_not(fg)
+        cv2.accumulateWeighted(cv2.absdiff(frame, bg), dev, 0.3 if learning else self.beta,
+                               mask=still)
+        cv2.accumulateWeighted(frame, bg, 0.3 if learning else self.alpha, mask=still)
+        cv2.accumulateWeighted(frame, bg, self.alpha_fg, mask=fg)
+        if learning:
+            self._learning -= 1
+            self._fg = None
+            return AlgoResult(np.zeros_like(fg), learning=True)
+        self._fg = fg
+        return AlgoResult(fg)
+
+
+ALGORITHMS = {
+    "default": DefaultAlgorithm,
+    "running_average": RunningAverage,
+    "static_base": StaticBase,
+    "three_frame": ThreeFrame,
+    "mog2": Mog2,
+}
+
+
+def make_algorithm(config: DetectConfig) -> MotionAlgorithm:
+    return ALGORITHMS[config.algorithm](config)  # type: ignore[no-any-return]

@@ -1,0 +1,137 @@
+"""The event state machine: per-frame motion in, event start/update/end out.
+
+    idle --(motion on frames_to_start consecutive frames)--> active
+    active --(no motion for quiet_seconds)--> idle (+ cooldown)
+    active --(max_event_time reached)--> idle, and the background is re-based
+
+Pure logic on timestamps (capture time of each frame), so replay, tests and
+the live service behave the same. ``alert`` says whether the event meets the
+alerting conditions (touched a required zone, has a confirmed label); it can
+become true during an event, which sends an update.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from common.config import DetectConfig
+
+
+@dataclass(slots=True)
+class EventChange:
+    phase: str  # "start" | "update" | "end"
+    event_id: str
+    ts: float  # capture time of the frame that caused it
+    boxes: list[list[float]] = field(default_factory=list)
+    area: float = 0.0
+    score: float = 0.0
+    labels: list[str] = field(default_factory=list)
+    zones: list[str] = field(default_factory=list)
+    alert: bool = True
+    reason: str = ""  # for "end": "quiet" | "max_time" | "stopped"
+
+
+@dataclass(slots=True)
+class _Event:
+    event_id: str
+    start: float
+    last_motion: float
+    last_update: float
+    boxes: list[list[float]]
+    area: float
+    score: float
+    zones: set[str] = field(default_factory=set)
+    labels: dict[str, float] = field(default_factory=dict)
+    alert: bool = False
+
+
+def new_event_id(ts: float) -> str:
+    return time.strftime("%Y%m%d-%H%M%S", time.localtime(ts)) + "-" + secrets.token_hex(3)
+
+
+class EventMachine:
+    def __init__(self, config: DetectConfig, update_seconds: float = 1.0) -> None:
+        self.config = config
+        self.update_seconds = update_seconds
+        self.required_zones = {z.name for z in config.zones if z.required}
+        self.require_label = config.confirm.require_label and config.confirm.method != "none"
+        self.streak = 0
+        self.cooldown_until = float("-inf")
+        self.event: _Event | None = None
+        self.rebase_requested = False
+
+    @property
+    def active(self) -> bool:
+        return self.event is not None
+
+    def step(self, ts: float, moving: bool, boxes: list[list[float]], area: float,
+             score: float, zones: list[str]) -> tuple[bool, list[EventChange]]:
+        """One frame. Returns (motion for this frame after persistence, changes)."""
+        changes: list[EventChange] = []
+        ev = self.event
+        if ev is None:
+            if moving and ts >= self.cooldown_until:
+                self.streak += 1
+            else:
+                self.streak = 0
+            if self.streak < self.config.frames_to_start:
+                return False, changes
+            ev = self.event = _Event(new_event_id(ts), ts, ts, ts, boxes, area, score,
+                                     set(zones))
+            ev.alert = self._alert(ev)
+            changes.append(self._change("start", ev, ts))
+            return True, changes
+        if moving:
+            ev.last_motion = ts
+            ev.boxes, ev.area, ev.score = boxes, area, max(score, ev.score)
+            before = ev.alert
+            ev.zones.update(zones)
+            ev.alert = self._alert(ev)
+            if ev.alert != before or ts - ev.last_update >= self.update_seconds:
+                changes.append(self._change("update", ev, ts))
+        if ts - ev.start >= self.config.max_event_time:
+            changes.append(self._end(ts, "max_time"))
+            self.rebase_requested = True
+        elif not moving and ts - ev.last_motion >= self.config.quiet_seconds:
+            changes.append(self._end(ts, "quiet"))
+        return moving, changes
+
+    def add_labels(self, ts: float, labels: dict[str, float]) -> list[EventChange]:
+        """Confirmed objects (label -> score) for the current event."""
+        ev = self.event
+        if ev is None or not labels:
+            return []
+        new = {k: v for k, v in labels.items() if v > ev.labels.get(k, -1.0)}
+        if not new:
+            return []
+        ev.labels.update(new)
+        ev.score = max([ev.score, *new.values()])
+        ev.alert = self._alert(ev)
+        return [self._change("update", ev, ts)]
+
+    def stop(self, ts: float) -> list[EventChange]:
+        """End an open event (service stopping or paused)."""
+        return [self._end(ts, "stopped")] if self.event is not None else []
+
+    def _alert(self, ev: _Event) -> bool:
+        if self.required_zones and not (ev.zones & self.required_zones):
+            return False
+        if self.require_label and not ev.labels:
+            return False
+        return True
+
+    def _change(self, phase: str, ev: _Event, ts: float, reason: str = "") -> EventChange:
+        ev.last_update = ts
+        return EventChange(phase, ev.event_id, ts, list(ev.boxes), round(ev.area, 5),
+                           round(ev.score, 4), sorted(ev.labels), sorted(ev.zones), ev.alert,
+                           reason)
+
+    def _end(self, ts: float, reason: str) -> EventChange:
+        assert self.event is not None
+        change = self._change("end", self.event, ts, reason)
+        self.event = None
+        self.streak = 0
+        self.cooldown_until = ts + self.config.cooldown_seconds
+        return change

@@ -1,0 +1,140 @@
+"""One detector: luma frame in, per-frame motion and event changes out.
+
+This is the single code path that the live service, ``pisentry detect
+--replay`` and the benchmark all run, so what is measured offline is what
+runs on the camera:
+
+    luma -> working image (INTER_AREA: averaging also lowers sensor noise)
+         -> algorithm (or the user's function) -> foreground mask
+         -> mask / blobs / zones -> area filter -> event machine (persistence)
+         -> optional confirmation on the motion regions only
+
+No sockets here; the caller passes capture timestamps.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from common.config import DetectConfig
+from services.detect.algorithms import AlgoResult, MotionAlgorithm, make_algorithm
+from services.detect.confirm import Confirmer, make_confirmer
+from services.detect.events import EventChange, EventMachine
+from services.detect.regions import Regions, working_size
+from services.detect.user import load_user_detector
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class FrameResult:
+    ts: float
+    motion: bool  # motion worth an event on this frame (after persistence)
+    raw: bool  # enough moving area on this frame alone
+    boxes: list[list[float]] = field(default_factory=list)
+    area: float = 0.0
+    score: float = 0.0
+    zones: list[str] = field(default_factory=list)
+    global_change: bool = False
+    changes: list[EventChange] = field(default_factory=list)
+    ms: float = 0.0  # processing time of this frame
+    fg: np.ndarray | None = None  # working-size foreground (after the mask)
+
+
+class Detector:
+    """Stateful per camera. ``process`` must see frames in capture order."""
+
+    def __init__(self, config: DetectConfig, confirmer: Confirmer | None = None) -> None:
+        self.config = config
+        self.user = load_user_detector(config.detector) if config.detector else None
+        self.algorithm: MotionAlgorithm = make_algorithm(config)
+        self.events = EventMachine(config)
+        self.confirmer = confirmer if confirmer is not None else make_confirmer(config.confirm)
+        # Build the regions once now so a bad mask fails at start, not on frame 1.
+        self.regions = Regions(config, (160, 120))
+        self._frame_shape: tuple[int, int] | None = None
+        self._suppress = 0
+        self._next_confirm = float("-inf")
+        self.confirm_seconds = 0.0  # CPU spent in confirmation, for the benchmark
+        self.confirm_runs = 0
+
+    def rebase(self, settle_frames: int = 0) -> None:
+        """New background from the next frame; report no motion for
+        ``settle_frames`` frames (the IR illuminator just switched)."""
+        self.algorithm.rebase()
+        self._suppress = max(self._suppress, settle_frames)
+
+    def process(self, luma: np.ndarray, ts: float,
+                image: Callable[[], np.ndarray] | None = None) -> FrameResult:
+        """One frame's luma plane (uint8, h x w). ``image`` returns the best
+        picture available for confirmation (BGR or gray), only when needed."""
+        t0 = time.perf_counter()
+        if luma.ndim != 2 or luma.dtype != np.uint8:
+            raise ValueError(f"want a uint8 luma plane, got {luma.dtype} {luma.shape}")
+        h, w = luma.shape
+        if self._frame_shape != (h, w):
+            if self._frame_shape is not None:
+                log.info("frame size changed %s -> %s: new background", self._frame_shape, (w, h))
+            self._frame_shape = (h, w)
+            self.regions = Regions(self.config, working_size(w, h, self.config.working_height))
+            self.algorithm.rebase()
+        size = self.regions.size
+        small = luma if (w, h) == size else cv2.resize(luma, size, interpolation=cv2.INTER_AREA)
+
+        if self.user is not None:
+            found, boxes = self.user(luma)
+            fg = np.zeros((size[1], size[0]), np.uint8)
+            for x, y, bw, bh in boxes or ([[0.0, 0.0, 1.0, 1.0]] if found else []):
+                cv2.rectangle(fg, (round(x * size[0]), round(y * size[1])),
+                              (round((x + bw) * size[0]) - 1, round((y + bh) * size[1]) - 1),
+                              255, -1)
+            result = AlgoResult(fg)
+        else:
+            result = self.algorithm.apply(small)
+
+        blobs = self.regions.blobs(result.fg)
+        quiet = result.global_change or result.learning or self._suppress > 0
+        if self._suppress > 0:
+            self._suppress -= 1
+        trigger = self.config.min_trigger_area
+        if self.user is not None:
+            moving = blobs.pixels > 0
+        else:
+            moving = not quiet and blobs.pixels > 0 and blobs.area >= trigger
+        score = min(1.0, blobs.area / (4 * trigger)) if trigger > 0 and moving else float(moving)
+        motion, changes = self.events.step(ts, moving, blobs.boxes, blobs.area, score,
+                                           blobs.zones)
+        if self.events.rebase_requested:  # max_event_time: the scene changed for good
+            self.events.rebase_requested = False
+            self.algorithm.rebase()
+        if (self.confirmer is not None and self.events.active and moving and blobs.boxes
+                and ts >= self._next_confirm and image is not None):
+            self._next_confirm = ts + self.config.confirm.interval_ms / 1000.0
+            changes += self._confirm(ts, image(), blobs.boxes)
+        ms = (time.perf_counter() - t0) * 1000.0
+        return FrameResult(ts, motion, moving, blobs.boxes if moving else [],
+                           blobs.area if moving else 0.0, score, blobs.zones if moving else [],
+                           result.global_change, changes, ms, blobs.fg)
+
+    def stop(self, ts: float) -> list[EventChange]:
+        return self.events.stop(ts)
+
+    def _confirm(self, ts: float, image: np.ndarray, boxes: list[list[float]]
+                 ) -> list[EventChange]:
+        assert self.confirmer is not None
+        t0 = time.process_time()
+        try:
+            found = self.confirmer.confirm(image, boxes)
+        finally:
+            self.confirm_seconds += time.process_time() - t0
+            self.confirm_runs += 1
+        labels: dict[str, float] = {}
+        for det in found:
+            labels[det.label] = max(det.score, labels.get(det.label, 0.0))
+        return self.events.add_labels(ts, labels)

@@ -1,0 +1,128 @@
+"""Where motion counts: the mask, the zones, and the blobs of a foreground mask.
+
+Everything here works at the working resolution; boxes leave in normalised
+``[x, y, w, h]`` (0..1) coordinates so they mean the same at any resolution.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from common.config import DetectConfig
+
+log = logging.getLogger(__name__)
+
+
+def working_size(width: int, height: int, working_height: int) -> tuple[int, int]:
+    """(w, h) of the working image: ``working_height`` high (never upscaled),
+    aspect kept."""
+    h = min(working_height, height)
+    w = max(8, round(width * h / height))
+    return w, max(8, h)
+
+
+def polygon_mask(polygon: list[list[float]], size: tuple[int, int]) -> np.ndarray:
+    """255 inside a normalised polygon at ``size`` (w, h)."""
+    w, h = size
+    for x, y in polygon:
+        if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+            raise ValueError(f"polygon point {[x, y]} is outside 0..1 (normalised coordinates)")
+    pts = np.array([[round(x * (w - 1)), round(y * (h - 1))] for x, y in polygon], np.int32)
+    mask = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(mask, [pts], 255)
+    return mask
+
+
+def load_mask_image(path: str, size: tuple[int, int]) -> np.ndarray:
+    """An image file as an active-area mask: black (< 128) is ignored."""
+    if not Path(path).is_file():
+        raise ValueError(f"detect.mask_image: {path}: file not found")
+    img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise ValueError(f"detect.mask_image: {path}: not an image OpenCV can read")
+    img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    return np.where(img >= 128, 255, 0).astype(np.uint8)
+
+
+@dataclass(slots=True)
+class Zone:
+    name: str
+    required: bool
+    mask: np.ndarray
+
+
+@dataclass(slots=True)
+class Blobs:
+    boxes: list[list[float]] = field(default_factory=list)  # normalised [x, y, w, h]
+    area: float = 0.0  # moving fraction of the active area
+    pixels: int = 0
+    zones: list[str] = field(default_factory=list)
+    fg: np.ndarray | None = None  # the masked foreground the blobs came from
+
+
+class Regions:
+    """The active area (config masks, mask image) and zones at one working size."""
+
+    def __init__(self, config: DetectConfig, size: tuple[int, int], max_boxes: int = 16) -> None:
+        self.size = size
+        w, h = size
+        self.max_boxes = max_boxes
+        active = np.full((h, w), 255, np.uint8)
+        for polygon in config.masks:
+            active[polygon_mask(polygon, size) > 0] = 0
+        if config.mask_image:
+            active = cv2.bitwise_and(active, load_mask_image(config.mask_image, size))
+        self.active: np.ndarray | None = None if active.all() else active
+        self.active_pixels = max(1, int(np.count_nonzero(active)))
+        self.zones = [Zone(z.name, z.required, polygon_mask(z.polygon, size))
+                      for z in config.zones]
+        # Speckles smaller than this are noise, not objects (a quarter of the
+        # trigger area, at least 3 pixels).
+        self.min_blob = max(3, round(0.25 * config.min_trigger_area * self.active_pixels))
+
+    def blobs(self, fg: np.ndarray) -> Blobs:
+        if self.active is not None:
+            fg = cv2.bitwise_and(fg, self.active)
+        if not cv2.countNonZero(fg):
+            return Blobs(fg=fg)
+        n, _, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+        keep = [s for s in stats[1:] if s[4] >= self.min_blob]
+        if not keep:
+            return Blobs(fg=fg)
+        pixels = int(sum(int(s[4]) for s in keep))
+        boxes = _merge([[int(s[0]), int(s[1]), int(s[2]), int(s[3])] for s in keep],
+                       margin=max(2, self.size[1] // 30))
+        boxes.sort(key=lambda b: b[2] * b[3], reverse=True)
+        w, h = self.size
+        norm = [[round(x / w, 4), round(y / h, 4), round(bw / w, 4), round(bh / h, 4)]
+                for x, y, bw, bh in boxes[: self.max_boxes]]
+        zones = [z.name for z in self.zones
+                 if cv2.countNonZero(cv2.bitwise_and(fg, z.mask)) >= self.min_blob]
+        return Blobs(norm, pixels / self.active_pixels, pixels, zones, fg)
+
+
+def _merge(boxes: list[list[int]], margin: int) -> list[list[int]]:
+    """Merge boxes that overlap or lie within ``margin`` of each other (the
+    pieces of one car or person), until none do."""
+    merged = True
+    while merged and len(boxes) > 1:
+        merged = False
+        out: list[list[int]] = []
+        for b in boxes:
+            for o in out:
+                if (b[0] <= o[0] + o[2] + margin and o[0] <= b[0] + b[2] + margin
+                        and b[1] <= o[1] + o[3] + margin and o[1] <= b[1] + b[3] + margin):
+                    x0, y0 = min(b[0], o[0]), min(b[1], o[1])
+                    x1, y1 = max(b[0] + b[2], o[0] + o[2]), max(b[1] + b[3], o[1] + o[3])
+                    o[:] = [x0, y0, x1 - x0, y1 - y0]
+                    merged = True
+                    break
+            else:
+                out.append(list(b))
+        boxes = out
+    return boxes
