@@ -1,0 +1,205 @@
+"""The detect service: lores frames in, motion events and snapshots out.
+
+Subscribes to ``frame/lores/`` (newest only: a late frame is worth nothing to
+a detector) and ``frame/live/`` on endpoint "frames", ``brightness/`` on "ir",
+``control/`` from "notify" and "web". Publishes ``motion/`` and ``snapshot/``
+on its own endpoint "detect". All decisions are made by
+``services.detect.pipeline.Detector``, the same code that replay runs; this
+shell only decodes frames, keeps the best picture for snapshots and sends.
+
+A ``Motion`` carries the capture ts of the frame that caused it, so latency
+is measurable end to end. Snapshot payloads are fresh ``bytes`` from the JPEG
+encoder, handed to the bus and never touched again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import cv2
+import numpy as np
+
+from common.bus import Message
+from common.messages import Brightness, Control, Frame, LiveFrame, Motion, Snapshot
+from common.worker import SetupError, Worker
+from services.detect.events import EventChange
+from services.detect.pipeline import Detector
+from services.detect.snapshot import annotate, encode_jpeg, lores_to_bgr
+
+log = logging.getLogger(__name__)
+
+BYTES_PER_PIXEL = {"gray": 1.0, "yuv420": 1.5, "bgr24": 3.0}
+LIVE_MAX_AGE = 1.0  # seconds: an older live frame no longer shows the event
+
+
+class BadFrame(ValueError):
+    pass
+
+
+def frame_pixels(header: Frame, payload: list[memoryview]) -> np.ndarray:
+    """The frame's pixel buffer (1-D uint8, zero-copy), or ``BadFrame``."""
+    per = BYTES_PER_PIXEL.get(header.format)
+    if per is None:
+        raise BadFrame(f"unknown pixel format {header.format!r}")
+    if header.width <= 0 or header.height <= 0 or (header.format == "yuv420"
+                                                   and header.height % 2):
+        raise BadFrame(f"bad size {header.width}x{header.height} for {header.format}")
+    want = int(header.width * header.height * per)
+    got = sum(len(p) for p in payload)
+    if len(payload) != 1 or got != want:
+        raise BadFrame(f"{header.width}x{header.height} {header.format} needs {want} bytes in "
+                       f"one part, got {got} in {len(payload)}")
+    return np.frombuffer(payload[0], np.uint8)
+
+
+class DetectService(Worker):
+    name = "detect"
+
+    def setup(self) -> None:
+        cv2.setNumThreads(1)  # one core for detection; the rest of the Pi records and encodes
+        self.cfg = self.config.detect
+        try:
+            self.detector = Detector(self.cfg)
+        except ValueError as exc:
+            raise SetupError(str(exc)) from None
+        self.subscribe(["frames"], [Frame.TOPIC, LiveFrame.TOPIC], latest_only=True)
+        self.subscribe(["ir"], [Brightness.TOPIC])
+        self.subscribe(["notify", "web"], [Control.TOPIC])
+        self.live: tuple[float, np.ndarray] | None = None
+        self.lores: tuple[Frame, np.ndarray] | None = None
+        self.ir_level: float | None = None
+        self.paused = False
+        self.last_frame_wall = self.clock()
+        self.stats: dict[str, Any] = {"frames": 0, "bad_frames": 0, "events": 0,
+                                      "snapshots": 0, "ir_rebases": 0, "ms_last": 0.0}
+        self._bad_kinds: set[str] = set()
+
+    def status_counters(self) -> dict[str, Any]:
+        return dict(self.stats, paused=self.paused, event_open=self.detector.events.active)
+
+    # -- messages ---------------------------------------------------------------
+    def handle(self, msg: Message) -> None:
+        h = msg.header
+        if isinstance(h, LiveFrame):
+            self._live(h, msg.payload)
+        elif isinstance(h, Frame):
+            self._frame(h, msg.payload)
+        elif isinstance(h, Brightness):
+            self._brightness(h)
+        elif isinstance(h, Control):
+            self._control(h)
+
+    def _bad(self, what: str, exc: Exception) -> None:
+        self.stats["bad_frames"] += 1
+        kind = f"{what}: {exc}"[:80]
+        if kind not in self._bad_kinds and len(self._bad_kinds) < 20:
+            self._bad_kinds.add(kind)
+            log.warning("dropped a %s frame: %s", what, exc)
+
+    def _live(self, h: LiveFrame, payload: list[memoryview]) -> None:
+        try:
+            if h.format != "bgr24":
+                raise BadFrame(f"live frames must be bgr24, got {h.format!r}")
+            pixels = frame_pixels(h, payload)
+        except BadFrame as exc:
+            self._bad("live", exc)
+            return
+        # Keep a reference to the received buffer only: no copy per live frame.
+        self.live = (h.ts, pixels.reshape(h.height, h.width, 3))
+
+    def _frame(self, h: Frame, payload: list[memoryview]) -> None:
+        try:
+            pixels = frame_pixels(h, payload)
+        except BadFrame as exc:
+            self._bad("lores", exc)
+            return
+        self.last_frame_wall = self.clock()
+        self.stats["frames"] += 1
+        self.lores = (h, pixels)
+        if self.paused:
+            return
+        if h.format == "bgr24":
+            luma = cv2.cvtColor(pixels.reshape(h.height, h.width, 3), cv2.COLOR_BGR2GRAY)
+        else:  # gray, or I420 whose first `height` rows are the luma plane
+            luma = pixels[: h.width * h.height].reshape(h.height, h.width)
+        res = self.detector.process(luma, h.ts, image=lambda: self._picture(h.ts))
+        self.stats["ms_last"] = round(res.ms, 3)
+        for change in res.changes:
+            self._send(change, res.fg)
+
+    def _brightness(self, h: Brightness) -> None:
+        # The IR illuminator switching changes the whole picture in a way no
+        # gain explains: re-base and look away for a few frames, no event.
+        if self.ir_level is not None and abs(h.ir_level - self.ir_level) > 0.05:
+            log.info("IR level %.2f -> %.2f: new background", self.ir_level, h.ir_level)
+            self.detector.rebase(self.cfg.ir_settle_frames)
+            self.stats["ir_rebases"] += 1
+        self.ir_level = h.ir_level
+
+    def _control(self, h: Control) -> None:
+        if h.target not in ("detect", "*"):
+            return
+        now = self.clock()
+        if h.command == "rebase":
+            self.detector.rebase()
+        elif h.command == "pause":
+            self.paused = True
+            for change in self.detector.stop(now):
+                self._send(change, None)
+        elif h.command == "resume":
+            self.paused = False
+            self.detector.rebase()
+        elif h.command == "snapshot":
+            self._snapshot("", "manual", now, [])
+        else:
+            log.info("ignored control command %r from %s", h.command, h.source or "?")
+
+    # -- output -----------------------------------------------------------------
+    def _picture(self, ts: float) -> np.ndarray:
+        """The best-resolution picture of time ``ts``: the live frame when it
+        is recent, else the lores frame in colour."""
+        if self.live is not None and abs(self.live[0] - ts) <= LIVE_MAX_AGE:
+            return self.live[1]
+        if self.lores is None:
+            raise BadFrame("no frame yet")
+        h, pixels = self.lores
+        return lores_to_bgr(h.format, pixels, h.width, h.height)
+
+    def _send(self, change: EventChange, fg: np.ndarray | None) -> None:
+        assert self.pub is not None
+        self.pub.publish(Motion, ts=change.ts, event_id=change.event_id, phase=change.phase,
+                         boxes=change.boxes, area=change.area, score=change.score,
+                         labels=change.labels, zones=change.zones, alert=change.alert)
+        if change.phase != "start":
+            return
+        self.stats["events"] += 1
+        try:
+            self._snapshot(change.event_id, "event", change.ts, change.boxes)
+            if self.cfg.mask_snapshot and fg is not None:
+                jpeg = encode_jpeg(fg, 90)
+                self.pub.publish(Snapshot, [jpeg], ts=change.ts, event_id=change.event_id,
+                                 kind="mask", width=fg.shape[1], height=fg.shape[0])
+        except (BadFrame, ValueError, cv2.error) as exc:
+            self.record_error("snapshot", exc)
+
+    def _snapshot(self, event_id: str, kind: str, ts: float, boxes: list[list[float]]) -> None:
+        assert self.pub is not None
+        img = annotate(self._picture(ts), self.cfg, boxes)
+        jpeg = encode_jpeg(img, self.cfg.snapshot_quality)
+        self.pub.publish(Snapshot, [jpeg], ts=ts, event_id=event_id, kind=kind,
+                         width=img.shape[1], height=img.shape[0])
+        self.stats["snapshots"] += 1
+
+    def tick(self, now: float) -> float | None:
+        # Frames stopped (capture restarting) while an event was open: end it
+        # rather than leave the recorder waiting forever.
+        if (self.detector.events.active
+                and now - self.last_frame_wall > self.cfg.quiet_seconds + 2.0):
+            for change in self.detector.stop(now):
+                self._send(change, None)
+        return None
+
+    def drain(self) -> None:
+        for change in self.detector.stop(self.clock()):
+            self._send(change, None)
