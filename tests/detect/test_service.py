@@ -1,0 +1,123 @@
+"""The detect service as a real process on real ZMQ sockets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from common.bus import Bus
+from common.config import parse_config
+from common.messages import Brightness, Frame, Heartbeat, LiveFrame, Motion, Snapshot
+from common.paths import Home
+from services.detect.evalset import Sequence, iter_luma
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def yuv(luma: np.ndarray) -> bytes:
+    h, w = luma.shape
+    return np.vstack([luma, np.full((h // 2, w), 128, np.uint8)]).tobytes()
+
+
+@pytest.fixture()
+def service(tmp_path: Path):  # type: ignore[no-untyped-def]
+    home = Home(tmp_path).ensure()
+    (tmp_path / "config.toml").write_text("[detect]\nmask_snapshot = true\n")
+    config = parse_config({"detect": {"mask_snapshot": True}})
+    bus = Bus(config, home)
+    frames = bus.publisher("frames")
+    ir = bus.publisher("ir")
+    out = bus.subscriber(["detect"], [Motion.TOPIC, Snapshot.TOPIC, Heartbeat.TOPIC])
+    env = dict(os.environ, PISENTRY_HOME=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-m", "common.cli", "detect"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline:  # up once its heartbeat arrives
+            if any(isinstance(m.header, Heartbeat) for m in out.recv(0.2)):
+                break
+        else:
+            raise AssertionError("no heartbeat from detect")
+        yield frames, ir, out, proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        bus.close()
+
+
+def test_frames_in_motion_and_snapshot_out_bad_frame_dropped(service, trees: Sequence) -> None:
+    frames, ir, out, proc = service
+    lumas = list(iter_luma(trees))
+    got: list = []
+    sent_ts: dict[int, float] = {}
+    # A frame whose payload does not match its size is dropped, not fatal.
+    frames.publish(Frame, [b"\x00" * 100], ts=time.time(), width=160, height=120,
+                   format="yuv420")
+    frames.publish(LiveFrame, [b"\x00" * 7], ts=time.time(), width=320, height=240,
+                   format="bgr24")
+    for i in list(range(150, 200)) + list(range(200, 262)):
+        ts = 1000.0 + i / 15
+        sent_ts[i] = ts
+        frames.publish(Frame, [yuv(lumas[i])], ts=ts, width=160, height=120, format="yuv420")
+        if i % 3 == 0:  # a bigger live view, as capture sends it
+            bgr = cv2.resize(cv2.imread(str(trees.frames[i])), (320, 240))
+            frames.publish(LiveFrame, [bgr.tobytes()], ts=ts, width=320, height=240,
+                           format="bgr24")
+        got += out.recv(1 / 30)
+    end, ts = time.time() + 6, 1020.0
+    while time.time() < end and not any(isinstance(m.header, Motion) and m.header.phase == "end"
+                                        for m in got):
+        ts += 0.2  # capture time goes on: the quiet time elapses
+        frames.publish(Frame, [yuv(lumas[280])], ts=ts, width=160, height=120,
+                       format="yuv420")
+        got += out.recv(0.1)
+    assert proc.poll() is None, "detect died"
+    motions = [m.header for m in got if isinstance(m.header, Motion)]
+    starts = [m for m in motions if m.phase == "start"]
+    assert len(starts) == 1, motions
+    start = starts[0]
+    trigger = next(i for i, ts in sent_ts.items() if ts == start.ts)
+    assert 243 <= trigger <= 245
+    assert start.boxes and all(0 <= v <= 1 for b in start.boxes for v in b)
+    assert start.area > 0 and start.alert
+    assert any(m.phase == "end" and m.event_id == start.event_id for m in motions)
+    snaps = {m.header.kind: m for m in got if isinstance(m.header, Snapshot)}
+    event = snaps["event"]
+    assert event.header.event_id == start.event_id
+    img = cv2.imdecode(np.frombuffer(event.payload[0], np.uint8), cv2.IMREAD_COLOR)
+    assert img.shape == (240, 320, 3)  # the live view, bigger than the lores frame
+    assert (event.header.width, event.header.height) == (320, 240)
+    mask = cv2.imdecode(np.frombuffer(snaps["mask"].payload[0], np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert mask.shape == (120, 160) and (mask > 128).any()
+    beats = [m.header for m in out.recv(1.5) if isinstance(m.header, Heartbeat)]
+    assert beats and beats[-1].counters["bad_frames"] == 2
+
+
+def test_ir_switch_rebases_without_an_event(service, trees: Sequence) -> None:
+    frames, ir, out, proc = service
+    lumas = list(iter_luma(trees, "ir_switch"))
+    n = len(lumas)
+    got: list = []
+    ir.publish(Brightness, ts=time.time(), level=0.5, ir_level=0.0)
+    for i in range(60, 200):
+        if i == n // 3:
+            ir.publish(Brightness, ts=time.time(), level=0.1, ir_level=1.0)
+        frames.publish(Frame, [yuv(lumas[i])], ts=1000 + i / 15, width=160, height=120,
+                       format="yuv420")
+        got += out.recv(1 / 60)
+    got += out.recv(1.2)
+    assert not [m for m in got if isinstance(m.header, Motion)]
+    beats = [m.header for m in got if isinstance(m.header, Heartbeat)]
+    assert beats[-1].counters["ir_rebases"] == 1
