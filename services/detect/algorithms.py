@@ -174,7 +174,7 @@ class DefaultAlgorithm:
 
     name = "default"
 
-    def __init__(self, config: DetectConfig, *, k_dev: float = 2.5, k_noise: float = 4.0,
+    def __init__(self, config: DetectConfig, *, k_dev: float = 2.5, k_noise: float = 3.0,
                  alpha: float = 0.04, alpha_fg: float = 0.002, beta: float = 0.03,
                  learn_frames: int = 10, settle_frames: int = 3, spread_cells: int = 12) -> None:
         self.delta = float(config.min_pixel_delta_trigger)
@@ -230,7 +230,12 @@ class DefaultAlgorithm:
         k = len(spread) * 3 // 10
         self.sigma = float(np.partition(spread, k)[k]) / 0.385
 
-        thr = max(self.delta, self.k_noise * self.sigma)
+        # Contrast scales with the light on the scene (an object 25 levels off
+        # the background at mid-grey is 9 levels off at 35 % light), so the
+        # fixed floor is for a mid-grey scene and shrinks in the dark; the
+        # noise term keeps it above the sensor noise there.
+        level = min(1.0, max(0.35, float(sample_f.mean()) / 110.0))
+        thr = max(self.delta * level, self.k_noise * self.sigma, 6.0)
         band = cv2.dilate(dev, _KERNEL3)
         band *= self.k_dev
         band += thr
