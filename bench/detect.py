@@ -28,11 +28,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common.config import DetectConfig  # noqa: E402
-from services.detect.algorithms import ALGORITHMS  # noqa: E402
-from services.detect.evalset import (STRESS_CASES, Sequence, default_eval_dir,  # noqa: E402
-                                     iter_luma, load_sequence, score)
-from services.detect.pipeline import Detector  # noqa: E402
+from common.config import DetectConfig
+from services.detect.algorithms import ALGORITHMS
+from services.detect.evalset import (
+    STRESS_CASES,
+    Sequence,
+    default_eval_dir,
+    iter_luma,
+    load_sequence,
+    score,
+)
+from services.detect.pipeline import Detector
 
 
 def run_detector(config: DetectConfig, seq: Sequence, frames: list[np.ndarray]

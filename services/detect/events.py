@@ -118,9 +118,7 @@ class EventMachine:
     def _alert(self, ev: _Event) -> bool:
         if self.required_zones and not (ev.zones & self.required_zones):
             return False
-        if self.require_label and not ev.labels:
-            return False
-        return True
+        return not (self.require_label and not ev.labels)
 
     def _change(self, phase: str, ev: _Event, ts: float, reason: str = "") -> EventChange:
         ev.last_update = ts

@@ -90,7 +90,7 @@ class Regions:
             fg = cv2.bitwise_and(fg, self.active)
         if not cv2.countNonZero(fg):
             return Blobs(fg=fg)
-        n, _, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+        _n, _, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
         keep = [s for s in stats[1:] if s[4] >= self.min_blob]
         if not keep:
             return Blobs(fg=fg)

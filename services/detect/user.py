@@ -30,11 +30,12 @@ def load_user_detector(spec: str) -> Callable[[np.ndarray], UserResult]:
         sys.path.append(str(Path.cwd()))
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any error in user code is a config problem
         raise ValueError(f"detect.detector: cannot import {module_name!r} ({exc})") from None
     func = getattr(module, func_name, None)
     if not callable(func):
-        raise ValueError(f"detect.detector: {module_name!r} has no function {func_name!r}")
+        raise ValueError(  # noqa: TRY004 - a config error, reported like the others
+f"detect.detector: {module_name!r} has no function {func_name!r}")
     try:
         params = [p for p in inspect.signature(func).parameters.values()
                   if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY,

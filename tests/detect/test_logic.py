@@ -39,7 +39,7 @@ def test_event_needs_consecutive_frames_and_ends_after_quiet() -> None:
 
 def test_max_event_time_ends_and_asks_for_a_new_background() -> None:
     em = EventMachine(DetectConfig(frames_to_start=1, max_event_time=2.0))
-    got = steps(em, [(t / 10, True) for t in range(0, 25)])
+    got = steps(em, [(t / 10, True) for t in range(25)])
     assert ("end" in [p for _, p, _ in got]) and got[-1][2] == "max_time" or \
         any(r == "max_time" for _, _, r in got)
     assert em.rebase_requested

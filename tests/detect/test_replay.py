@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def pisentry(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PISENTRY_HOME=str(home))
     return subprocess.run([sys.executable, "-m", "common.cli", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_replay_folder_jsonl_with_a_corrupt_image(trees: Sequence, tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ def service(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def test_frames_in_motion_and_snapshot_out_bad_frame_dropped(service, trees: Sequence) -> None:
-    frames, ir, out, proc = service
+    frames, _ir, out, proc = service
     lumas = list(iter_luma(trees))
     got: list = []
     sent_ts: dict[int, float] = {}
@@ -106,7 +106,7 @@ def test_frames_in_motion_and_snapshot_out_bad_frame_dropped(service, trees: Seq
 
 
 def test_ir_switch_rebases_without_an_event(service, trees: Sequence) -> None:
-    frames, ir, out, proc = service
+    frames, ir, out, _proc = service
     lumas = list(iter_luma(trees, "ir_switch"))
     n = len(lumas)
     got: list = []
