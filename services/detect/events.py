@@ -52,9 +52,9 @@ def new_event_id(ts: float) -> str:
 
 
 class EventMachine:
-    def __init__(self, config: DetectConfig, update_seconds: float = 1.0) -> None:
+    def __init__(self, config: DetectConfig, update_seconds: float | None = None) -> None:
         self.config = config
-        self.update_seconds = update_seconds
+        self.update_seconds = config.update_seconds if update_seconds is None else update_seconds
         self.required_zones = {z.name for z in config.zones if z.required}
         self.require_label = config.confirm.require_label and config.confirm.method != "none"
         self.streak = 0

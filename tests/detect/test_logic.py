@@ -40,9 +40,17 @@ def test_event_needs_consecutive_frames_and_ends_after_quiet() -> None:
 def test_max_event_time_ends_and_asks_for_a_new_background() -> None:
     em = EventMachine(DetectConfig(frames_to_start=1, max_event_time=2.0))
     got = steps(em, [(t / 10, True) for t in range(25)])
-    assert ("end" in [p for _, p, _ in got]) and got[-1][2] == "max_time" or \
-        any(r == "max_time" for _, _, r in got)
+    ends = [(ts, r) for ts, p, r in got if p == "end"]
+    assert ends == [(2.0, "max_time")]
     assert em.rebase_requested
+    # Motion after the re-base is a new event, not the old one going on.
+    assert [p for _, p, _ in got].count("start") == 2
+
+
+def test_updates_are_rate_limited() -> None:
+    em = EventMachine(DetectConfig(frames_to_start=1, update_seconds=0.5))
+    got = steps(em, [(t / 10, True) for t in range(12)])
+    assert [ts for ts, p, _ in got if p == "update"] == [0.5, 1.0]
 
 
 def test_cooldown_blocks_a_new_event() -> None:
