@@ -43,9 +43,7 @@ def test_hog_runs_only_on_motion_and_at_most_every_interval(trees: Sequence) -> 
     assert det.confirm_runs == len(hog.regions)
 
 
-def test_hog_finds_a_person_in_the_region() -> None:
-    # A synthetic upright figure is not reliable for HOG; use crop geometry
-    # instead: the regions grow the motion box and stay inside the frame.
+def test_confirmation_regions_grow_the_motion_box_inside_the_frame() -> None:
     regions = crop_regions([[0.9, 0.5, 0.2, 0.6]], 320, 240)
     assert regions and all(0 <= x0 < x1 <= 320 and 0 <= y0 < y1 <= 240
                            for x0, y0, x1, y1 in regions)
