@@ -38,18 +38,22 @@ from services.detect.evalset import (
     load_sequence,
     score,
 )
+from services.detect.events import OnsetBackfill
 from services.detect.pipeline import Detector
 
 
 def run_detector(config: DetectConfig, seq: Sequence, frames: list[np.ndarray]
                  ) -> tuple[list[bool], list[float], int]:
     det = Detector(config)
+    onsets = OnsetBackfill(config.frames_to_start)
     motion, ms, events = [], [], 0
     for i, luma in enumerate(frames):
         res = det.process(luma, i / seq.fps)
-        motion.append(res.motion)
+        started = any(c.phase == "start" for c in res.changes)
+        motion += [m for m, _ in onsets.push(res.motion, res.raw, started, i)]
         ms.append(res.ms)
-        events += sum(1 for c in res.changes if c.phase == "start")
+        events += started
+    motion += [m for m, _ in onsets.flush()]
     return motion, ms, events
 
 

@@ -133,3 +133,35 @@ class EventMachine:
         self.streak = 0
         self.cooldown_until = ts + self.config.cooldown_seconds
         return change
+
+
+class OnsetBackfill:
+    """Per-frame answers with each event's onset included.
+
+    An event confirmed on frame k after ``frames_to_start`` frames of motion
+    began on the first of them; those frames are answered "motion" once the
+    event is confirmed, which is ``frames_to_start - 1`` frames later (the
+    recorder's pre-roll covers them the same way). Answers therefore come out
+    with that delay: ``push`` returns the answers now final, ``flush`` the rest.
+    """
+
+    def __init__(self, frames_to_start: int) -> None:
+        self.delay = max(0, frames_to_start - 1)
+        self._pending: list[tuple[bool, bool, object]] = []  # (motion, raw, item)
+
+    def push(self, motion: bool, raw: bool, started: bool, item: object
+             ) -> list[tuple[bool, object]]:
+        if started:
+            for i in range(len(self._pending) - 1, -1, -1):
+                was, was_raw, it = self._pending[i]
+                if not was_raw:
+                    break
+                self._pending[i] = (True, was_raw, it)
+        self._pending.append((motion, raw, item))
+        ready = self._pending[:max(0, len(self._pending) - self.delay)]
+        del self._pending[:len(ready)]
+        return [(m, it) for m, _, it in ready]
+
+    def flush(self) -> list[tuple[bool, object]]:
+        ready, self._pending = self._pending, []
+        return [(m, it) for m, _, it in ready]

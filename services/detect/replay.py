@@ -5,7 +5,10 @@ of images (name order) and prints one JSON line per input frame:
 
     {"frame": 0, "motion": false, "boxes": [], "event": null, "ms": 0.31}
 
-``motion`` is the per-frame answer after persistence, ``event`` is "start" or
+``motion`` is the per-frame answer, "motion worth an event": the frames of a
+confirmed event, its onset included (an event confirmed after
+``frames_to_start`` frames began on the first of them, so lines leave
+``frames_to_start - 1`` frames late), ``event`` is "start" or
 "end" on the frames where an event starts or ends, ``ms`` the detector's
 processing time (decoding excluded). A frame that cannot be decoded still
 gets its line, with motion false and an ``error`` key, so line numbers stay
@@ -26,6 +29,7 @@ import cv2
 import numpy as np
 
 from common.config import DetectConfig
+from services.detect.events import OnsetBackfill
 from services.detect.pipeline import Detector
 
 log = logging.getLogger(__name__)
@@ -81,28 +85,40 @@ def iter_frames(path: Path, fps: float | None) -> tuple[float, Iterator[tuple[np
 def replay(path: Path, config: DetectConfig, out: TextIO, jsonl: bool,
            fps: float | None = None) -> dict[str, float]:
     detector = Detector(config)
+    onsets = OnsetBackfill(config.frames_to_start)
     rate, frames = iter_frames(path, fps)
     count = moving = events = errors = 0
     times: list[float] = []
+
+    def emit(ready: list[tuple[bool, object]]) -> None:
+        nonlocal moving
+        for motion, line in ready:
+            assert isinstance(line, dict)
+            line["motion"] = motion
+            if not motion:
+                line["boxes"] = []
+            moving += motion
+            if jsonl:
+                out.write(json.dumps(line) + "\n")
+
     for index, (bgr, error) in enumerate(frames):
         count += 1
         if bgr is None:
             errors += 1
             line = {"frame": index, "motion": False, "boxes": [], "event": None, "ms": 0.0,
                     "error": error}
-        else:
-            luma = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-            res = detector.process(luma, index / rate, image=lambda b=bgr: b)
-            phases = [c.phase for c in res.changes if c.phase != "update"]
-            event = "start" if "start" in phases else (phases[0] if phases else None)
-            events += event == "start"
-            moving += res.motion
-            times.append(res.ms)
-            line = {"frame": index, "motion": res.motion,
-                    "boxes": res.boxes if res.motion else [], "event": event,
-                    "ms": round(res.ms, 3)}
-        if jsonl:
-            out.write(json.dumps(line) + "\n")
+            emit(onsets.push(False, False, False, line))
+            continue
+        luma = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        res = detector.process(luma, index / rate, image=lambda b=bgr: b)
+        phases = [c.phase for c in res.changes if c.phase != "update"]
+        event = "start" if "start" in phases else (phases[0] if phases else None)
+        events += event == "start"
+        times.append(res.ms)
+        line = {"frame": index, "motion": res.motion, "boxes": res.boxes, "event": event,
+                "ms": round(res.ms, 3)}
+        emit(onsets.push(res.motion, res.raw, event == "start", line))
+    emit(onsets.flush())
     summary = {"frames": count, "motion_frames": moving, "events": events,
                "undecodable": errors, "fps": rate,
                "ms_median": round(statistics.median(times), 3) if times else 0.0}
