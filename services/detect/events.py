@@ -153,7 +153,7 @@ class OnsetBackfill:
              ) -> list[tuple[bool, object]]:
         if started:
             for i in range(len(self._pending) - 1, -1, -1):
-                was, was_raw, it = self._pending[i]
+                _, was_raw, it = self._pending[i]
                 if not was_raw:
                     break
                 self._pending[i] = (True, was_raw, it)
