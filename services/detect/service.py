@@ -2,7 +2,8 @@
 
 Subscribes to ``frame/lores/`` (newest only: a late frame is worth nothing to
 a detector) and ``frame/live/`` on endpoint "frames", ``brightness/`` on "ir",
-``control/`` from "notify" and "web". Publishes ``motion/`` and ``snapshot/``
+``control/`` and ``state/`` from "notify" and "web": disarmed, it watches
+nothing (no events, hence no event clips or alerts) until armed again. Publishes ``motion/`` and ``snapshot/``
 on its own endpoint "detect". All decisions are made by
 ``services.detect.pipeline.Detector``, the same code that replay runs; this
 shell only decodes frames, keeps the best picture for snapshots and sends.
@@ -21,7 +22,8 @@ import cv2
 import numpy as np
 
 from common.bus import Message
-from common.messages import Brightness, Control, Frame, LiveFrame, Motion, Snapshot
+from common.arming import ArmingStore
+from common.messages import ArmState, Brightness, Control, Frame, LiveFrame, Motion, Snapshot
 from common.worker import SetupError, Worker
 from services.detect.events import EventChange
 from services.detect.pipeline import Detector
@@ -65,11 +67,12 @@ class DetectService(Worker):
             raise SetupError(str(exc)) from None
         self.subscribe(["frames"], [Frame.TOPIC, LiveFrame.TOPIC], latest_only=True)
         self.subscribe(["ir"], [Brightness.TOPIC])
-        self.subscribe(["notify", "web"], [Control.TOPIC])
+        self.subscribe(["notify", "web"], [Control.TOPIC, ArmState.TOPIC])
         self.live: tuple[float, np.ndarray] | None = None
         self.lores: tuple[Frame, np.ndarray] | None = None
         self.ir_level: float | None = None
-        self.paused = False
+        # Disarmed means not watching (seed 000's /stop): no events, no clips.
+        self.paused = not ArmingStore(self.home).load().armed
         self.last_frame_wall = self.clock()
         self.stats: dict[str, Any] = {"frames": 0, "bad_frames": 0, "events": 0,
                                       "snapshots": 0, "ir_rebases": 0, "ms_last": 0.0}
@@ -89,6 +92,8 @@ class DetectService(Worker):
             self._brightness(h)
         elif isinstance(h, Control):
             self._control(h)
+        elif isinstance(h, ArmState) and h.camera == self.camera:
+            self._pause(not h.armed)
 
     def _bad(self, what: str, exc: Exception) -> None:
         self.stats["bad_frames"] += 1
@@ -143,17 +148,23 @@ class DetectService(Worker):
         now = self.clock()
         if h.command == "rebase":
             self.detector.rebase()
-        elif h.command == "pause":
-            self.paused = True
-            for change in self.detector.stop(now):
-                self._send(change, None)
-        elif h.command == "resume":
-            self.paused = False
-            self.detector.rebase()
+        elif h.command in ("pause", "resume"):
+            self._pause(h.command == "pause")
         elif h.command == "snapshot":
             self._snapshot("", "manual", now, [])
         else:
             log.info("ignored control command %r from %s", h.command, h.source or "?")
+
+    def _pause(self, paused: bool) -> None:
+        if paused == self.paused:
+            return
+        self.paused = paused
+        log.info("detection %s", "paused" if paused else "resumed")
+        if paused:
+            for change in self.detector.stop(self.clock()):
+                self._send(change, None)
+        else:
+            self.detector.rebase()  # the scene may have changed while we looked away
 
     # -- output -----------------------------------------------------------------
     def _picture(self, ts: float) -> np.ndarray:
@@ -175,19 +186,21 @@ class DetectService(Worker):
             return
         self.stats["events"] += 1
         try:
-            self._snapshot(change.event_id, "event", change.ts, change.boxes)
-            if self.cfg.mask_snapshot and fg is not None:
-                jpeg = encode_jpeg(fg, 90)
-                self.pub.publish(Snapshot, [jpeg], ts=change.ts, event_id=change.event_id,
-                                 kind="mask", width=fg.shape[1], height=fg.shape[0])
+            mask = fg if self.cfg.mask_snapshot else None
+            self._snapshot(change.event_id, "event", change.ts, change.boxes, mask)
         except (BadFrame, ValueError, cv2.error) as exc:
             self.record_error("snapshot", exc)
 
-    def _snapshot(self, event_id: str, kind: str, ts: float, boxes: list[list[float]]) -> None:
+    def _snapshot(self, event_id: str, kind: str, ts: float, boxes: list[list[float]],
+                  mask: np.ndarray | None = None) -> None:
+        """The annotated picture as JPEG; with ``mask``, the motion mask as a
+        second part (the contract in ``common.messages.Snapshot``)."""
         assert self.pub is not None
         img = annotate(self._picture(ts), self.cfg, boxes)
-        jpeg = encode_jpeg(img, self.cfg.snapshot_quality)
-        self.pub.publish(Snapshot, [jpeg], ts=ts, event_id=event_id, kind=kind,
+        parts = [encode_jpeg(img, self.cfg.snapshot_quality)]
+        if mask is not None:
+            parts.append(encode_jpeg(mask, 90))
+        self.pub.publish(Snapshot, parts, ts=ts, event_id=event_id, kind=kind,
                          width=img.shape[1], height=img.shape[0])
         self.stats["snapshots"] += 1
 

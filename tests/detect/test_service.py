@@ -15,7 +15,7 @@ import pytest
 
 from common.bus import Bus
 from common.config import parse_config
-from common.messages import Brightness, Frame, Heartbeat, LiveFrame, Motion, Snapshot
+from common.messages import ArmState, Brightness, Frame, Heartbeat, LiveFrame, Motion, Snapshot
 from common.paths import Home
 from services.detect.evalset import Sequence, iter_luma
 
@@ -99,7 +99,8 @@ def test_frames_in_motion_and_snapshot_out_bad_frame_dropped(service, trees: Seq
     img = cv2.imdecode(np.frombuffer(event.payload[0], np.uint8), cv2.IMREAD_COLOR)
     assert img.shape == (240, 320, 3)  # the live view, bigger than the lores frame
     assert (event.header.width, event.header.height) == (320, 240)
-    mask = cv2.imdecode(np.frombuffer(snaps["mask"].payload[0], np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert len(event.payload) == 2  # the motion mask rides along as a second part
+    mask = cv2.imdecode(np.frombuffer(event.payload[1], np.uint8), cv2.IMREAD_GRAYSCALE)
     assert mask.shape == (120, 160) and (mask > 128).any()
     beats = [m.header for m in out.recv(1.5) if isinstance(m.header, Heartbeat)]
     assert beats and beats[-1].counters["bad_frames"] == 2
@@ -121,3 +122,34 @@ def test_ir_switch_rebases_without_an_event(service, trees: Sequence) -> None:
     assert not [m for m in got if isinstance(m.header, Motion)]
     beats = [m.header for m in got if isinstance(m.header, Heartbeat)]
     assert beats[-1].counters["ir_rebases"] == 1
+
+
+def test_disarmed_watches_nothing_until_armed_again(service, trees: Sequence, tmp_path: Path
+                                                    ) -> None:
+    frames, _ir, out, _proc = service
+    bus = Bus(parse_config({}), Home(tmp_path))
+    web = bus.publisher("web")
+    lumas = list(iter_luma(trees))
+
+    def walk_through() -> list:
+        got: list = []
+        for i in range(200, 262):
+            frames.publish(Frame, [yuv(lumas[i])], ts=time.time(), width=160, height=120,
+                           format="yuv420")
+            got += out.recv(1 / 30)
+        return [m.header for m in got + out.recv(0.5) if isinstance(m.header, Motion)]
+
+    try:
+        time.sleep(0.5)  # the web endpoint is new: let detect connect to it
+        web.publish(ArmState, ts=time.time(), armed=False, changed_by="web")
+        out.recv(0.5)
+        assert walk_through() == []
+        web.publish(ArmState, ts=time.time(), armed=True, changed_by="web")
+        out.recv(0.5)
+        for i in range(150, 200):  # a fresh background after re-arming
+            frames.publish(Frame, [yuv(lumas[i])], ts=time.time(), width=160, height=120,
+                           format="yuv420")
+            out.recv(1 / 60)
+        assert any(m.phase == "start" for m in walk_through())
+    finally:
+        bus.close()
