@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import time
 from collections.abc import Callable
@@ -51,6 +52,7 @@ PRESENCE_PERIOD = 30.0
 SNAPSHOT_WAIT = 5.0
 ALERT_PHOTO_WAIT = 2.0  # an alert whose snapshot is this late goes out as text
 HEARTBEAT_STALE = 3.0
+BACKUP_CATCH_UP_SECONDS = 3600.0  # finished clips re-queued at start (seen by nobody)
 
 
 class NotifyService(Worker):
@@ -121,7 +123,26 @@ class NotifyService(Worker):
             except CryptoError as exc:
                 raise SetupError(f"notify.backup.encrypt_public_key: {exc}") from None
             self.backup.start()
+            self._catch_up_backups()
         self.publish_state(self.clock())
+
+    def _catch_up_backups(self) -> None:
+        """Queue the recent finished clips again: one that finished while this
+        process was down (killed, restarting) was announced to nobody. A clip
+        already on the NAS costs one size check and is not sent twice."""
+        since = self.clock() - BACKUP_CATCH_UP_SECONDS
+        try:
+            cat = self._catalogue()
+            try:
+                clips = cat.clips(camera=self.camera, limit=200)
+            finally:
+                cat.close()
+        except Exception as exc:  # noqa: BLE001 - no catalogue yet: nothing to catch up
+            log.debug("backup catch-up: %s", exc)
+            return
+        for clip in clips:
+            if clip.state != "open" and clip.end >= since and os.path.exists(clip.path):
+                self.backup.enqueue_clip(clip.path, clip.camera, clip.start)
 
     def drain(self) -> None:
         if self.mail is not None:
