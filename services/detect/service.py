@@ -21,8 +21,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from common.bus import Message
 from common.arming import ArmingStore
+from common.bus import Message
 from common.messages import ArmState, Brightness, Control, Frame, LiveFrame, Motion, Snapshot
 from common.worker import SetupError, Worker
 from services.detect.events import EventChange

@@ -52,7 +52,8 @@ def pipeline() -> Iterator[dict]:
     port = free_port()
     services = ["capture", "record", "web"] + (["detect"] if HAVE_DETECT else [])
     raw = {"general": {"services": services},
-           "capture": {"width": 640, "height": 480, "fps": 10, "object_period": 6},
+           # a 5 s walk, then long enough without one for a real detector's event to end
+           "capture": {"width": 640, "height": 480, "fps": 10, "object_period": 10},
            "record": {"rec_sec_before": 1, "rec_sec_after": 1},
            "web": {"port": port, "api_key": API_KEY}}
     with running_pipeline(raw, home=home) as p:
