@@ -89,7 +89,8 @@ class NotifyService(Worker):
         self.subscribe(["detect"], [Motion.TOPIC, Snapshot.TOPIC])
         self.subscribe(["record"], [Recording.TOPIC])
         self.subscribe([n for n in STATUS_ENDPOINTS if n != self.name], [Heartbeat.TOPIC])
-        self.subscribe(["web"], [ArmState.TOPIC, Control.TOPIC])
+        # record sends "notice" when it had to delete clips still waiting for upload
+        self.subscribe(["web", "record"], [ArmState.TOPIC, Control.TOPIC])
         if cfg.telegram.enabled:
             from services.notify.telegram_link import TelegramLink
 
@@ -260,6 +261,13 @@ class NotifyService(Worker):
             self.set_arming(replace(self.arming, muted_until=now + minutes * 60), by, now)
         elif c.command == "unmute":
             self.set_arming(replace(self.arming, muted_until=0.0), by, now)
+        elif c.command == "notice":
+            # Something the owner must hear about (a full disk eating unsent
+            # clips): told even when muted, never silently logged only.
+            text = f"{c.camera}: {str(c.args.get('text', ''))[:500]}"
+            log.warning("notice from %s: %s", by, text)
+            if self.telegram is not None:
+                self.telegram.send_text(self.cfg.telegram.chat_ids, text)
         else:
             log.warning("control: unknown command %r for notify from %s", c.command[:40], by)
 

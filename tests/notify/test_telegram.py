@@ -197,3 +197,16 @@ def test_alert_without_a_snapshot_goes_out_as_text(telegram: FakeTelegram,
     text = telegram.wait_for("sendMessage", timeout=5)[0].fields["text"]
     assert "Motion on cam1" in text and "(no picture)" in text
     assert telegram.of("sendPhoto") == []
+
+
+def test_a_notice_from_record_reaches_the_chat(telegram: FakeTelegram,
+                                               harness_factory: Callable[..., Harness]) -> None:
+    """The recorder had to delete clips not yet backed up: the owner is told."""
+    h = harness_factory({"telegram": telegram_section(telegram)})
+    h.record.publish(Control, ts=time.time(), target="notify", command="notice",
+                     args={"kind": "storage", "text": "disk full: deleted 2 clips not yet "
+                                                      "backed up", "deleted": ["a", "b"]},
+                     source="record")
+    sent = telegram.wait_for("sendMessage")
+    assert "deleted 2 clips not yet backed up" in sent[0].fields["text"]
+    assert sent[0].fields["chat_id"] == str(CHAT)
