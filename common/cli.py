@@ -105,7 +105,8 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pisentry", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="pisentry", description="pisentry: a Raspberry Pi security camera on a ZeroMQ bus")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="start every configured service under supervisord")
