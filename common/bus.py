@@ -55,6 +55,7 @@ from common.paths import Home
 log = logging.getLogger(__name__)
 
 RESTARTED = -1
+MAX_GAP = 1_000_000  # a larger seq jump is treated as a restart, not counted as loss
 ENDPOINT_NAMES = ("frames", "video", "capture", "detect", "record", "notify", "ir", "web")
 STATUS_ENDPOINTS = ("capture", "detect", "record", "notify", "ir", "web")
 
@@ -169,7 +170,12 @@ class Subscriber:
         key = _track_key(header)
         last = self._last_seq.get(key)
         gap = 0
-        if last is not None and header.seq > last + 1:
+        if last is not None and header.seq > last + MAX_GAP:
+            # No queue holds this many: a corrupt or foreign seq, not a loss; counting
+            # it would overflow the heartbeat's counters and kill the worker.
+            gap = RESTARTED
+            self.stats.restarts += 1
+        elif last is not None and header.seq > last + 1:
             gap = header.seq - last - 1
             self.stats.gaps += gap
         elif last is not None and header.seq <= last:
