@@ -170,6 +170,13 @@ class NotifyService(Worker):
             out.update(self.telegram.counters)
         if self.backup is not None:
             out.update(self.backup.stats())
+        # An outage of a peer shows on the health page and in `pisentry status`.
+        problems = []
+        if out.get("backup_pending") and out.get("backup_last_error"):
+            problems.append(f"NAS: {out['backup_last_error']}"[:120])
+        if self.mqtt is not None and not self.mqtt.connected:
+            problems.append("MQTT broker unreachable")
+        self.degraded = "; ".join(problems)
         return out
 
     # -- bus ---------------------------------------------------------------------------
