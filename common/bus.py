@@ -26,7 +26,8 @@ opts into ``latest_only`` drains its queue and keeps only the newest frame per
 topic; h264 keeps a few GOPs. A PUB socket drops the *newest* message when a
 subscriber's queue is full and says nothing; that loss shows up as a gap in
 ``seq``, which every subscriber counts (``Message.gap``; ``RESTARTED`` when a
-producer came back and its ``seq`` started over). A video consumer treats any
+producer came back and its ``seq`` started over; a producer that died after
+fewer messages than it lost on coming back reads as a plain gap). A video consumer treats any
 non-zero gap the same way: wait for the next keyframe.
 
 Buffer ownership. ``Publisher.publish`` sends payload parts with
