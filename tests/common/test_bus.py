@@ -11,7 +11,6 @@ from common.bus import RESTARTED, Bus
 from common.config import parse_config
 from common.messages import Brightness, Frame, Heartbeat, Motion
 
-
 _OPEN: list[Bus] = []
 
 
