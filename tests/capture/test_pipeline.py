@@ -4,6 +4,7 @@ import itertools
 import os
 import signal
 import time
+from contextlib import contextmanager
 
 import av
 import pytest
@@ -17,11 +18,17 @@ from tests.support import running_pipeline
 pytestmark = pytest.mark.slow
 
 
-def _subscribe(home, raw=None):
+@contextmanager
+def _subscribed(home, raw=None):
+    """Frames and h264 subscribers, closed even when the test fails (an open
+    socket would hang its context's garbage collection)."""
     bus = Bus(parse_config(raw or {}), home, context=zmq.Context())
-    frames = bus.subscriber(["frames"], [Frame.TOPIC], hwm=1000)
-    video = bus.subscriber(["video"], [VideoPacket.TOPIC], hwm=1000)
-    return bus, frames, video
+    try:
+        yield (bus, bus.subscriber(["frames"], [Frame.TOPIC], hwm=1000),
+               bus.subscriber(["video"], [VideoPacket.TOPIC], hwm=1000))
+    finally:
+        bus.close()
+        bus.context.destroy(linger=0)
 
 
 def _wait_first(sub, timeout):
@@ -36,8 +43,7 @@ def _wait_first(sub, timeout):
 def test_default_run_streams_frames_at_fps_and_decodable_h264():
     config = parse_config({})
     fps, gop_seconds = config.capture.fps, config.capture.keyframe_interval
-    with running_pipeline() as pipeline:
-        bus, frames, video = _subscribe(pipeline.home)
+    with running_pipeline() as pipeline, _subscribed(pipeline.home) as (_, frames, video):
         started = time.monotonic()
         _wait_first(frames, 15)
         assert time.monotonic() - started < 15
@@ -46,7 +52,6 @@ def test_default_run_streams_frames_at_fps_and_decodable_h264():
         while time.monotonic() < end:
             lores += frames.recv(0.02)
             packets += video.read()
-        bus.close()
     rate = (len(lores) - 1) / (lores[-1].header.ts - lores[0].header.ts)
     assert abs(rate - fps) <= 0.1 * fps, f"{rate:.2f} fps, configured {fps}"
     assert frames.stats.gaps == 0
@@ -71,23 +76,22 @@ SMALL = {"general": {"services": ["capture"]},
 def test_kill_9_capture_comes_back_and_subscribers_see_the_gap():
     with running_pipeline(SMALL) as pipeline:
         pipeline.wait_healthy(30)
-        bus, frames, _ = _subscribe(pipeline.home, SMALL)
-        _wait_first(frames, 10)
-        os.kill(pipeline.service_pid("capture"), signal.SIGKILL)
-        killed = time.monotonic()
-        before_restart = []
-        deadline = killed + 10
-        resumed = None
-        while time.monotonic() < deadline and resumed is None:
-            for m in frames.recv(0.05):
-                if m.gap == RESTARTED:
-                    resumed = (time.monotonic(), m)
-                else:
-                    before_restart.append(m)
-        bus.close()
+        with _subscribed(pipeline.home, SMALL) as (_, frames, _video):
+            resumed, killed = _kill_capture_and_wait(pipeline, frames)
         assert resumed is not None, pipeline.output()
-        assert resumed[0] - killed < 5.0
+        assert resumed - killed < 5.0
         assert frames.stats.restarts == 1
+
+
+def _kill_capture_and_wait(pipeline, frames):
+    """Kill -9 capture; when (monotonic) a frame of its next life arrived."""
+    _wait_first(frames, 10)
+    os.kill(pipeline.service_pid("capture"), signal.SIGKILL)
+    killed = time.monotonic()
+    while time.monotonic() < killed + 10:
+        if any(m.gap == RESTARTED for m in frames.recv(0.05)):
+            return time.monotonic(), killed
+    return None, killed
 
 
 def _rss_mb(pid="self"):
@@ -102,24 +106,27 @@ def test_a_stalled_subscriber_does_not_slow_another_and_stays_bounded():
     raw = {"general": {"services": ["capture"]}, "capture": {"fps": 15}}
     with running_pipeline(raw) as pipeline:
         pipeline.wait_healthy(30)
-        bus = Bus(parse_config(raw), pipeline.home, context=zmq.Context())
-        reader = bus.subscriber(["frames"], [Frame.TOPIC], hwm=1000)
-        stalled = bus.subscriber(["frames"], [b"frame/"], latest_only=True)
-        stalled_video = bus.subscriber(["video"], [VideoPacket.TOPIC])
-        _wait_first(reader, 10)
-        capture_pid = pipeline.service_pid("capture")
-        rss_before, capture_before = _rss_mb(), _rss_mb(capture_pid)
-        got = []
-        end = time.monotonic() + 10
-        while time.monotonic() < end:
-            got += reader.recv(0.05)
-        rss_after, capture_after = _rss_mb(), _rss_mb(capture_pid)
-        late = stalled.read()
-        bus.close()
+        with _subscribed(pipeline.home, raw) as (bus, reader, _):
+            stalled = bus.subscriber(["frames"], [b"frame/"], latest_only=True)
+            stalled_video = bus.subscriber(["video"], [VideoPacket.TOPIC])
+            got, late, rss, capture_rss = _read_while_others_stall(pipeline, reader, stalled)
     rate = (len(got) - 1) / (got[-1].header.ts - got[0].header.ts)
     assert abs(rate - 15) <= 1.5, rate
     assert reader.stats.gaps == 0
     # 10 s of unread live + lores frames would be ~100 MB; the queue holds a handful
-    assert rss_after - rss_before < 30, (rss_before, rss_after)
-    assert capture_after - capture_before < 30, (capture_before, capture_after)
+    assert rss[1] - rss[0] < 30, rss
+    assert capture_rss[1] - capture_rss[0] < 30, capture_rss
     assert len(late) <= 2 and stalled_video.stats.received == 0
+
+
+def _read_while_others_stall(pipeline, reader, stalled):
+    """Read ``reader`` for 10 s while ``stalled`` is left alone."""
+    _wait_first(reader, 10)
+    capture_pid = pipeline.service_pid("capture")
+    rss_before, capture_before = _rss_mb(), _rss_mb(capture_pid)
+    got = []
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        got += reader.recv(0.05)
+    rss_after, capture_after = _rss_mb(), _rss_mb(capture_pid)
+    return got, stalled.read(), (rss_before, rss_after), (capture_before, capture_after)
