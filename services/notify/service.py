@@ -174,6 +174,8 @@ class NotifyService(Worker):
         problems = []
         if out.get("backup_pending") and out.get("backup_last_error"):
             problems.append(f"NAS: {out['backup_last_error']}"[:120])
+        if self.telegram is not None and self.telegram.failing:
+            problems.append(f"Telegram: {self.telegram.failing}")
         if self.mqtt is not None and not self.mqtt.connected:
             problems.append("MQTT broker unreachable")
         self.degraded = "; ".join(problems)

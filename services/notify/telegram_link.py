@@ -64,6 +64,7 @@ class TelegramLink:
         self.bot = Bot(self._token, base_url=cfg.base_url, request=self._requests[0],
                        get_updates_request=self._requests[1])
         self.counters = {"tg_sent": 0, "tg_failed": 0, "tg_retries": 0, "tg_ignored_chats": 0}
+        self.failing = ""  # why the Bot API cannot be reached now, "" when it can
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -163,6 +164,7 @@ class TelegramLink:
             try:
                 await call()
                 self.counters["tg_sent"] += 1
+                self.failing = ""
                 return True
             except RetryAfter as exc:
                 with warnings.catch_warnings():
@@ -179,6 +181,7 @@ class TelegramLink:
                 log.error("telegram: %s refused: %s", what, self._redact(str(exc)))
                 return False
             except NetworkError as exc:  # connection problems and 5xx answers
+                self.failing = self._redact(str(exc))[:100]
                 attempt += 1
                 delay = min(MAX_BACKOFF, 0.5 * 2 ** (attempt - 1))
                 log.warning("telegram: %s failed (%s); retry %d in %.1f s", what,
@@ -199,10 +202,12 @@ class TelegramLink:
                     offset=offset, timeout=self.cfg.poll_timeout,
                     allowed_updates=["message", "callback_query"])
                 failures = 0
+                self.failing = ""
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - keep polling whatever the server does
                 failures += 1
+                self.failing = self._redact(str(exc))[:100]
                 delay = min(MAX_BACKOFF, 0.5 * 2 ** (failures - 1))
                 if isinstance(exc, RetryAfter):
                     delay = 5.0
