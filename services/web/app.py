@@ -411,21 +411,26 @@ def create_app(ctx: WebContext) -> FastAPI:
                                  f"boundary={BOUNDARY.decode()}",
                                  headers={"Cache-Control": "no-store"})
 
-    async def _mjpeg(ch: LiveChannel, rate: float) -> AsyncIterator[bytes]:
-        period = 1.0 / rate
+    async def _paced(ch: LiveChannel, rate: float) -> AsyncIterator[Any]:
+        """The newest encoded frame of ``ch``, at most ``rate`` a second and
+        never the same one twice, until the service stops."""
         seq = -1
+        next_at = 0.0
+        while not ctx.stopping:
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            enc = await ch.next(seq, timeout=1.0)
+            if enc is None or enc.seq == seq:
+                continue
+            seq = enc.seq
+            next_at = time.monotonic() + 1.0 / rate
+            yield enc
+
+    async def _mjpeg(ch: LiveChannel, rate: float) -> AsyncIterator[bytes]:
         with ch.watch():
             ctx.counters["mjpeg_viewers_total"] = ctx.counters.get("mjpeg_viewers_total", 0) + 1
-            next_at = 0.0
-            while not ctx.stopping:
-                delay = next_at - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                enc = await ch.next(seq, timeout=1.0)
-                if enc is None or enc.seq == seq:
-                    continue
-                seq = enc.seq
-                next_at = time.monotonic() + period
+            async for enc in _paced(ch, rate):
                 yield enc.part
 
     @app.websocket("/ws/live")
@@ -439,19 +444,9 @@ def create_app(ctx: WebContext) -> FastAPI:
             return
         rate = min(fps, web.max_stream_fps) if fps > 0 else web.max_stream_fps
         await ws.accept()
-        seq = -1
         try:
             with ch.watch():
-                next_at = 0.0
-                while not ctx.stopping:
-                    delay = next_at - time.monotonic()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    enc = await ch.next(seq, timeout=1.0)
-                    if enc is None or enc.seq == seq:
-                        continue
-                    seq = enc.seq
-                    next_at = time.monotonic() + 1.0 / rate
+                async for enc in _paced(ch, rate):
                     await ws.send_bytes(enc.jpeg)
                     await ws.receive_text()  # the acknowledgement
         except WebSocketDisconnect:
