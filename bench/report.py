@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -41,6 +42,7 @@ def commands(soak_minutes: float) -> dict[str, list[str]]:
                           o("alert_latency")],
         "ir_memory": [PY, "bench/ir_memory.py", "--out", o("ir_memory")],
         "footprint": [PY, "bench/footprint.py", "--out", o("footprint")],
+        "faults": [PY, "bench/faults.py", "--out", o("faults")],
         "soak": [PY, "bench/soak.py", "--minutes", str(soak_minutes), "--out", o("soak")],
     }
 
@@ -174,6 +176,23 @@ def sec_soak(d: dict[str, Any]) -> str:
     return "\n".join(s)
 
 
+def sec_faults(d: dict[str, Any]) -> str:
+    rows = [[svc, len(ts), min(ts), statistics.median(ts), max(ts)]
+            for svc, ts in d["recovery_s"].items()]
+    out = [f"kill -9 of each service in turn, {d['kills_per_service']} times each, while a "
+           "passer-by crosses every 8 s: seconds until the new process heartbeats and "
+           "`pisentry status` is healthy (target 5 s).\n",
+           table(["service", "kills", "min s", "median s", "max s"], rows),
+           f"\nThen the NAS down for {d['nas_outage_s']:g} s (shown in `pisentry status`: "
+           f"{d['nas_outage_shown_in_status']}; the backlog was on the NAS "
+           f"{d['backlog_shipped_s_after_nas_back']} s after it came back) and Telegram "
+           f"answering 500 for {d['telegram_outage_s']:g} s. Afterwards {d['events']} events "
+           f"and {d['clips']} clips: every clip decodes, is on the NAS exactly once and "
+           "byte-identical, every event has its clip and exactly one alert: "
+           f"{d['all_intact_and_exactly_once']}.\n"]
+    return "\n".join(out)
+
+
 def sec_bus(d: dict[str, Any]) -> str:
     rows = [[r.get("payload"), r.get("transport"), r.get("raw_mb_per_s"), r.get("bus_mb_per_s"),
              r.get("bus_vs_raw_throughput"), r.get("raw_p50_ms"), r.get("bus_p50_ms"),
@@ -215,6 +234,7 @@ def sec_alert(d: dict[str, Any]) -> str:
 
 SECTIONS = {
     "footprint": ("Footprint: memory and CPU per service", sec_footprint),
+    "faults": ("Faults and outages at full length", sec_faults),
     "soak": ("Soak", sec_soak),
     "alert_latency": ("Alert latency and NAS upload", sec_alert),
     "detect": ("Detection quality and cost", sec_detect),
