@@ -27,9 +27,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import tests.system.conftest as conftest  # noqa: E402
-from tests.system.harness import wait_until  # noqa: E402
-from tests.system.test_faults import KILL_ORDER, check_whole, kill_and_time, settle  # noqa: E402
+from tests.system import conftest
+from tests.system.harness import wait_until
+from tests.system.test_faults import KILL_ORDER, check_whole, kill_and_time, settle
 
 
 def main() -> int:

@@ -26,11 +26,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common.config import parse_config  # noqa: E402
-from tests.support import running_pipeline  # noqa: E402
-from tests.system.harness import (  # noqa: E402
-    BusWatch, Peers, cpu_seconds, free_port, mapped_libraries, open_fds, pss_mb, rss_mb,
-    system_config)
+from common.config import parse_config
+from tests.support import running_pipeline
+from tests.system.harness import (
+    BusWatch,
+    Peers,
+    cpu_seconds,
+    free_port,
+    mapped_libraries,
+    open_fds,
+    pss_mb,
+    rss_mb,
+    system_config,
+)
 
 TARGET_MB = 300
 

@@ -32,7 +32,7 @@ PY = sys.executable
 
 def commands(soak_minutes: float) -> dict[str, list[str]]:
     """name -> command line; each writes bench/out/<name>.json."""
-    o = lambda n: str(OUT / f"{n}.json")  # noqa: E731
+    o = lambda n: str(OUT / f"{n}.json")
     return {
         "bus": [PY, "bench/bus.py", "--quick", "--out", o("bus")],
         "detect": [PY, "bench/detect.py", "--out", o("detect")],
@@ -84,8 +84,8 @@ def bars_svg(title: str, items: list[tuple[str, float]], unit: str) -> str:
     w, bar, gap, left = 520, 22, 8, 90
     h = 40 + len(items) * (bar + gap)
     top = max((v for _, v in items), default=1) or 1
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
-           'font-family="sans-serif" font-size="12">',
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+            'font-family="sans-serif" font-size="12">'),
            f'<text x="10" y="18" font-weight="bold">{title}</text>']
     for i, (name, v) in enumerate(items):
         y = 30 + i * (bar + gap)
@@ -104,11 +104,11 @@ def lines_svg(title: str, series: dict[str, list[tuple[float, float]]], xunit: s
     xs = [x for s in series.values() for x, _ in s] or [0, 1]
     ys = [y for s in series.values() for _, y in s] or [0, 1]
     x0, x1, y1 = min(xs), max(xs) or 1, max(ys) * 1.1 or 1
-    sx = lambda x: l + (w - l - r) * (x - x0) / ((x1 - x0) or 1)  # noqa: E731
-    sy = lambda y: h - b - (h - b - t) * y / y1  # noqa: E731
+    sx = lambda x: l + (w - l - r) * (x - x0) / ((x1 - x0) or 1)
+    sy = lambda y: h - b - (h - b - t) * y / y1
     colours = ["#4a7bb7", "#d1495b", "#edae49", "#00798c", "#66a182", "#8e6c8a", "#333"]
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
-           'font-family="sans-serif" font-size="11">',
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+            'font-family="sans-serif" font-size="11">'),
            f'<text x="10" y="18" font-weight="bold">{title}</text>',
            f'<line x1="{l}" y1="{h - b}" x2="{w - r}" y2="{h - b}" stroke="#999"/>',
            f'<line x1="{l}" y1="{t}" x2="{l}" y2="{h - b}" stroke="#999"/>',
@@ -130,11 +130,11 @@ def lines_svg(title: str, series: dict[str, list[tuple[float, float]]], xunit: s
 
 # -- sections -------------------------------------------------------------------------------
 def sec_footprint(d: dict[str, Any]) -> str:
-    s = [f"Synthetic camera, {d['video']} h264 (software x264 here) and {d['lores']} "
-         f"detection frames at {d['fps']:g} fps (measured {d['measured_fps']}), every "
-         f"channel on; {d['seconds']:g} s after warm-up. PSS splits shared pages between "
-         "processes, so the PSS total is what the services cost together; the RSS total "
-         "counts shared libraries once per process.\n"]
+    s = [(f"Synthetic camera, {d['video']} h264 (software x264 here) and {d['lores']} "
+          f"detection frames at {d['fps']:g} fps (measured {d['measured_fps']}), every "
+          f"channel on; {d['seconds']:g} s after warm-up. PSS splits shared pages between "
+          "processes, so the PSS total is what the services cost together; the RSS total "
+          "counts shared libraries once per process.\n")]
     rows = [[n, r["rss_mb"], r["pss_mb"], r["cpu_pct"], r["cpu_ms_per_frame"], r["fds"],
              ", ".join(r["native"]) or "none"] for n, r in d["services"].items()]
     rows.append(["**total**", d["total_rss_mb"], d["total_pss_mb"], d["total_cpu_pct"], "", "",
@@ -151,10 +151,10 @@ def sec_footprint(d: dict[str, Any]) -> str:
 
 def sec_soak(d: dict[str, Any]) -> str:
     c, summ = d["counts"], d["summary"]
-    s = [f"{d['minutes']:g} minutes at {d['fps']:g} fps ({d['size'][0]}x{d['size'][1]} h264), "
-         f"a passer-by every {d['period_s']:g} s; samples every {d['interval_s']:g} s; growth "
-         f"measured after {d['warmup_s']:g} s of warm-up (median of the last 3 samples "
-         "against the first 3).\n"]
+    s = [(f"{d['minutes']:g} minutes at {d['fps']:g} fps ({d['size'][0]}x{d['size'][1]} h264), "
+          f"a passer-by every {d['period_s']:g} s; samples every {d['interval_s']:g} s; growth "
+          f"measured after {d['warmup_s']:g} s of warm-up (median of the last 3 samples "
+          "against the first 3).\n")]
     rows = [[n, r["rss_first_mb"], r["rss_last_mb"], r["rss_growth_pct"], r["pss_last_mb"],
              f"{r['fds_first']} → {r['fds_last']}", r["restarts"], r["cpu_pct"]]
             for n, r in summ.items() if n != "total"]
@@ -179,17 +179,17 @@ def sec_soak(d: dict[str, Any]) -> str:
 def sec_faults(d: dict[str, Any]) -> str:
     rows = [[svc, len(ts), min(ts), statistics.median(ts), max(ts)]
             for svc, ts in d["recovery_s"].items()]
-    out = [f"kill -9 of each service in turn, {d['kills_per_service']} times each, while a "
-           "passer-by crosses every 8 s: seconds until the new process heartbeats and "
-           "`pisentry status` is healthy (target 5 s).\n",
+    out = [(f"kill -9 of each service in turn, {d['kills_per_service']} times each, while a "
+            "passer-by crosses every 8 s: seconds until the new process heartbeats and "
+            "`pisentry status` is healthy (target 5 s).\n"),
            table(["service", "kills", "min s", "median s", "max s"], rows),
-           f"\nThen the NAS down for {d['nas_outage_s']:g} s (shown in `pisentry status`: "
-           f"{d['nas_outage_shown_in_status']}; the backlog was on the NAS "
-           f"{d['backlog_shipped_s_after_nas_back']} s after it came back) and Telegram "
-           f"answering 500 for {d['telegram_outage_s']:g} s. Afterwards {d['events']} events "
-           f"and {d['clips']} clips: every clip decodes, is on the NAS exactly once and "
-           "byte-identical, every event has its clip and exactly one alert: "
-           f"{d['all_intact_and_exactly_once']}.\n"]
+           (f"\nThen the NAS down for {d['nas_outage_s']:g} s (shown in `pisentry status`: "
+            f"{d['nas_outage_shown_in_status']}; the backlog was on the NAS "
+            f"{d['backlog_shipped_s_after_nas_back']} s after it came back) and Telegram "
+            f"answering 500 for {d['telegram_outage_s']:g} s. Afterwards {d['events']} events "
+            f"and {d['clips']} clips: every clip decodes, is on the NAS exactly once and "
+            "byte-identical, every event has its clip and exactly one alert: "
+            f"{d['all_intact_and_exactly_once']}.\n")]
     return "\n".join(out)
 
 
@@ -227,7 +227,7 @@ def sec_alert(d: dict[str, Any]) -> str:
     out = table(["path", "n", "p50 ms", "p95 ms", "max ms"], rows) if rows else ""
     up = d.get("upload")
     if up:
-        out += "\n" + table(["upload of %d MB" % up["file_mb"], "MB/s"],
+        out += "\n" + table([f"upload of {up['file_mb']} MB", "MB/s"],
                             [[k, v["MB_s"]] for k, v in up.items() if isinstance(v, dict)])
     return out or sec_generic(d)
 
@@ -276,10 +276,10 @@ def write(results: dict[str, Any], extra: str) -> None:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     parts = ["# Benchmarks\n",
              "Generated by `bench/report.py` (do not edit by hand); raw JSON in `bench/out/`.\n",
-             f"Machine: {model}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, "
-             f"{platform.platform()}, Python {platform.python_version()}; shared with other "
-             "work while measuring, so read timings as ±30 %. Generated "
-             f"{time.strftime('%Y-%m-%d %H:%M')}.\n"]
+             (f"Machine: {model}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, "
+              f"{platform.platform()}, Python {platform.python_version()}; shared with other "
+              "work while measuring, so read timings as ±30 %. Generated "
+              f"{time.strftime('%Y-%m-%d %H:%M')}.\n")]
     if extra:
         parts.append(Path(extra).read_text())
     for name, (title, fn) in SECTIONS.items():

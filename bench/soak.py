@@ -33,11 +33,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common.config import parse_config  # noqa: E402
-from tests.support import new_home, running_pipeline  # noqa: E402
-from tests.system.harness import (  # noqa: E402
-    HAVE_DETECT, BusWatch, Peers, StandInDetect, cpu_seconds, free_port, open_fds, pss_mb,
-    rss_mb, system_config)
+from common.config import parse_config
+from tests.support import new_home, running_pipeline
+from tests.system.harness import (
+    HAVE_DETECT,
+    BusWatch,
+    Peers,
+    StandInDetect,
+    cpu_seconds,
+    free_port,
+    open_fds,
+    pss_mb,
+    rss_mb,
+    system_config,
+)
 
 
 def sample(pipe: Any, services: list[str], watch: BusWatch, t0: float) -> dict[str, Any]:

@@ -17,8 +17,15 @@ from common.paths import Home
 from tests.notify.peers import MOSQUITTO, SSHD, have
 from tests.support import Pipeline, pisentry, running_pipeline
 from tests.system.harness import (
-    API_HEADERS, HAVE_DETECT, BusWatch, Peers, StandInDetect, free_port, system_config,
-    wait_until)
+    API_HEADERS,
+    HAVE_DETECT,
+    BusWatch,
+    Peers,
+    StandInDetect,
+    free_port,
+    system_config,
+    wait_until,
+)
 
 pytestmark = pytest.mark.skipif(not (have(SSHD) and have(MOSQUITTO)),
                                 reason="sshd and mosquitto are needed (./test.sh installs them)")

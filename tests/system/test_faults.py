@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -75,7 +76,7 @@ def check_whole(system: System, events: list[str], before: float) -> dict[str, o
         copies = nas.get(name, [])
         if len(copies) != 1:
             problems.append(f"{name}: {len(copies)} copies on the NAS")
-        elif copies[0].read_bytes() != open(path, "rb").read():
+        elif copies[0].read_bytes() != Path(path).read_bytes():
             problems.append(f"{name}: the NAS copy differs")
     for event in events:
         if not by_event.get(event):

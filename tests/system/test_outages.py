@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(200)]
 
 
 def notify_row(system: System) -> dict:
-    code, out = system.status()
+    _, out = system.status()
     return next(r for r in json.loads(out)["services"] if r["service"] == "notify")
 
 
