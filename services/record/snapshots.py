@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
-import cv2
 
 from services.record.catalogue import Catalogue
 from services.record.naming import day_dir, unique
@@ -24,16 +24,24 @@ log = logging.getLogger(__name__)
 
 
 def keyframe_jpeg(pkt: Packet, quality: int = 85) -> bytes:
-    """Decode one keyframe (SPS/PPS in band) and encode it as JPEG."""
-    ctx = av.CodecContext.create("h264", "r")
-    frames = list(ctx.decode(av.Packet(pkt.data))) + list(ctx.decode(None))
+    """Decode one keyframe (SPS/PPS in band) and encode it as JPEG, both with
+    FFmpeg: the recorder then needs neither OpenCV nor NumPy (memory a Pi Zero
+    lacks). ``quality`` 10-100 maps onto MJPEG's qscale 31-2."""
+    decoder = av.CodecContext.create("h264", "r")
+    frames = list(decoder.decode(av.Packet(pkt.data))) + list(decoder.decode(None))
     if not frames:
         raise ValueError("keyframe did not decode")
-    bgr = frames[0].to_ndarray(format="bgr24")
-    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
+    frame = frames[0].reformat(format="yuvj420p")
+    encoder = av.CodecContext.create("mjpeg", "w")
+    encoder.width, encoder.height = frame.width, frame.height
+    encoder.pix_fmt = "yuvj420p"
+    encoder.time_base = Fraction(1, 25)
+    qscale = round(2 + (100 - max(10, min(100, quality))) * 29 / 90)
+    encoder.qmin = encoder.qmax = qscale
+    packets = list(encoder.encode(frame)) + list(encoder.encode(None))
+    if not packets:
         raise ValueError("JPEG encoding failed")
-    return buf.tobytes()
+    return bytes(packets[0])
 
 
 class SnapshotStore:
