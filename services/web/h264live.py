@@ -22,8 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
-import av
-
 log = logging.getLogger(__name__)
 
 US = Fraction(1, 1_000_000)
@@ -77,6 +75,9 @@ class LiveMuxer:
     """Annex-B access units in, fMP4 out (init once, then one segment per unit)."""
 
     def __init__(self, width: int, height: int, fps: float) -> None:
+        import av  # here, not at the top: PyAV is loaded once someone watches h264
+
+        self._packet = av.Packet
         self._sink = _Sink()
         self._out = av.open(self._sink, "w", format="mp4", options={
             "movflags": "frag_every_frame+empty_moov+default_base_moof",
@@ -101,7 +102,7 @@ class LiveMuxer:
         pts = pts_us - self._base
         if pts <= self._last:
             pts = self._last + self._frame_us  # keep time running forward
-        packet = av.Packet(access_unit)
+        packet = self._packet(access_unit)
         packet.pts = packet.dts = pts
         packet.time_base = US
         packet.duration = self._frame_us

@@ -18,9 +18,11 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import cv2
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+
 
 # How long after the last viewer left we keep receiving frames: a page reload
 # or a snapshot right after must not wait for the subscription to come back.
@@ -36,7 +38,12 @@ class Encoded:
     part: bytes  # the MJPEG multipart chunk, built once for every viewer
 
 
+# OpenCV and NumPy are imported when the first frame is wanted, not at start:
+# a web service nobody watches stays small (a Pi Zero has 512 MB for everything).
+
 def encode_jpeg(pixels: np.ndarray, quality: int) -> bytes:
+    import cv2
+
     ok, buf = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError("JPEG encoding failed")
@@ -45,6 +52,9 @@ def encode_jpeg(pixels: np.ndarray, quality: int) -> bytes:
 
 def to_pixels(fmt: str, width: int, height: int, buf: memoryview | bytes) -> np.ndarray:
     """A BGR (or gray) image over ``buf``; ``ValueError`` names what is wrong."""
+    import cv2
+    import numpy as np
+
     arr = np.frombuffer(buf, dtype=np.uint8)
     if fmt == "bgr24":
         shape: tuple[int, ...] = (height, width, 3)
