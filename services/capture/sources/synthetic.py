@@ -17,16 +17,19 @@ from common.config import CaptureConfig
 from services.capture.sources import Captured, Pacer, Source, now_pair
 
 CROSSING_SECONDS = 5.0
-NOISE_TILES = 3
+NOISE_STEP = 7919  # rows the noise moves each frame: a prime, so it rarely repeats
 
 
 def render_background(width: int, height: int) -> np.ndarray:
     img = np.empty((height, width, 3), np.uint8)
     horizon = int(height * 0.45)
-    sky = np.linspace(235, 175, horizon, dtype=np.float32)[:, None]
-    img[:horizon] = np.stack([sky, sky * 0.85 + 20, sky * 0.65 + 30], axis=-1).astype(np.uint8)
-    grass = np.linspace(95, 70, height - horizon, dtype=np.float32)[:, None]
-    img[horizon:] = np.stack([grass * 0.45, grass, grass * 0.55], axis=-1).astype(np.uint8)
+    # One colour per row, broadcast along it: no full-size temporaries.
+    sky = np.linspace(235, 175, horizon, dtype=np.float32)
+    img[:horizon] = np.stack([sky, sky * 0.85 + 20, sky * 0.65 + 30], axis=-1).astype(
+        np.uint8)[:, None, :]
+    grass = np.linspace(95, 70, height - horizon, dtype=np.float32)
+    img[horizon:] = np.stack([grass * 0.45, grass, grass * 0.55], axis=-1).astype(
+        np.uint8)[:, None, :]
 
     def px(x: float, y: float) -> tuple[int, int]:
         return int(x * width), int(y * height)
@@ -53,10 +56,13 @@ class SyntheticSource(Source):
     def open(self) -> None:
         rng = np.random.default_rng(7)
         self._background = render_background(self.width, self.height)
-        # Precomputed noise (mean 8, a few grey levels): per-frame random
-        # numbers at 720p would cost more than the whole rest of the frame.
-        self._noise = [np.clip(rng.normal(8, 2.5, (self.height, self.width, 3)), 0, 16)
-                       .astype(np.uint8) for _ in range(NOISE_TILES)]
+        # One precomputed noise tile (mean 8, spread ~2.8 grey levels), used
+        # from a different row each frame: per-frame random numbers at 720p
+        # would cost more than the rest of the frame, and more tiles memory.
+        shape = (self.height, self.width, 3)
+        self._noise = rng.integers(0, 9, shape, dtype=np.uint8)
+        for row in self._noise:  # a second draw, row by row: no full-size temporary
+            row += rng.integers(0, 9, row.shape, dtype=np.uint8)
 
     def person_box(self, t: float) -> tuple[int, int, int, int] | None:
         """Where the walker is at ``t`` seconds after start, or None."""
@@ -77,8 +83,14 @@ class SyntheticSource(Source):
         self._pacer.wait()
         t = time.monotonic() - self._t0
         gain = 1.0 + 0.06 * math.sin(2 * math.pi * t / 90.0)  # passing clouds, slowly
-        frame = cv2.addWeighted(self._background, gain, self._noise[self._frame_no % NOISE_TILES],
-                                1.0, -8.0)
+        frame = np.empty_like(self._background)  # the receiver owns it
+        k = (self._frame_no * NOISE_STEP) % self.height
+        bg, noise = self._background, self._noise
+        cv2.addWeighted(bg[: self.height - k], gain, noise[k:], 1.0, -8.0,
+                        dst=frame[: self.height - k])
+        if k:
+            cv2.addWeighted(bg[self.height - k:], gain, noise[:k], 1.0, -8.0,
+                            dst=frame[self.height - k:])
         self._frame_no += 1
         box = self.person_box(t)
         if box is not None:
