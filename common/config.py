@@ -16,12 +16,21 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo,
-                      field_validator, model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from common.paths import Home
 
-SERVICES = ("capture", "detect", "record", "notify", "ir", "web")
+ServiceName = Literal["capture", "detect", "record", "notify", "ir", "web"]
+SERVICES: tuple[ServiceName, ...] = ("capture", "detect", "record", "notify", "ir", "web")
 
 
 class ConfigError(Exception):
@@ -42,7 +51,7 @@ class GeneralConfig(Section):
                         description="Name of this camera: in every message, file name and alert")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Logging threshold for every service")
-    services: list[Literal["capture", "detect", "record", "notify", "ir", "web"]] = Field(
+    services: list[ServiceName] = Field(
         default_factory=lambda: list(SERVICES),
         description="Services `pisentry run` starts (and `pisentry status` expects)")
 

@@ -250,7 +250,7 @@ def decode(topic: bytes, raw_header: bytes | memoryview) -> Header:
     version = body.pop("v", None)
     if version != PROTOCOL_VERSION:
         raise MessageError("version", f"{cls.__name__} has v={version!r}, want {PROTOCOL_VERSION}")
-    kwargs = {}
+    kwargs: dict[str, Any] = {}  # each value checked against its field's type above
     for name, accepted, required in _SCHEMAS[cls]:
         if name not in body:
             if required:

@@ -6,16 +6,17 @@ import dataclasses
 import json
 import sys
 import time
+from typing import Any
 
 from common.bus import ENDPOINT_NAMES, STATUS_ENDPOINTS, Bus
 from common.config import Config
-from common.messages import Heartbeat
+from common.messages import Header, Heartbeat
 from common.paths import Home
 
 ALIVE_SECONDS = 3.0
 
 
-def _header_dict(header: object) -> dict:
+def _header_dict(header: Header) -> dict[str, Any]:
     return {f.name: getattr(header, f.name) for f in dataclasses.fields(header)}
 
 
@@ -66,7 +67,7 @@ def status(config: Config, home: Home, as_json: bool) -> int:
     seen = collect_heartbeats(config, home, expected)
     now = time.time()
     healthy = True
-    rows = []
+    rows: list[dict[str, Any]] = []
     for service in expected:
         hb = seen.get(service)
         alive = hb is not None and now - hb.ts < ALIVE_SECONDS and hb.status != "stopping"
