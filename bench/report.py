@@ -190,6 +190,11 @@ def sec_faults(d: dict[str, Any]) -> str:
             f"and {d['clips']} clips: every clip decodes, is on the NAS exactly once and "
             "byte-identical, every event has its clip and exactly one alert: "
             f"{d['all_intact_and_exactly_once']}.\n")]
+    problems = [p for p in d.get("problems", []) if p.startswith("event ") or ".mp4: " in p]
+    if problems:
+        out.append("Problems found:\n\n" + "\n".join(f"- {p}" for p in problems) + "\n")
+    for e in d.get("events_without_alert", []):
+        out.append(f"- no alert for event {e['event']}: {e['while']}\n")
     return "\n".join(out)
 
 
