@@ -9,12 +9,10 @@ power cut leaves either the old state or the new one.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 
-from common.paths import Home
+from common.paths import Home, write_json_atomically
 
 
 @dataclass(frozen=True)
@@ -45,13 +43,7 @@ class ArmingStore:
             return Arming()
 
     def save(self, state: Arming) -> Arming:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".arming.")
-        with os.fdopen(fd, "w") as f:
-            json.dump(asdict(state), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_json_atomically(self.path, asdict(state))
         return state
 
 

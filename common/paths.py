@@ -6,9 +6,12 @@ queue, which is what lets a test start a whole pipeline in a temporary folder.
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -58,3 +61,15 @@ class Home:
         for shared in (self.log_dir, self.recordings_dir, self.queue_dir):
             shared.mkdir(exist_ok=True)
         return self
+
+
+def write_json_atomically(path: Path, data: Any) -> None:
+    """Replace ``path`` with ``data`` as JSON so that a power cut leaves the old
+    file or the new one, never half of either. For small state, not per frame."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

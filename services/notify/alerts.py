@@ -74,6 +74,15 @@ class AlertPolicy:
         self._grouped: dict[str, int] = {}
         self.counters = {"alerts": 0, "grouped": 0, "suppressed": 0}
 
+    def remember_alerted(self, event_ids: list[str]) -> None:
+        """Events alerted before a restart: never alerted again."""
+        for event_id in event_ids[-MAX_TRACKED:]:
+            info = self._info(event_id, "", 0.0)
+            info.alerted = info.photo_sent = True
+
+    def alerted_ids(self) -> list[str]:
+        return [e.event_id for e in self.events.values() if e.alerted and e.photo_sent]
+
     def _info(self, event_id: str, camera: str, ts: float) -> EventInfo:
         info = self.events.get(event_id)
         if info is None:
@@ -86,14 +95,17 @@ class AlertPolicy:
         return self.quiet is not None and in_window(self.quiet, minute_of_day(ts))
 
     def on_motion(self, motion: Motion, arming: Arming, now: float) -> AlertOut | None:
-        """Feed a Motion message; returns an alert when its snapshot is already here."""
-        if motion.phase == "end" and motion.event_id not in self.events:
-            return None
+        """Feed a Motion message; returns an alert when its snapshot is already here.
+
+        An event whose start was missed (notify was restarting) alerts on the
+        first of its messages that arrives, its end included: late beats never.
+        """
+        missed_start = motion.event_id not in self.events
         info = self._info(motion.event_id, motion.camera, motion.ts)
         info.labels = sorted(set(info.labels) | set(motion.labels))
         info.zones = sorted(set(info.zones) | set(motion.zones))
         info.score = max(info.score, motion.score)
-        if info.alerted or motion.phase == "end" or not motion.alert:
+        if info.alerted or (motion.phase == "end" and not missed_start) or not motion.alert:
             return self._ready(info)
         if not self._decide(info, arming, motion.ts, now):
             return None

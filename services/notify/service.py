@@ -31,7 +31,7 @@ from common.arming import Arming, ArmingStore, ArmSchedule
 from common.bus import STATUS_ENDPOINTS, Bus, Message, Subscriber
 from common.config import Config
 from common.messages import ArmState, Control, Heartbeat, LiveFrame, Motion, Recording, Snapshot
-from common.paths import Home
+from common.paths import Home, write_json_atomically
 from common.worker import SetupError, Worker
 from services.notify.alerts import AlertOut, AlertPolicy
 from services.notify.commands import (
@@ -66,6 +66,10 @@ class NotifyService(Worker):
         self.store = ArmingStore(home)
         self.arming = self.store.load()
         self.policy = AlertPolicy(tg.cooldown_seconds, tg.quiet_hours, tg.quiet_mode)
+        # Alerted events survive a restart, so an event's later messages after
+        # one (which alert when its start was missed) never alert it twice.
+        self.alerted_file = home.state_dir / "alerted-events.json"
+        self.policy.remember_alerted(self._load_alerted())
         self.inbox: queue.Queue[Incoming] = queue.Queue()
         self.hooks = HookRunner(self.cfg.hooks.timeout_seconds, self.cfg.hooks.max_running)
         self.schedule = ArmSchedule(self.cfg.arm_schedule)
@@ -281,7 +285,15 @@ class NotifyService(Worker):
             log.warning("control: unknown command %r for notify from %s", c.command[:40], by)
 
     # -- actions -------------------------------------------------------------------------
+    def _load_alerted(self) -> list[str]:
+        try:
+            ids = json.loads(self.alerted_file.read_text())
+        except (OSError, ValueError):
+            return []
+        return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
+
     def send_alert(self, alert: AlertOut) -> None:
+        write_json_atomically(self.alerted_file, self.policy.alerted_ids())
         if self.telegram is not None:
             self.telegram.send_alert(alert.event_id, alert.photo, alert.caption, alert.silent,
                                      self.clock())

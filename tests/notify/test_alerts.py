@@ -99,3 +99,18 @@ def test_a_missing_snapshot_still_alerts_in_words() -> None:
     assert late.photo == b"" and "person" in late.caption
     assert policy.overdue(t + 5.0, wait=2.0) == []  # once
     assert policy.on_snapshot("a", "cam1", t + 6, b"too late") is None
+
+
+def test_an_event_whose_start_was_missed_still_alerts_once() -> None:
+    """notify restarted while the event began: its next message, even its end, alerts."""
+    policy = AlertPolicy(cooldown_seconds=0)
+    t = local_ts(12, 0)
+    assert policy.on_motion(motion("a", t + 3, phase="end", labels=["person"]), ARMED,
+                            t + 3) is None
+    (late,) = policy.overdue(t + 5.0, wait=2.0)  # no snapshot will come: in words
+    assert late.event_id == "a" and "person" in late.caption
+    assert policy.on_motion(motion("b", t + 9, phase="update"), ARMED, t + 9) is None
+    assert policy.on_snapshot("b", "cam1", t + 9, b"jpeg-b") is not None
+    # a known event's end never alerts again
+    assert policy.on_motion(motion("b", t + 12, phase="end"), ARMED, t + 12) is None
+    assert policy.overdue(t + 20.0, wait=2.0) == []

@@ -210,3 +210,22 @@ def test_a_notice_from_record_reaches_the_chat(telegram: FakeTelegram,
     sent = telegram.wait_for("sendMessage")
     assert "deleted 2 clips not yet backed up" in sent[0].fields["text"]
     assert sent[0].fields["chat_id"] == str(CHAT)
+
+
+def test_after_a_restart_an_event_alerts_once_and_a_missed_one_still_alerts(
+        telegram: FakeTelegram, harness_factory: Callable[..., Harness]) -> None:
+    """notify killed mid-event comes back: the alerted event is not alerted
+    again, and an event that began while it was down is alerted late."""
+    before = harness_factory({"telegram": telegram_section(telegram)})
+    start_event(before, "ev1", jpeg(1))
+    telegram.wait_for("sendPhoto")
+    before.stop()
+    after = harness_factory({"telegram": telegram_section(telegram)})
+    after.detect.publish(Motion, ts=time.time(), event_id="ev1", phase="update")
+    after.detect.publish(Motion, ts=time.time(), event_id="ev1", phase="end")
+    after.detect.publish(Motion, ts=time.time(), event_id="ev2", phase="end",
+                         labels=["person"])
+    late = telegram.wait_for("sendMessage", timeout=10)[0]  # ev2, in words: no snapshot
+    assert "person" in late.fields["text"]
+    time.sleep(0.5)
+    assert len(telegram.of("sendPhoto")) == 1 and len(telegram.of("sendMessage")) == 1
