@@ -78,14 +78,14 @@ def main() -> int:
         settle(system, before, timeout=max(120.0, args.nas_outage))
         shipped_after = time.time() - nas_back
         try:
-            wait_until(lambda: all(peers.telegram.photos_for(e) >= 1 for e in events), 120,
+            wait_until(lambda: all(peers.telegram.alerts_for(e) >= 1 for e in events), 120,
                        "every alert delivered")
         except AssertionError:
             pass
         starts = {m.event_id: m.ts for m in system.watch.motions if m.phase == "start"}
         unalerted = []
         for e in events:
-            if peers.telegram.photos_for(e) == 0:
+            if peers.telegram.alerts_for(e) == 0:
                 near = [f"{svc} down {starts[e] - k:+.1f} s after its kill"
                         for svc, k, back in down if k - 1 <= starts[e] <= back + 1]
                 unalerted.append({"event": e, "while": near or "no kill"})

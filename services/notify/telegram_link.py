@@ -96,19 +96,19 @@ class TelegramLink:
 
     def send_alert(self, event_id: str, photo: bytes, caption: str, silent: bool,
                    created: float) -> None:
-        if not photo:  # the snapshot never came: warn in words
-            for chat in self.cfg.chat_ids:
-                self._submit(f"alert text to {chat}", created,
-                             lambda chat=chat: self.bot.send_message(
-                                 chat, caption + "\n(no picture)",
-                                 disable_notification=silent))
-            return
         markup = None
         if self.cfg.label_buttons and event_id:
             markup = InlineKeyboardMarkup([[
                 InlineKeyboardButton("Real alarm", callback_data=label_data(event_id, "real")),
                 InlineKeyboardButton("False alarm", callback_data=label_data(event_id, "false")),
             ]])
+        if not photo:  # the snapshot never came: warn in words, still labelable
+            for chat in self.cfg.chat_ids:
+                self._submit(f"alert text to {chat}", created,
+                             lambda chat=chat: self.bot.send_message(
+                                 chat, caption + "\n(no picture)", reply_markup=markup,
+                                 disable_notification=silent))
+            return
         for chat in self.cfg.chat_ids:
             self._submit(f"alert photo to {chat}", created, lambda chat=chat: self.bot.send_photo(
                 chat, photo, caption=caption, filename="alert.jpg", reply_markup=markup,

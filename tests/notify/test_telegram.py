@@ -194,8 +194,10 @@ def test_alert_without_a_snapshot_goes_out_as_text(telegram: FakeTelegram,
     h = harness_factory({"telegram": telegram_section(telegram)})
     h.detect.publish(Motion, ts=time.time(), event_id="blind", phase="start",
                      labels=["person"])
-    text = telegram.wait_for("sendMessage", timeout=5)[0].fields["text"]
-    assert "Motion on cam1" in text and "(no picture)" in text
+    sent = telegram.wait_for("sendMessage", timeout=5)[0]
+    assert "Motion on cam1" in sent.fields["text"] and "(no picture)" in sent.fields["text"]
+    buttons = json.loads(sent.fields["reply_markup"])["inline_keyboard"][0]
+    assert [b["callback_data"] for b in buttons] == ["label:real:blind", "label:false:blind"]
     assert telegram.of("sendPhoto") == []
 
 

@@ -64,8 +64,10 @@ class OutageTelegram(FakeTelegram):
             return _error(500, "Internal Server Error")
         return await super()._handle(request)
 
-    def photos_for(self, event_id: str) -> int:
-        return sum(1 for c in self.of("sendPhoto") if event_id in c.fields.get("reply_markup", ""))
+    def alerts_for(self, event_id: str) -> int:
+        """Alerts about the event: photos, and words when its picture never came."""
+        return sum(1 for c in self.of("sendPhoto") + self.of("sendMessage")
+                   if event_id in c.fields.get("reply_markup", ""))
 
     def videos_named(self, name: str) -> int:
         return sum(1 for c in self.of("sendVideo")

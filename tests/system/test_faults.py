@@ -81,7 +81,7 @@ def check_whole(system: System, events: list[str], before: float) -> dict[str, o
     for event in events:
         if not by_event.get(event):
             problems.append(f"event {event}: no clip")
-        photos = peers.telegram.photos_for(event)
+        photos = peers.telegram.alerts_for(event)
         if photos != 1:
             problems.append(f"event {event}: {photos} Telegram alerts")
     for name in {os.path.basename(c["path"]) for c in clips if c["event_id"]}:

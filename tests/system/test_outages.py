@@ -59,10 +59,10 @@ def test_nas_and_broker_outages_show_and_recover(system_factory) -> None:
     finally:
         peers.telegram.outage = False
     events = system.watch.started_events()
-    wait_until(lambda: all(peers.telegram.photos_for(e) >= 1 for e in events), 40,
+    wait_until(lambda: all(peers.telegram.alerts_for(e) >= 1 for e in events), 40,
                "every alert delivered after the outage", poll=0.5)
-    assert all(peers.telegram.photos_for(e) == 1 for e in events), \
-        {e: peers.telegram.photos_for(e) for e in events}
+    assert all(peers.telegram.alerts_for(e) == 1 for e in events), \
+        {e: peers.telegram.alerts_for(e) for e in events}
     wait_until(lambda: notify_row(system)["status"] == "ok", 30, "notify ok again", poll=0.5)
 
 
