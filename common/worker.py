@@ -188,8 +188,3 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - sockets must close regardless
             log.warning("%s teardown: %s", self.name, exc)
         self.bus.close()
-
-
-def run_service(cls: type[Worker], config: Config, home: Home) -> int:
-    """What ``pisentry <service>`` does."""
-    return cls(config, home).run()
