@@ -43,11 +43,13 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 import zmq.auth
-import zmq.auth.thread
+
+if TYPE_CHECKING:
+    from zmq.auth.thread import ThreadAuthenticator
 
 from common.config import Config
 from common.messages import Header, MessageError, decode, encode
@@ -208,7 +210,7 @@ class Bus:
         self.camera = config.general.camera
         self.context = context or zmq.Context.instance()
         self._sockets: list[Publisher | Subscriber] = []
-        self._authenticator: zmq.auth.thread.ThreadAuthenticator | None = None
+        self._authenticator: ThreadAuthenticator | None = None
 
     def endpoint(self, name: str) -> str:
         if name not in ENDPOINT_NAMES:
@@ -280,7 +282,9 @@ class Bus:
             raise RuntimeError("bus.curve.public_key and bus.curve.secret_key are required for "
                                "tcp:// endpoints (make them with `pisentry keygen`)")
         if curve.authorized_clients and self._authenticator is None:
-            self._authenticator = zmq.auth.thread.ThreadAuthenticator(self.context)
+            # Its import brings asyncio (~6 MB per process); most buses never need it.
+            from zmq.auth.thread import ThreadAuthenticator
+            self._authenticator = ThreadAuthenticator(self.context)
             self._authenticator.start()
             self._authenticator.configure_curve_callback(
                 "*", credentials_provider=_AllowList(curve.authorized_clients))

@@ -132,6 +132,14 @@ class CaptureConfig(Section):
     reconnect_max_seconds: float = Field(
         30.0, ge=1, le=600, description="url source: longest back-off between reconnects")
 
+    @field_validator("width", "height", "lores_width", "lores_height", "live_width",
+                     "live_height")
+    @classmethod
+    def _even(cls, value: int) -> int:
+        if value % 2:
+            raise ValueError(f"{value} is odd; 4:2:0 video needs even sizes")
+        return value
+
 
 class ZoneConfig(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_ -]{1,32}$", description="Zone name, shown in alerts")

@@ -52,12 +52,17 @@ def supervisord_conf(config: Config, home: Home, config_path: str | None) -> str
         "[supervisorctl]",
         f"serverurl=unix://{run}/supervisor.sock",
     ]
+    # glibc's defaults cost a Pi Zero ~25 MB across the services: a freed frame
+    # buffer raises the mmap threshold, so the next ones come from the heap and
+    # stay there; and every thread that allocates gets an arena of its own.
+    environment = ",".join([f'PISENTRY_HOME="{home.root}"', 'MALLOC_ARENA_MAX="2"',
+                            'MALLOC_MMAP_THRESHOLD_="131072"'])
     for priority, service in enumerate(services_to_run(config), start=1):
         lines += [
             "",
             f"[program:{service}]",
             f"command={sys.executable} -m common.cli {service}{config_arg}",
-            f'environment=PISENTRY_HOME="{home.root}"',
+            f"environment={environment}",
             f"priority={priority * 10}",
             "autorestart=unexpected",  # a clean exit (0) is a decision, not a crash
             "exitcodes=0",

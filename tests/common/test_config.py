@@ -18,6 +18,7 @@ def test_defaults_run_anywhere():
     ("[detect]\nmin_trigger_areaa = 0.1\n", "detect.min_trigger_areaa: unknown key"),
     ("[capture]\nfps = 'fast'\n", "capture.fps:"),
     ("[capture]\nfps = 500\n", "capture.fps:"),
+    ("[capture]\nlores_width = 321\n", "capture.lores_width: Value error, 321 is odd"),
     ("[bus]\nendpoints = { frames = 'http://x' }\n", "bus.endpoints:"),
     ("[[detect.zones]]\nname = 'door'\npolygon = [[0, 0], [2, 0], [1, 1]]\n",
      "detect.zones.0.polygon.1.0:"),

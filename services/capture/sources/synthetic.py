@@ -18,6 +18,8 @@ from services.capture.sources import Captured, Pacer, Source, now_pair
 
 CROSSING_SECONDS = 5.0
 NOISE_STEP = 7919  # rows the noise moves each frame: a prime, so it rarely repeats
+NOISE_BANDS = 4
+BAND_STEP = 104729  # another prime, so the bands of one frame never share noise
 
 
 def render_background(width: int, height: int) -> np.ndarray:
@@ -56,10 +58,11 @@ class SyntheticSource(Source):
     def open(self) -> None:
         rng = np.random.default_rng(7)
         self._background = render_background(self.width, self.height)
-        # One precomputed noise tile (mean 8, spread ~2.8 grey levels), used
-        # from a different row each frame: per-frame random numbers at 720p
-        # would cost more than the rest of the frame, and more tiles memory.
-        shape = (self.height, self.width, 3)
+        # One precomputed noise tile (mean 8, spread ~2.8 grey levels) a quarter
+        # of the frame high, laid over each quarter from a different row each
+        # frame: per-frame random numbers would cost more than the rest of the
+        # frame, and a full-size tile 6 MB at 1080p.
+        shape = (-(-self.height // NOISE_BANDS), self.width, 3)
         self._noise = rng.integers(0, 9, shape, dtype=np.uint8)
         for row in self._noise:  # a second draw, row by row: no full-size temporary
             row += rng.integers(0, 9, row.shape, dtype=np.uint8)
@@ -84,13 +87,11 @@ class SyntheticSource(Source):
         t = time.monotonic() - self._t0
         gain = 1.0 + 0.06 * math.sin(2 * math.pi * t / 90.0)  # passing clouds, slowly
         frame = np.empty_like(self._background)  # the receiver owns it
-        k = (self._frame_no * NOISE_STEP) % self.height
-        bg, noise = self._background, self._noise
-        cv2.addWeighted(bg[: self.height - k], gain, noise[k:], 1.0, -8.0,
-                        dst=frame[: self.height - k])
-        if k:
-            cv2.addWeighted(bg[self.height - k:], gain, noise[:k], 1.0, -8.0,
-                            dst=frame[self.height - k:])
+        tile = len(self._noise)
+        for band, top in enumerate(range(0, self.height, tile)):
+            rows = min(tile, self.height - top)
+            k = (self._frame_no * NOISE_STEP + band * BAND_STEP) % tile
+            self._add_noise(frame[top:top + rows], self._background[top:top + rows], gain, k)
         self._frame_no += 1
         box = self.person_box(t)
         if box is not None:
@@ -99,3 +100,11 @@ class SyntheticSource(Source):
             cv2.circle(frame, (x + w // 2, y + h // 10), max(2, h // 10), (120, 150, 190), -1)
         ts, pts = now_pair()
         return Captured(frame, ts, pts)
+
+    def _add_noise(self, out: np.ndarray, bg: np.ndarray, gain: float, k: int) -> None:
+        """out = bg * gain + noise - 8, the noise tile read from row ``k``, wrapping."""
+        rows, noise = len(out), self._noise
+        first = min(rows, len(noise) - k)
+        cv2.addWeighted(bg[:first], gain, noise[k:k + first], 1.0, -8.0, dst=out[:first])
+        if first < rows:
+            cv2.addWeighted(bg[first:], gain, noise[:rows - first], 1.0, -8.0, dst=out[first:])
