@@ -144,3 +144,22 @@ def test_lores_is_i420_with_the_picture_in_its_luma():
     assert yuv.shape == (360, 320)
     luma = yuv[:240]
     assert luma[:, :150].mean() < 20 and luma[:, 170:].mean() > 230
+
+
+def test_h264_encoder_keeps_the_picture_and_its_colours():
+    import av
+
+    from services.capture.encoder import H264Encoder
+
+    bgr = np.zeros((240, 320, 3), np.uint8)
+    bgr[:, :160] = (255, 0, 0)  # blue left half
+    bgr[:, 160:] = (0, 0, 255)  # red right half
+    encoder = H264Encoder(320, 240, 10, bitrate=1_000_000)
+    units = encoder.encode(bgr, 0) + encoder.close()
+    assert units and units[0][1], "the first access unit is a keyframe"
+    decoder = av.CodecContext.create("h264", "r")
+    frames = [f for unit, _ in units for f in decoder.decode(av.Packet(unit))]
+    frames += decoder.decode(None)
+    out = frames[0].to_ndarray(format="bgr24").astype(int)
+    assert np.abs(out[:, :150].mean(axis=(0, 1)) - (255, 0, 0)).max() < 20
+    assert np.abs(out[:, 170:].mean(axis=(0, 1)) - (0, 0, 255)).max() < 20
