@@ -26,6 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.runtime_venv import runtime_python
 from common.config import parse_config
 from tests.support import running_pipeline
 from tests.system.harness import (
@@ -52,7 +53,11 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=15.0)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--out", default="bench/out/footprint.json")
+    ap.add_argument("--python", default="",
+                    help="the services' interpreter (default: a venv with only the "
+                         "runtime dependencies, made by bench/runtime_venv.py)")
     args = ap.parse_args()
+    python = args.python or runtime_python()
     lw, lh = (int(v) for v in args.lores.split("x"))
 
     peers = Peers().start()
@@ -63,7 +68,7 @@ def main() -> int:
     services = raw["general"]["services"]
     rows: dict[str, Any] = {}
     try:
-        with running_pipeline(raw) as pipe:
+        with running_pipeline(raw, python=python) as pipe:
             watch = BusWatch(config, pipe.home).start()
             pipe.wait_healthy(60)
             time.sleep(args.warmup)
@@ -94,7 +99,7 @@ def main() -> int:
     total_rss = round(sum(r["rss_mb"] for r in rows.values()), 1)
     total_pss = round(sum(r["pss_mb"] for r in rows.values()), 1)
     report = {
-        "bench": "footprint",
+        "bench": "footprint", "services_python": python,
         "machine": {"platform": platform.platform(), "cpu": platform.processor()
                     or platform.machine(), "python": platform.python_version()},
         "video": f"{args.width}x{args.height}", "lores": args.lores, "fps": args.fps,

@@ -33,6 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.runtime_venv import runtime_python
 from common.config import parse_config
 from tests.support import new_home, running_pipeline
 from tests.system.harness import (
@@ -112,7 +113,11 @@ def main() -> int:
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--height", type=int, default=720)
     ap.add_argument("--out", default="bench/out/soak.json")
+    ap.add_argument("--python", default="",
+                    help="the services' interpreter (default: a venv with only the "
+                         "runtime dependencies, made by bench/runtime_venv.py)")
     args = ap.parse_args()
+    python = args.python or runtime_python()
     duration = args.minutes * 60
     warmup = args.warmup or min(180.0, duration / 5)
 
@@ -127,7 +132,7 @@ def main() -> int:
     samples: list[dict[str, Any]] = []
     result: dict[str, Any] = {}
     try:
-        with running_pipeline(raw, home=home) as pipe:
+        with running_pipeline(raw, home=home, python=python) as pipe:
             watch = BusWatch(config, home).start()
             pipe.wait_healthy(60)
             stand_in = None if HAVE_DETECT else StandInDetect(config, home, args.period).start()
@@ -172,7 +177,7 @@ def main() -> int:
     finally:
         peers.stop()
     report = {
-        "bench": "soak", "machine": {"platform": platform.platform(),
+        "bench": "soak", "services_python": python, "machine": {"platform": platform.platform(),
                                      "cpu": platform.processor() or platform.machine(),
                                      "python": platform.python_version()},
         "minutes": args.minutes, "fps": args.fps, "size": [args.width, args.height],

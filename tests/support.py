@@ -46,16 +46,20 @@ def pisentry(*args: str, home: Home, timeout: float = 30, env: dict[str, str] | 
 
 
 class Pipeline:
-    """``pisentry run`` in its own home, as a real process tree under supervisord."""
+    """``pisentry run`` in its own home, as a real process tree under supervisord.
+    ``python``: the interpreter it runs under (the benches pass one from a venv
+    with only the runtime dependencies, as ``./run.sh`` installs them)."""
 
-    def __init__(self, home: Home, config_path: Path | None) -> None:
+    def __init__(self, home: Home, config_path: Path | None, python: str = sys.executable
+                 ) -> None:
         self.home = home
         self.config_path = config_path
+        self.python = python
         self.proc: subprocess.Popen[str] | None = None
         self.log = home.root / "run.out"
 
     def start(self) -> Pipeline:
-        args = [sys.executable, "-m", "common.cli", "run"]
+        args = [self.python, "-m", "common.cli", "run"]
         if self.config_path:
             args += ["--config", str(self.config_path)]
         env = {**os.environ, "PISENTRY_HOME": str(self.home.root)}
@@ -102,11 +106,11 @@ class Pipeline:
 
 
 @contextmanager
-def running_pipeline(raw_config: dict[str, Any] | None = None, home: Home | None = None
-                     ) -> Iterator[Pipeline]:
+def running_pipeline(raw_config: dict[str, Any] | None = None, home: Home | None = None,
+                     python: str = sys.executable) -> Iterator[Pipeline]:
     home = home or new_home()
     config_path = write_config(home, raw_config)[0] if raw_config is not None else None
-    pipeline = Pipeline(home, config_path).start()
+    pipeline = Pipeline(home, config_path, python).start()
     try:
         yield pipeline
     finally:
