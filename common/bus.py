@@ -48,12 +48,13 @@ from typing import TYPE_CHECKING, Any
 import zmq
 import zmq.auth
 
+from common.messages import Header, MessageError, decode, encode
+from common.paths import Home
+
 if TYPE_CHECKING:
     from zmq.auth.thread import ThreadAuthenticator
 
-from common.config import Config
-from common.messages import Header, MessageError, decode, encode
-from common.paths import Home
+    from common.config import Config
 
 log = logging.getLogger(__name__)
 

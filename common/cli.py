@@ -16,10 +16,13 @@ import inspect
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from common.config import SERVICES, Config, ConfigError, load_config, masked_dump
+from common.config_view import SERVICES, ConfigError, load_view
 from common.paths import Home
+
+if TYPE_CHECKING:
+    from common.config import Config
 
 
 def add_config_arg(parser: argparse.ArgumentParser) -> None:
@@ -27,11 +30,19 @@ def add_config_arg(parser: argparse.ArgumentParser) -> None:
                         help="TOML config (default: $PISENTRY_HOME/config.toml if present)")
 
 
-def load_from_args(args: argparse.Namespace) -> tuple[Config, Home]:
-    """Config and home for a command; exits 2 with one line when the config is bad."""
+def load_from_args(args: argparse.Namespace, view: bool = False) -> tuple[Config, Home]:
+    """Config and home for a command; exits 2 with one line when the config is bad.
+    ``view``: validated in a child, so this process never loads pydantic (for
+    the long-running services; see ``common.config_view``)."""
     home = Home.from_env()
+    path = getattr(args, "config", None)
     try:
-        config = load_config(getattr(args, "config", None), home)
+        if view:
+            config = load_view(path)
+        else:
+            from common.config import load_config
+
+            config = load_config(path, home)
     except ConfigError as exc:
         print(f"pisentry: config error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -53,7 +64,7 @@ def _service_worker(service: str) -> type:
 def run_worker(service: str, args: argparse.Namespace) -> int:
     from common.logs import setup_logging
 
-    config, home = load_from_args(args)
+    config, home = load_from_args(args, view=True)
     setup_logging(config)
     return int(_service_worker(service)(config, home).run())
 
@@ -68,6 +79,8 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
         print(render_example(), end="")
         return 0
+    from common.config import masked_dump
+
     config, _ = load_from_args(args)
     print(json.dumps(masked_dump(config), indent=2))
     return 0

@@ -27,14 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from common.config_view import MAPPING, SECRET, SERVICES, ConfigError, ServiceName
 from common.paths import Home
-
-ServiceName = Literal["capture", "detect", "record", "notify", "ir", "web"]
-SERVICES: tuple[ServiceName, ...] = ("capture", "detect", "record", "notify", "ir", "web")
-
-
-class ConfigError(Exception):
-    """A configuration that cannot be used; the message is one line naming the key."""
 
 
 class Section(BaseModel):
@@ -556,3 +550,42 @@ def load_config(path: str | Path | None = None, home: Home | None = None) -> Con
 def masked_dump(config: Config) -> dict[str, Any]:
     """The config as plain data with every secret masked, for printing."""
     return config.model_dump(mode="json")  # SecretStr serialises as "**********"
+
+
+def worker_view(config: Config) -> dict[str, Any]:
+    """The config as JSON-able data for ``common.config_view``, secrets revealed
+    and marked, mappings marked (JSON alone cannot tell them from sections)."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, BaseModel):
+            return {name: plain(v) for name, v in value}
+        if isinstance(value, SecretStr):
+            return {SECRET: value.get_secret_value()}
+        if isinstance(value, dict):
+            return {MAPPING: {k: plain(v) for k, v in value.items()}}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+    return plain(config)  # type: ignore[no-any-return]
+
+
+def _worker_view_main(argv: list[str]) -> int:
+    """``python -m common.config --worker-view [PATH]``: what ``load_view`` runs."""
+    import json
+    import sys
+
+    if argv[:1] != ["--worker-view"] or len(argv) > 2:
+        print("usage: python -m common.config --worker-view [PATH]", file=sys.stderr)
+        return 64
+    try:
+        config = load_config(argv[1] if len(argv) == 2 else None)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    json.dump(worker_view(config), sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_worker_view_main(sys.argv[1:]))

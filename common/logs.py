@@ -4,27 +4,28 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, SecretStr
-
-from common.config import Config
+if TYPE_CHECKING:
+    from common.config import Config
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
 
 
-def secrets_of(model: BaseModel) -> list[str]:
-    """Every non-empty secret value in a config tree."""
-    found: list[str] = []
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        if isinstance(value, SecretStr):
-            if value.get_secret_value():
-                found.append(value.get_secret_value())
-        elif isinstance(value, BaseModel):
-            found.extend(secrets_of(value))
-        elif isinstance(value, list):
-            found.extend(s for v in value if isinstance(v, BaseModel) for s in secrets_of(v))
-    return found
+def secrets_of(node: Any) -> list[str]:
+    """Every non-empty secret value in a config tree: a pydantic ``Config`` or
+    its ``ConfigView`` (both iterate as (name, value) pairs; secrets of both
+    answer ``get_secret_value``)."""
+    if hasattr(node, "get_secret_value"):
+        value = node.get_secret_value()
+        return [value] if value else []
+    if isinstance(node, (str, bytes, int, float)) or node is None:
+        return []
+    if isinstance(node, dict):
+        return [s for v in node.values() for s in secrets_of(v)]
+    if isinstance(node, (list, tuple)):
+        return [s for v in node for s in secrets_of(v)]
+    return [s for _, v in node for s in secrets_of(v)]
 
 
 class RedactSecrets(logging.Filter):

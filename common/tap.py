@@ -6,12 +6,14 @@ import dataclasses
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.bus import ENDPOINT_NAMES, STATUS_ENDPOINTS, Bus
-from common.config import Config
 from common.messages import Header, Heartbeat
 from common.paths import Home
+
+if TYPE_CHECKING:
+    from common.config import Config
 
 ALIVE_SECONDS = 3.0
 

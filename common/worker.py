@@ -25,14 +25,16 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
 from common.bus import Bus, Message, Publisher, Subscriber
-from common.config import Config
 from common.messages import Heartbeat
 from common.paths import Home
+
+if TYPE_CHECKING:
+    from common.config import Config
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,13 @@ the failure cases; see ``DefaultAlgorithm``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
 
-from common.config import DetectConfig
+if TYPE_CHECKING:
+    from common.config import DetectConfig
 
 
 @dataclass(slots=True)

@@ -17,12 +17,13 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
 
-from common.config import ConfirmConfig
+if TYPE_CHECKING:
+    from common.config import ConfirmConfig
 
 log = logging.getLogger(__name__)
 

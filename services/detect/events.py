@@ -15,8 +15,10 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from common.config import DetectConfig
+if TYPE_CHECKING:
+    from common.config import DetectConfig
 
 
 @dataclass(slots=True)

@@ -18,16 +18,19 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from common.config import DetectConfig
 from services.detect.algorithms import AlgoResult, MotionAlgorithm, make_algorithm
 from services.detect.confirm import Confirmer, make_confirmer
 from services.detect.events import EventChange, EventMachine
 from services.detect.regions import Regions, working_size
 from services.detect.user import load_user_detector
+
+if TYPE_CHECKING:
+    from common.config import DetectConfig
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from common.config import DetectConfig
+if TYPE_CHECKING:
+    from common.config import DetectConfig
 
 log = logging.getLogger(__name__)
 

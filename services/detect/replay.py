@@ -23,14 +23,16 @@ import statistics
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import cv2
 import numpy as np
 
-from common.config import DetectConfig
 from services.detect.events import OnsetBackfill
 from services.detect.pipeline import Detector
+
+if TYPE_CHECKING:
+    from common.config import DetectConfig
 
 log = logging.getLogger(__name__)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 
-from common.config import DetectConfig
+if TYPE_CHECKING:
+    from common.config import DetectConfig
 
 BOX = (0, 0, 255)  # red: motion
 MASK = (128, 128, 128)  # grey: ignored area

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from common.config import IrConfig
 from services.ir import protocol as p
 from services.ir.illuminator import IrSwitch
 from services.ir.servos import ServoBank
+
+if TYPE_CHECKING:
+    from common.config import IrConfig
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.arming import ArmingStore
 from common.bus import Bus, Message
-from common.config import Config
 from common.messages import ArmState, Brightness, Control
 from common.paths import Home
 from common.worker import SetupError, Worker
@@ -29,6 +28,9 @@ from services.ir import protocol as p
 from services.ir.controller import Controller
 from services.ir.link import Backoff, Connected, DeviceLink, Disconnected
 from services.ir.simulator import SimulatedDevice
+
+if TYPE_CHECKING:
+    from common.config import Config
 
 log = logging.getLogger(__name__)
 

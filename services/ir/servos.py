@@ -8,9 +8,10 @@ limits, anything the hardware must not be sent.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from common.config import ServoConfig
+if TYPE_CHECKING:
+    from common.config import ServoConfig
 
 
 class ServoError(ValueError):

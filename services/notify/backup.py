@@ -34,10 +34,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import paramiko
 
-from common.config import BackupConfig
 from services.notify import crypto
 from services.notify.backup_queue import BackupQueue, Job, backoff
 from services.notify.remote import (
@@ -49,6 +49,9 @@ from services.notify.remote import (
     connect,
     copy_into,
 )
+
+if TYPE_CHECKING:
+    from common.config import BackupConfig
 
 log = logging.getLogger(__name__)
 

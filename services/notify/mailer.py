@@ -12,8 +12,10 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import TYPE_CHECKING
 
-from common.config import EmailConfig
+if TYPE_CHECKING:
+    from common.config import EmailConfig
 
 log = logging.getLogger(__name__)
 

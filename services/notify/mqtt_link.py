@@ -26,11 +26,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 
-from common.config import MqttConfig
+if TYPE_CHECKING:
+    from common.config import MqttConfig
 
 log = logging.getLogger(__name__)
 

@@ -22,11 +22,12 @@ import socket
 import stat
 import time
 from collections.abc import Callable
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import paramiko
 
-from common.config import BackupConfig
+if TYPE_CHECKING:
+    from common.config import BackupConfig
 
 log = logging.getLogger(__name__)
 

@@ -25,11 +25,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.arming import Arming, ArmingStore, ArmSchedule
 from common.bus import STATUS_ENDPOINTS, Bus, Message, Subscriber
-from common.config import Config
 from common.messages import ArmState, Control, Heartbeat, LiveFrame, Motion, Recording, Snapshot
 from common.paths import Home, write_json_atomically
 from common.worker import SetupError, Worker
@@ -44,6 +43,9 @@ from services.notify.commands import (
 )
 from services.notify.hooks import HookRunner
 from services.notify.presence import Presence
+
+if TYPE_CHECKING:
+    from common.config import Config
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ import time
 import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # Opt into python-telegram-bot's coming behaviour (retry_after as a timedelta)
 # now, which also silences its deprecation warning on every 429.
@@ -39,8 +39,10 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter
 from telegram.request import HTTPXRequest
 
-from common.config import TelegramConfig
 from services.notify.commands import Incoming, label_data
+
+if TYPE_CHECKING:
+    from common.config import TelegramConfig
 
 log = logging.getLogger(__name__)
 

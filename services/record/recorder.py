@@ -32,16 +32,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 
-from common.config import RecordConfig
 from common.messages import Motion
 from services.record.catalogue import Catalogue
 from services.record.fmp4 import ClipWriter
 from services.record.naming import clip_path, next_boundary
 from services.record.ring import GopRing, Packet
+
+if TYPE_CHECKING:
+    from common.config import RecordConfig
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,12 @@ import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from common.config import RetentionConfig
 from services.record.catalogue import Catalogue
+
+if TYPE_CHECKING:
+    from common.config import RetentionConfig
 
 log = logging.getLogger(__name__)
 

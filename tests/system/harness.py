@@ -336,12 +336,14 @@ def cpu_seconds(pid: int) -> float:
 
 
 def mapped_libraries(pid: int) -> set[str]:
-    """Which heavy native libraries a process has loaded (numpy, cv2, av)."""
+    """Which heavy native libraries a process has loaded (numpy, cv2, av,
+    cryptography, pydantic)."""
     found = set()
     with open(f"/proc/{pid}/maps") as f:
         text = f.read()
     for name, marker in (("numpy", "numpy/"), ("cv2", "/cv2/"), ("av", "/av/"),
-                         ("paramiko/cryptography", "cryptography")):
+                         ("paramiko/cryptography", "cryptography"),
+                         ("pydantic", "pydantic_core")):
         if marker in text:
             found.add(name)
     return found

@@ -46,7 +46,7 @@ from common.messages import (
 from services.ir.simulator import SimulatedDevice
 from tests.support import REPO, pisentry
 from tests.system.conftest import System
-from tests.system.harness import API_HEADERS, SECRETS, wait_until
+from tests.system.harness import API_HEADERS, SECRETS, mapped_libraries, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -248,6 +248,22 @@ def test_hundred_broken_configs_are_one_clear_line_each(tmp_path: Path) -> None:
                            timeout=30, check=False, env={**os.environ, "PISENTRY_HOME": str(tmp_path)})
         assert r.returncode == 2, r
         assert len(r.stderr.strip().splitlines()) == 1 and not r.stdout, r.stderr
+
+
+def test_each_service_loads_only_the_heavy_libraries_it_needs(system: System) -> None:
+    """The footprint a Pi Zero can afford: OpenCV and NumPy only where pixels are
+    processed, PyAV only where h264 is, pydantic only in web (its API models);
+    the others validate their config in a child process (common.config_view)."""
+    loaded = {s: mapped_libraries(system.pipe.service_pid(s)) for s in system.raw["general"][
+        "services"]}
+    assert loaded == {
+        "capture": {"av", "cv2", "numpy"},
+        "detect": {"cv2", "numpy"},
+        "record": {"av"},
+        "notify": {"paramiko/cryptography"},
+        "ir": set(),
+        "web": {"pydantic"},  # nobody is watching, so no OpenCV, NumPy or PyAV yet
+    }
 
 
 def test_ipc_endpoints_are_private(system: System) -> None:

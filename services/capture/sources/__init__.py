@@ -13,10 +13,12 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from common.config import CaptureConfig
+if TYPE_CHECKING:
+    from common.config import CaptureConfig
 
 
 class SourceError(RuntimeError):

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import cv2
 import numpy as np
 
-from common.config import CaptureConfig
 from services.capture.sources import Captured, Pacer, Source, SourceError, now_pair
+
+if TYPE_CHECKING:
+    from common.config import CaptureConfig
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
 DEFAULT_IMAGE_FPS = 10.0

@@ -16,12 +16,14 @@ from __future__ import annotations
 import queue
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from common.config import CaptureConfig
 from services.capture.sources import Captured, Source, SourceError
+
+if TYPE_CHECKING:
+    from common.config import CaptureConfig
 
 PACKET_QUEUE = 300
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import math
 import time
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from common.config import CaptureConfig
 from services.capture.sources import Captured, Pacer, Source, now_pair
+
+if TYPE_CHECKING:
+    from common.config import CaptureConfig
 
 CROSSING_SECONDS = 5.0
 NOISE_STEP = 7919  # rows the noise moves each frame: a prime, so it rarely repeats

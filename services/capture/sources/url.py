@@ -7,11 +7,14 @@ FFmpeg already speaks multipart MJPEG and RTSP; this only maps its failures to
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import av
 
-from common.config import CaptureConfig
 from services.capture.sources import Captured, Source, SourceError, now_pair
+
+if TYPE_CHECKING:
+    from common.config import CaptureConfig
 
 OPEN_TIMEOUT = 5.0
 READ_TIMEOUT = 5.0

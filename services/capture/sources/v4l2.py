@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 
-from common.config import CaptureConfig
 from services.capture.sources import Captured, Source, SourceError, now_pair
+
+if TYPE_CHECKING:
+    from common.config import CaptureConfig
 
 
 class V4l2Source(Source):
