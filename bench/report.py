@@ -134,7 +134,9 @@ def sec_footprint(d: dict[str, Any]) -> str:
           f"detection frames at {d['fps']:g} fps (measured {d['measured_fps']}), every "
           f"channel on; {d['seconds']:g} s after warm-up. PSS splits shared pages between "
           "processes, so the PSS total is what the services cost together; the RSS total "
-          "counts shared libraries once per process.\n")]
+          "counts shared libraries once per process. The services run from a venv with "
+          "only the runtime dependencies, as `./run.sh` installs them "
+          f"(`{Path(d.get('services_python', '?')).parent.parent.name}`).\n")]
     rows = [[n, r["rss_mb"], r["pss_mb"], r["cpu_pct"], r["cpu_ms_per_frame"], r["fds"],
              ", ".join(r["native"]) or "none"] for n, r in d["services"].items()]
     rows.append(["**total**", d["total_rss_mb"], d["total_pss_mb"], d["total_cpu_pct"], "", "",
@@ -143,8 +145,9 @@ def sec_footprint(d: dict[str, Any]) -> str:
                     "open fds", "native libraries mapped"], rows))
     verdict = "meets" if d["under_target_pss"] else "does **not** meet"
     s.append(f"\nTarget: {d['target_mb']} MB for all services: PSS total "
-             f"{d['total_pss_mb']} MB {verdict} it on this x86-64 machine. ir maps none of "
-             "numpy, OpenCV, PyAV; notify maps only paramiko's cryptography.\n")
+             f"{d['total_pss_mb']} MB {verdict} it on this x86-64 machine. Only web maps "
+             "pydantic (the others validate their config in a child process); ir and web "
+             "map none of NumPy, OpenCV, PyAV (web loads them once someone watches).\n")
     s.append("\n![CPU per service](benchmarks/cpu.svg)\n")
     return "\n".join(s)
 
