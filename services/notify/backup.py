@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -136,6 +137,9 @@ class BackupManager:
         self.last_error = ""
         self._store: RemoteStore | None = None
         self._connect_failures = 0
+        # Local clips deleted after a confirmed upload, for the service thread to
+        # tell the recorder (it owns the catalogue, and sockets are not shared).
+        self.deleted_local: queue.Queue[str] = queue.Queue()
         self._next_connect = 0.0
         self._next_retention = 0.0
         self._piece_offsets: dict[str, int] = {}
@@ -316,6 +320,7 @@ class BackupManager:
         if self.cfg.delete_local_after_upload:
             Path(job.path).unlink(missing_ok=True)
             log.info("backup: deleted local %s after a confirmed upload", job.path)
+            self.deleted_local.put(job.path)
 
     def _maybe_retention(self, now: float) -> None:
         if self.cfg.limit_days <= 0 or now < self._next_retention or self._store is None:

@@ -355,6 +355,7 @@ class NotifyService(Worker):
                 break
             self.on_incoming(item, now)
         self.hooks.poll()
+        self._forget_uploaded_clips(now)
         for alert in self.policy.overdue(now, ALERT_PHOTO_WAIT):
             self.send_alert(alert)
         if self.snapshot_waiters:
@@ -370,6 +371,18 @@ class NotifyService(Worker):
         if now >= self._next_state:
             self.publish_state(now)
         return None
+
+    def _forget_uploaded_clips(self, now: float) -> None:
+        """Clips the backup deleted locally leave the recorder's catalogue too."""
+        if self.backup is None or self.pub is None:
+            return
+        while True:
+            try:
+                path = self.backup.deleted_local.get_nowait()
+            except queue.Empty:
+                return
+            self.pub.publish(Control, ts=now, target="record", command="forget",
+                             args={"path": path}, source=self.name)
 
     def on_incoming(self, item: Incoming, now: float) -> None:
         if item.kind == "mqtt":

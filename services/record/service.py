@@ -7,7 +7,8 @@ manual ``snapshot/`` headers, and retention notices (``control/`` to notify,
 command ``notice``) on its own endpoint ``record``.
 
 Control commands (target ``record`` or ``*``): ``snapshot`` (save one from the
-newest keyframe now) and ``retention`` (check the limits now).
+newest keyframe now), ``retention`` (check the limits now) and ``forget``
+(``path``: a clip notify deleted after its backup leaves the catalogue).
 """
 
 from __future__ import annotations
@@ -103,8 +104,20 @@ class RecordService(Worker):
             self._own_snapshot("manual")
         elif h.command == "retention":
             self._next_retention = 0.0
+        elif h.command == "forget":
+            self._forget(h.args.get("path"))
         else:
             log.debug("control %r from %s is not for the recorder", h.command, h.source)
+
+    def _forget(self, path: Any) -> None:
+        """A clip deleted elsewhere (after its backup) leaves the catalogue; only
+        one of ours whose file is really gone."""
+        if not isinstance(path, str) or Path(path).exists() or \
+                self.catalogue.clip_by_path(path) is None:
+            log.warning("forget: %r is not a deleted clip of ours; kept", path)
+            return
+        self.catalogue.delete_clip(path)
+        log.info("forgot %s (deleted after its backup)", path)
 
     def _own_snapshot(self, kind: str) -> None:
         key = self.recorder.ring.latest_keyframe()

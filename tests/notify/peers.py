@@ -103,9 +103,9 @@ Subsystem sftp internal-sftp
 
     def start(self) -> SshServer:
         Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)
-        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config)],
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=open(self.dir / "sshd.log", "ab"))
+        with open(self.dir / "sshd.log", "ab") as log:  # the child keeps its own fd
+            self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config)],
+                                         stdout=subprocess.DEVNULL, stderr=log)
         wait_port(self.port)
         return self
 
@@ -147,9 +147,9 @@ class Mosquitto:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Mosquitto:
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)],
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=open(self.dir / "mosquitto.log", "ab"))
+        with open(self.dir / "mosquitto.log", "ab") as log:  # the child keeps its own fd
+            self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)],
+                                         stdout=subprocess.DEVNULL, stderr=log)
         wait_port(self.port)
         return self
 

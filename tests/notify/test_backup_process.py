@@ -15,7 +15,7 @@ import pytest
 
 from common.bus import Bus
 from common.config import parse_config
-from common.messages import Heartbeat, Recording
+from common.messages import Control, Heartbeat, Recording
 from common.paths import Home
 from tests.notify.conftest import backup_section, wait_until
 from tests.notify.peers import SshServer
@@ -95,3 +95,54 @@ def test_kill_9_mid_upload_completes_after_restart_without_duplicate(
         proc.wait(10)
         bus.close()
     assert proc.returncode == 0, log.read_text()[-2000:]
+
+
+@pytest.mark.slow
+def test_a_clip_deleted_after_its_backup_leaves_the_recorders_catalogue(
+        sshd: SshServer, tmp_path: Path) -> None:
+    """notify (deletes the local copy once the NAS has it) and record (owns the
+    catalogue) as real processes on one home."""
+    from services.record.catalogue import Catalogue
+
+    home = Home(tmp_path / "home").ensure()
+    uploaded, kept = home.recordings_dir / "cam1-up.mp4", home.recordings_dir / "cam1-kept.mp4"
+    now = time.time()
+    with Catalogue(home.catalogue) as cat:
+        # notify's catch-up at start queues this camera's recent clips: `uploaded`
+        for clip, camera in ((uploaded, "cam1"), (kept, "cam2")):
+            clip.write_bytes(os.urandom(200_000))
+            cat.add_clip(clip, camera, now - 30, "event")
+            cat.finish_clip(clip, end=now - 20, duration=10.0, size=200_000, frames=100)
+    config_file = tmp_path / "notify.toml"
+    write_config(config_file, backup_section(sshd, delete_local_after_upload=True))
+    record_file = tmp_path / "record.toml"
+    record_file.write_text("[record.retention]\nmin_free_mb = 0\n")
+    env = {**os.environ, "PISENTRY_HOME": str(home.root)}
+    with open(tmp_path / "record.log", "ab") as record_log:  # the child keeps its own fd
+        recorder = subprocess.Popen([sys.executable, "-m", "common.cli", "record", "--config",
+                                     str(record_file)], cwd=ROOT, env=env,
+                                    stdout=subprocess.DEVNULL, stderr=record_log)
+    bus = Bus(parse_config({}), home)
+    web = bus.publisher("web")
+    notify = None
+    try:
+        wait_until(lambda: (home.run_dir / "record.sock").exists(), 15, "record to start")
+        notify = start_notify(home.root, config_file, tmp_path / "notify.log")
+        day = time.strftime("%Y/%m/%d", time.localtime(now - 30))
+        wait_until(lambda: (sshd.root / "cam" / day / uploaded.name).exists()
+                   and not uploaded.exists(), 20, "the upload and the local delete")
+        with Catalogue(home.catalogue, readonly=True) as cat:
+            wait_until(lambda: cat.clip_by_path(uploaded) is None, 10,
+                       "record to forget the uploaded clip")
+            # A forget for a clip whose file is still here is refused.
+            for _ in range(10):
+                web.publish(Control, ts=time.time(), target="record", command="forget",
+                            args={"path": str(kept)}, source="web")
+                time.sleep(0.1)
+            assert cat.clip_by_path(kept) is not None and kept.exists()
+    finally:
+        for proc in (notify, recorder):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(10)
+        bus.close()
