@@ -70,8 +70,9 @@ class ConfigView:
         object.__setattr__(self, "_fields", fields)
 
     def __getattr__(self, name: str) -> Any:
+        fields = object.__getattribute__(self, "_fields")  # not self._fields: no recursion
         try:
-            return self._fields[name]
+            return fields[name]
         except KeyError:
             raise AttributeError(name) from None
 
@@ -81,11 +82,13 @@ class ConfigView:
     def __iter__(self) -> Iterator[tuple[str, Any]]:
         return iter(self._fields.items())
 
+    def __reduce__(self) -> tuple[type[ConfigView], tuple[dict[str, Any]]]:
+        return ConfigView, (self._fields,)  # copy and pickle despite the read-only setattr
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ConfigView) and other._fields == self._fields
 
-    def __hash__(self) -> int:
-        return id(self)
+    __hash__ = None  # type: ignore[assignment]  # like a pydantic model: compared, not hashed
 
     def __repr__(self) -> str:
         return f"ConfigView({', '.join(f'{k}={v!r}' for k, v in self._fields.items())})"

@@ -1,5 +1,7 @@
 """The services' config: validated in a child process, kept as plain data."""
 
+import copy
+import pickle
 import subprocess
 import sys
 
@@ -61,6 +63,7 @@ def test_the_view_is_read_only_and_prints_no_secret(home):
         view.capture.no_such_key  # noqa: B018
     assert "telegram-token" not in repr(view) and "telegram-token" not in str(view.notify)
     assert "**********" in repr(view.notify.telegram.token)
+    assert copy.deepcopy(view) == view == pickle.loads(pickle.dumps(view))
 
 
 def test_secrets_from_the_environment_reach_the_view(home, monkeypatch):
