@@ -35,7 +35,7 @@ class EventInfo:
     silent: bool = False
     grouped: int = 0  # events folded into this alert during the previous cooldown
     photo_sent: bool = False
-    snapshot: bytes | None = None
+    snapshot: bytes | None = None  # held only until the photo goes or the event ends unalerted
     decided_at: float = 0.0
 
 
@@ -106,10 +106,12 @@ class AlertPolicy:
         info.zones = sorted(set(info.zones) | set(motion.zones))
         info.score = max(info.score, motion.score)
         if info.alerted or (motion.phase == "end" and not missed_start) or not motion.alert:
-            return self._ready(info)
-        if not self._decide(info, arming, motion.ts, now):
-            return None
-        return self._ready(info)
+            out = self._ready(info)
+        else:
+            out = self._ready(info) if self._decide(info, arming, motion.ts, now) else None
+        if motion.phase == "end" and not info.alerted:
+            info.snapshot = None  # it will never alert: the picture is the recorder's now
+        return out
 
     def _decide(self, info: EventInfo, arming: Arming, ts: float, now: float) -> bool:
         if not arming.alerts_on(now):
@@ -135,8 +137,9 @@ class AlertPolicy:
                     ) -> AlertOut | None:
         """Feed an event snapshot; returns an alert when its decision is already made."""
         info = self._info(event_id, camera, ts)
-        if info.snapshot is None or not info.photo_sent:
-            info.snapshot = jpeg
+        if info.photo_sent:
+            return None  # a later picture of an alert that went already
+        info.snapshot = jpeg
         return self._ready(info)
 
     def _ready(self, info: EventInfo) -> AlertOut | None:
@@ -144,8 +147,8 @@ class AlertPolicy:
             return None
         info.photo_sent = True
         self.counters["alerts"] += 1
-        return AlertOut(info.event_id, info.camera, info.ts, caption(info), info.snapshot,
-                        info.silent)
+        photo, info.snapshot = info.snapshot, None  # up to 200 events are remembered
+        return AlertOut(info.event_id, info.camera, info.ts, caption(info), photo, info.silent)
 
     def overdue(self, now: float, wait: float) -> list[AlertOut]:
         """Alerts whose snapshot is ``wait`` seconds late: they go out as text, so
@@ -165,6 +168,3 @@ class AlertPolicy:
         info = self.events.get(event_id)
         return bool(info and info.alerted)
 
-    def snapshot_of(self, event_id: str) -> bytes | None:
-        info = self.events.get(event_id)
-        return info.snapshot if info else None

@@ -479,6 +479,18 @@ class NotifyService(Worker):
 
         return Catalogue(self.home.catalogue)
 
+    def _event_snapshot(self, event_id: str) -> bytes | None:
+        try:
+            cat = self._catalogue()
+            try:
+                rows = [r for r in cat.snapshots_for(event_id) if r.kind == "event"]
+            finally:
+                cat.close()
+            return Path(rows[0].path).read_bytes() if rows else None
+        except Exception as exc:  # noqa: BLE001 - no catalogue or file: nothing to save
+            log.warning("no snapshot of %s for the data set: %s", event_id, exc)
+            return None
+
     def send_latest_clip(self, chat: int) -> None:
         try:
             cat = self._catalogue()
@@ -517,15 +529,18 @@ class NotifyService(Worker):
         self.telegram.answer(item.query_id, text)
 
     def save_labelled(self, event_id: str, verdict: str) -> bool:
-        """Seed 002's training mode: the snapshot with its label, as a data set."""
-        jpeg = self.policy.snapshot_of(event_id)
+        """Seed 002's training mode: the snapshot with its label, as a data set.
+        The picture is the recorder's copy of the event snapshot, or the one an
+        earlier verdict saved (relabelled: the newest verdict wins)."""
+        folder = self.home.root / "dataset" / verdict
+        safe = "".join(c for c in event_id if c.isalnum() or c in "-_")[:64] or "event"
+        earlier = list(self.home.root.glob(f"dataset/*/{safe}.jpg"))
+        jpeg = earlier[0].read_bytes() if earlier else self._event_snapshot(event_id)
         if jpeg is None:
             return False
-        folder = self.home.root / "dataset" / verdict
         folder.mkdir(parents=True, exist_ok=True)
-        safe = "".join(c for c in event_id if c.isalnum() or c in "-_")[:64] or "event"
-        for other in self.home.root.glob(f"dataset/*/{safe}.jpg"):
-            if other.parent != folder:  # relabelled: the newest verdict wins
+        for other in earlier:
+            if other.parent != folder:
                 other.unlink(missing_ok=True)
                 other.with_suffix(".json").unlink(missing_ok=True)
         (folder / f"{safe}.jpg").write_bytes(jpeg)

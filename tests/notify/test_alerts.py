@@ -114,3 +114,17 @@ def test_an_event_whose_start_was_missed_still_alerts_once() -> None:
     # a known event's end never alerts again
     assert policy.on_motion(motion("b", t + 12, phase="end"), ARMED, t + 12) is None
     assert policy.overdue(t + 20.0, wait=2.0) == []
+
+
+def test_no_picture_is_held_once_it_cannot_be_needed() -> None:
+    """Snapshots are ~50-100 KB and 200 events are remembered: a soak showed
+    notify growing by one picture per event while it kept them."""
+    policy = AlertPolicy(cooldown_seconds=0)
+    t = local_ts(12, 0)
+    policy.on_motion(motion("sent", t), ARMED, t)
+    assert policy.on_snapshot("sent", "cam1", t, b"p" * 50_000) is not None
+    policy.on_snapshot("quiet", "cam1", t, b"q" * 50_000)
+    policy.on_motion(motion("quiet", t), Arming(armed=False), t)
+    assert policy.events["quiet"].snapshot is not None  # may still alert if armed in time
+    policy.on_motion(motion("quiet", t + 5, phase="end"), Arming(armed=False), t + 5)
+    assert [e.snapshot for e in policy.events.values()] == [None, None]

@@ -130,9 +130,12 @@ def test_foreign_chat_is_ignored(telegram: FakeTelegram,
 def test_label_buttons_store_the_dataset(telegram: FakeTelegram,
                                          harness_factory: Callable[..., Harness]) -> None:
     h = harness_factory({"telegram": telegram_section(telegram)})
+    photo = jpeg(7)
+    kept = h.home.root / "ev7-event.jpg"  # where the recorder keeps the event snapshot
+    kept.write_bytes(photo)
     with Catalogue(h.home.catalogue) as cat:
         cat.upsert_event("ev7", "cam1", time.time(), labels=["person"])
-    photo = jpeg(7)
+        cat.add_snapshot(kept, "cam1", time.time(), "event", "ev7", 320, 240, len(photo))
     start_event(h, "ev7", photo)
     telegram.wait_for("sendPhoto")
     telegram.push_button(CHAT, "label:false:ev7")
