@@ -17,11 +17,11 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import random
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from common.paths import write_json_atomically
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +68,7 @@ class BackupQueue:
         return True
 
     def save(self, job: Job) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".job.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(dataclasses.asdict(job), f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self._file(job))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_json_atomically(self._file(job), dataclasses.asdict(job))
 
     def remove(self, job: Job) -> None:
         self._file(job).unlink(missing_ok=True)

@@ -481,11 +481,8 @@ class NotifyService(Worker):
 
     def _event_snapshot(self, event_id: str) -> bytes | None:
         try:
-            cat = self._catalogue()
-            try:
+            with self._catalogue() as cat:
                 rows = [r for r in cat.snapshots_for(event_id) if r.kind == "event"]
-            finally:
-                cat.close()
             return Path(rows[0].path).read_bytes() if rows else None
         except Exception as exc:  # noqa: BLE001 - no catalogue or file: nothing to save
             log.warning("no snapshot of %s for the data set: %s", event_id, exc)
