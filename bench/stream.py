@@ -49,7 +49,7 @@ from common.messages import LiveFrame, VideoPacket
 from common.paths import Home
 from services.capture.encoder import H264Encoder
 
-API_KEY = "bench-api-key-0123456789"
+API_KEY = "bench-api-key-0123456789abcdef0123"
 FPS = 10.0
 
 

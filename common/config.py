@@ -10,6 +10,7 @@ environment instead of the file; see ``ENV_SECRETS``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -454,8 +455,8 @@ class WebConfig(Section):
     host: str = Field("127.0.0.1", description="Listen address (0.0.0.0 for the LAN)")
     port: int = Field(8080, ge=1, le=65535, description="Listen port")
     api_key: SecretStr = Field(SecretStr(""), description="API key for machines, sent in the "
-                               "api_key_header_name header (or PISENTRY_WEB_API_KEY); empty: "
-                               "no key accepted")
+                               "api_key_header_name header (or PISENTRY_WEB_API_KEY), at least "
+                               "32 characters (`openssl rand -hex 24`); empty: no key accepted")
     api_key_header_name: str = Field("X-API-Key", pattern=r"^[A-Za-z0-9-]{1,64}$",
                                      description="HTTP header that carries the API key")
     certfile_path: str = Field("", description="TLS certificate (PEM); with keyfile_path "
@@ -470,6 +471,29 @@ class WebConfig(Section):
                                                  "that only shows web.cameras)")
     cameras: list[WebCameraConfig] = Field(
         default_factory=list, description="Other cameras shown in the hub grid")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, max_length=16,
+        description="Addresses of reverse proxies in front of the web service whose "
+                    "X-Forwarded-For/-Proto headers are believed (empty: none, the peer's "
+                    "own address is the client's)")
+
+    @field_validator("api_key")
+    @classmethod
+    def _long_key(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value() and len(value.get_secret_value()) < 32:
+            raise ValueError("an API key must be at least 32 characters (guessable otherwise); "
+                             "make one with `openssl rand -hex 24`")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ValueError(f"{address!r} is not an IP address") from None
+        return value
 
 
 class Config(Section):
@@ -547,9 +571,26 @@ def load_config(path: str | Path | None = None, home: Home | None = None) -> Con
     return parse_config(raw, str(path))
 
 
+# scheme://user:password@ : the password part of a URL's userinfo.
+URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*):[^/@]*@")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the password of its userinfo (rtsp://admin:pass@...) masked."""
+    return URL_PASSWORD.sub(r"\1:***@", url)
+
+
 def masked_dump(config: Config) -> dict[str, Any]:
-    """The config as plain data with every secret masked, for printing."""
-    return config.model_dump(mode="json")  # SecretStr serialises as "**********"
+    """The config as plain data with every secret masked, for printing: the
+    SecretStr fields serialise as "**********", and a password inside any URL
+    (a camera's rtsp://admin:pass@...) is masked too."""
+    def mask(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: mask(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [mask(v) for v in value]
+        return mask_url(value) if isinstance(value, str) else value
+    return mask(config.model_dump(mode="json"))  # type: ignore[no-any-return]
 
 
 def worker_view(config: Config) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from common.arming import Arming, ArmingStore
 from common.config import Config, masked_dump
 from common.paths import Home
 from services.record.catalogue import Catalogue, CatalogueError, ClipRow, EventRow
-from services.web import guard
+from services.web import guard, shield
 from services.web.feed import EventFeed
 from services.web.h264live import H264Channel
 from services.web.health import HealthBoard, system_stats
@@ -250,6 +250,7 @@ def create_app(ctx: WebContext) -> FastAPI:
                               "route needs a session cookie (POST /login) or the API key "
                               f"header `{web.api_key_header_name}`.")
     app.add_middleware(guard.GuardMiddleware, gate=gate, api_key_header=web.api_key_header_name)
+    app.add_middleware(shield.ShieldMiddleware)  # added last: runs first
     app.state.ctx = ctx
     app.state.gate = gate
 
@@ -279,7 +280,7 @@ def create_app(ctx: WebContext) -> FastAPI:
             raise HTTPException(422, f"login needs a username and password: {exc}"[:300])
         client = request.client.host if request.client else "?"
         now = ctx.clock()
-        wait = gate.limiter.blocked(client, now)
+        wait = gate.limiter.attempt(client, now)  # counted before the check: no race
         if wait > 0:
             log.warning("login rate limit hit by %s", client)
             return _login_failed(form, 429, "too many failed logins; try again later",
@@ -287,9 +288,9 @@ def create_app(ctx: WebContext) -> FastAPI:
         ok = creds.username == "admin" and await asyncio.to_thread(
             gate.check_password, creds.password)
         if not ok:
-            gate.limiter.failed(client, now)
             log.info("failed login from %s", client)
             return _login_failed(form, 401, "wrong user name or password")
+        gate.limiter.succeeded(client, now)
         response: Response = (Response(status_code=303, headers={"Location": "/"}) if form
                               else JSONResponse({"ok": True}))
         response.set_cookie(guard.COOKIE, gate.new_session(), max_age=int(gate.lifetime),

@@ -39,6 +39,7 @@ from services.web.feed import EventFeed, describe
 from services.web.h264live import H264Channel
 from services.web.health import HealthBoard
 from services.web.live import LiveChannel, LiveHub, to_pixels
+from services.web.shield import MAX_HEADER_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +65,7 @@ class WebService(Worker):
         except OSError as exc:
             raise SetupError(f"web cannot listen on {web.host}:{web.port}: "
                              f"{exc.strerror or exc}") from None
-        password = auth.ensure_initial_password(self.home)
-        if password:  # to the console only, never through logging
-            print(f"\n  pisentry web login: admin / {password}\n  (shown once; change it "
-                  "with `pisentry set-password`)\n", file=sys.stderr, flush=True)
+        self._initial_password()
         cameras = ([self.camera] if web.local_camera else []) + [c.name for c in web.cameras]
         expected = {self.camera: [s for s in self.config.general.services if s in SERVICES]
                     } if web.local_camera else {}
@@ -87,6 +85,22 @@ class WebService(Worker):
             self._camera_subscribers(cam.name, frames=[], video=[], events=[], urls=cam.endpoints,
                                      key=cam.server_public_key)
         self.app = create_app(self.ctx)
+
+    def _initial_password(self) -> None:
+        """A password made here (none was set) goes to the console, or, when
+        stderr is not one (supervisord writes it to logs/web.log), to a file
+        only this user can read: never into a log."""
+        password = auth.ensure_initial_password(self.home)
+        if not password:
+            return
+        if sys.stderr.isatty():
+            print(f"\n  pisentry web login: admin / {password}\n  (shown once; change it "
+                  "with `pisentry set-password`)\n", file=sys.stderr, flush=True)
+            return
+        path = auth.initial_password_file(self.home)
+        auth.write_private(path, f"admin / {password}\n".encode())
+        log.warning("no web password was set: made one, in %s (readable by you only; "
+                    "delete it once read, or set your own with `pisentry set-password`)", path)
 
     def _camera_subscribers(self, camera: str, frames: list[str], video: list[str],
                             events: list[str], urls: dict[str, str], key: str) -> None:
@@ -192,6 +206,14 @@ class WebService(Worker):
             self.app, host=web.host, port=web.port, log_config=None, access_log=False,
             ssl_certfile=web.certfile_path or None, ssl_keyfile=web.keyfile_path or None,
             timeout_graceful_shutdown=1, lifespan="off", ws_max_size=64 * 1024,
+            # h11, not httptools: httptools has no bound on the request head (a
+            # 200 MB header was read whole); h11 answers 400 past this size.
+            http="h11", h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+            # X-Forwarded-For only from a configured proxy: believed from anyone
+            # (uvicorn trusts 127.0.0.1 by default) it would undo the per-client
+            # login limit.
+            proxy_headers=bool(web.trusted_proxies),
+            forwarded_allow_ips=list(web.trusted_proxies) or None,
             # JPEG and h264 do not deflate; compressing each copy per viewer cost
             # 6x the CPU of 20 h264 viewers (measured with bench/stream.py).
             ws_per_message_deflate=False))

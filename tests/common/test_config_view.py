@@ -67,9 +67,9 @@ def test_the_view_is_read_only_and_prints_no_secret(home):
 
 
 def test_secrets_from_the_environment_reach_the_view(home, monkeypatch):
-    monkeypatch.setenv("PISENTRY_WEB_API_KEY", "from-the-environment-1234")
+    monkeypatch.setenv("PISENTRY_WEB_API_KEY", "from-the-environment-0123456789abcdef")
     view = load_view(str(write_config(home, {})[0]))
-    assert view.web.api_key.get_secret_value() == "from-the-environment-1234"
+    assert view.web.api_key.get_secret_value() == "from-the-environment-0123456789abcdef"
 
 
 def test_a_bad_config_is_the_same_one_line_error(home):

@@ -47,7 +47,7 @@ SECRETS = {
     "telegram token": TOKEN,
     "smtp password": "smtp-pw-NEVER-LOGGED-31337",
     "mqtt password": "mqtt-pw-NEVER-LOGGED-4242",
-    "web api key": "web-api-key-NEVER-LOGGED-0042",
+    "web api key": "web-api-key-NEVER-LOGGED-0042-0123456789",
 }
 API_HEADERS = {"X-API-Key": SECRETS["web api key"]}
 

@@ -22,7 +22,7 @@ from services.web.app import WebContext, create_app
 from services.web.health import HealthBoard
 from services.web.live import LiveHub
 
-API_KEY = "test-api-key-0123456789"
+API_KEY = "test-api-key-0123456789abcdef01234"
 PASSWORD = "correct horse battery"
 
 

@@ -52,17 +52,21 @@ def test_sessions_sign_expire_and_revoke() -> None:
     assert not s.valid(token, 1031)
 
 
-def test_limiter_counts_per_client_and_forgets_after_the_window() -> None:
-    lim = auth.LoginLimiter(limit=10, window=60, global_limit=12)
+def test_limiter_counts_per_client_backs_off_and_spares_known_clients() -> None:
+    lim = auth.AttemptLimiter(limit=10, window=60, global_limit=12)
     for i in range(10):
-        assert lim.blocked("a", 100 + i) == 0
-        lim.failed("a", 100 + i)
-    assert lim.blocked("a", 110) > 0
-    assert lim.blocked("b", 110) == 0  # another client is not blocked by a's failures
-    assert lim.blocked("a", 161) == 0  # the first failures left the window
+        assert lim.attempt("a", 100 + i) == 0
+    assert lim.attempt("a", 110) == 60  # the limit: one window
+    assert lim.attempt("b", 110) == 0  # another client is not blocked by a's attempts
+    assert lim.attempt("a", 169) > 0
+    for i in range(10):  # the first attempts left the window
+        assert lim.attempt("a", 171 + i) == 0
+    assert lim.attempt("a", 181) == 120  # hit again: the wait doubles
+    lim.succeeded("b", 200)  # b logged in: its attempt is given back, b is known
     for i in range(12):
-        lim.failed(f"c{i}", 200)
-    assert lim.blocked("fresh", 201) > 0  # the global limit: many clients guessing
+        lim.attempt(f"c{i}", 200)
+    assert lim.attempt("fresh", 201) > 0  # the global limit: many clients guessing
+    assert lim.attempt("b", 201) == 0  # ... but not for a client that logged in before
 
 
 def test_api_key_compare() -> None:

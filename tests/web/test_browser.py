@@ -33,7 +33,7 @@ from tests.web.test_service import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "tests" / "artifacts" / "web"
-API_KEY = "e2e-api-key-0123456789"
+API_KEY = "e2e-api-key-0123456789abcdef012345"
 H = {"X-API-Key": API_KEY}
 
 pytestmark = [

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import signal
 import socket
 import subprocess
 import sys
+import time
 
 from common.paths import Home
 from services.web import auth
@@ -36,21 +39,41 @@ def test_web_fails_fast_on_half_a_tls_config(home: Home) -> None:
     assert "certfile_path and web.keyfile_path go together" in r.stderr
 
 
-def _start_and_stop(home: Home, cfg: str) -> str:
-    """Run `pisentry web` until it serves, SIGTERM it; its stderr."""
+def _start_and_stop(home: Home, cfg: str, console: bool = True) -> str:
+    """Run `pisentry web` until it serves, SIGTERM it; its stderr, which is a
+    terminal (``console``) or a file, as under supervisord."""
     env = {**os.environ, "PISENTRY_HOME": str(home.root)}
+    log = home.root / "web-stderr.log"
+    master, slave = pty.openpty() if console else (-1, os.open(log, os.O_WRONLY | os.O_CREAT
+                                                                | os.O_TRUNC, 0o600))
     proc = subprocess.Popen([sys.executable, "-m", "common.cli", "web", "--config", cfg],
-                            env=env, stderr=subprocess.PIPE, text=True)
-    lines = []
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        lines.append(line)
-        if "web started" in line:  # listening from here on
-            break
+                            env=env, stderr=slave, text=True)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + 30
+    while b"web started" not in out and time.monotonic() < deadline:
+        if console:
+            if select.select([master], [], [], 0.2)[0]:
+                out += os.read(master, 65536)
+        else:
+            time.sleep(0.2)
+            out = log.read_bytes()
     proc.send_signal(signal.SIGTERM)
-    _, rest = proc.communicate(timeout=10)
-    assert proc.returncode == 0, "".join(lines) + rest
-    return "".join(lines) + rest
+    proc.wait(timeout=10)
+    if console:
+        while select.select([master], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the child closed its end
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.close(master)
+    else:
+        out = log.read_bytes()
+    assert proc.returncode == 0, out.decode(errors="replace")
+    return out.decode(errors="replace")
 
 
 def test_web_first_start_prints_the_password_once(home: Home) -> None:
