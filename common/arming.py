@@ -1,18 +1,23 @@
-"""Armed / disarmed / muted: one small state, persisted and shared.
+"""Armed / disarmed / muted: one small state, one owner, one rule set.
 
-Whoever changes it (Telegram, the web, a schedule, presence) saves it here and
-publishes an ``ArmState`` on its own endpoint; every service reads the file at
-start and follows ``state/`` afterwards. The file is replaced atomically, so a
-power cut leaves either the old state or the new one.
+notify owns it. Every change, wherever it comes from (the web page and
+Telegram as ``Arm``/``Disarm``/``Mute``/``Unmute`` commands, MQTT, the
+schedule, presence), goes through ``apply`` in notify, which alone saves the
+file and publishes the result as ``ArmState``. Every other service reads the
+file at start and follows ``state/`` afterwards. The file is replaced
+atomically, so a power cut leaves either the old state or the new one.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
+from common.messages import Arm, ArmState, Disarm, Mute, Unmute
 from common.paths import Home, write_json_atomically
+
+ArmingCommand = Arm | Disarm | Mute | Unmute
 
 
 @dataclass(frozen=True)
@@ -28,8 +33,31 @@ class Arming:
     def alerts_on(self, now: float) -> bool:
         return self.armed and not self.muted(now)
 
+    @classmethod
+    def from_message(cls, state: ArmState) -> Arming:
+        return cls(state.armed, state.muted_until, state.changed_by, state.changed_at)
+
+
+def apply(state: Arming, command: ArmingCommand, now: float) -> Arming:
+    """The state after ``command``: the only place the arming rules live.
+
+    Arming and disarming keep a mute (muting is about alerts, arming about
+    watching at all); a mute that has already ended is no mute.
+    """
+    if isinstance(command, Arm):
+        new = replace(state, armed=True)
+    elif isinstance(command, Disarm):
+        new = replace(state, armed=False)
+    elif isinstance(command, Mute):
+        new = replace(state, muted_until=command.until if command.until > now else 0.0)
+    else:
+        new = replace(state, muted_until=0.0)
+    return replace(new, changed_by=command.source, changed_at=now)
+
 
 class ArmingStore:
+    """The file. Only notify saves; the others load it once at start."""
+
     def __init__(self, home: Home) -> None:
         self.path = home.state_dir / "arming.json"
 

@@ -31,7 +31,8 @@ topic                   header            payload
 ``snapshot/``           ``Snapshot``      one JPEG
 ``recording/``          ``Recording``     none
 ``brightness/``         ``Brightness``    none
-``control/``            ``Control``       none
+``control/<command>/``  ``Arm``, ``Mute``  none; one topic and class per command
+                        ... (``Command``)
 ``state/``              ``ArmState``      none
 ``heartbeat/``          ``Heartbeat``     none
 ======================  ================  =====================================
@@ -40,6 +41,7 @@ topic                   header            payload
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -159,23 +161,177 @@ class Brightness(Header):
     connected: bool = True
 
 
+class CommandError(ValueError):
+    """A command whose fields are of the right type but make no sense (a
+    verdict that is none, an angle that is no number); ``decode`` turns it into
+    ``MessageError("bad-field")``."""
+
+
 @dataclass(frozen=True, slots=True)
-class Control(Header):
-    """A command for a service: ``target`` is a service name or ``*``."""
+class Command(Header):
+    """A request to one service. Each command is its own class and topic under
+    ``control/``: the type says which service acts on it, so nothing carries an
+    untyped argument map. Receivers subscribe to ``COMMAND_PREFIX`` (or to the
+    topics they act on) and ignore the commands of others; one of an unknown
+    kind arrives as an unknown topic and is counted and dropped like any other
+    malformed message. ``source`` says who asked (``web``,
+    ``telegram:<chat>``, ``schedule``...), for the log and the arm state."""
 
     TOPIC: ClassVar[bytes] = b"control/"
-    target: str
-    command: str
-    args: dict[str, Any] = field(default_factory=dict)
-    source: str = ""
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Arm(Command):
+    """Alerts on (to notify, the owner of the arm state)."""
+
+    TOPIC: ClassVar[bytes] = b"control/arm/"
+
+
+@dataclass(frozen=True, slots=True)
+class Disarm(Command):
+    """Alerts off, detection paused (to notify)."""
+
+    TOPIC: ClassVar[bytes] = b"control/disarm/"
+
+
+@dataclass(frozen=True, slots=True)
+class Mute(Command):
+    """Stay armed but send no alerts until ``until`` (``time.time()``
+    seconds; to notify). The sender works out the end, so every service and
+    the page agree on it."""
+
+    TOPIC: ClassVar[bytes] = b"control/mute/"
+    until: float
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.until) or self.until <= 0:
+            raise CommandError(f"mute until {self.until!r} is not a time")
+
+
+@dataclass(frozen=True, slots=True)
+class Unmute(Command):
+    TOPIC: ClassVar[bytes] = b"control/unmute/"
+
+
+@dataclass(frozen=True, slots=True)
+class Rotate(Command):
+    """Point the camera (to ir): servo name -> angle in degrees. The servos
+    and their limits are ir's config; ir refuses the whole command if one
+    angle is out of range."""
+
+    TOPIC: ClassVar[bytes] = b"control/rotate/"
+    angles: dict[str, int]
+
+    def __post_init__(self) -> None:
+        if not self.angles:
+            raise CommandError("rotate needs at least one servo angle")
+        for name, angle in self.angles.items():
+            if not isinstance(name, str) or isinstance(angle, bool) or not isinstance(angle, int):
+                raise CommandError(f"rotate {name!r}={angle!r}: want a servo name and whole "
+                                   "degrees")
+
+
+IR_MODES = ("on", "off", "auto", "level")
+
+
+@dataclass(frozen=True, slots=True)
+class IrLight(Command):
+    """The IR illuminator (to ir): forced ``on`` or ``off``, back to ``auto``,
+    or a fixed ``level`` 0..1 (``level`` is used by that mode only)."""
+
+    TOPIC: ClassVar[bytes] = b"control/ir/"
+    mode: str
+    level: float
+
+    def __post_init__(self) -> None:
+        if self.mode not in IR_MODES:
+            raise CommandError(f"ir mode {self.mode!r} is not one of {', '.join(IR_MODES)}")
+        if not 0.0 <= self.level <= 1.0:
+            raise CommandError(f"ir level {self.level!r} is out of range 0..1")
+
+
+@dataclass(frozen=True, slots=True)
+class Forget(Command):
+    """A clip deleted after its backup leaves the catalogue (to record, its
+    only writer). ``path`` as the catalogue has it."""
+
+    TOPIC: ClassVar[bytes] = b"control/forget/"
+    path: str
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            raise CommandError("forget needs a path")
+
+
+VERDICTS = ("real", "false_alarm", "")
+
+
+@dataclass(frozen=True, slots=True)
+class Label(Command):
+    """A user's verdict on an event (to record, which writes the catalogue):
+    ``real``, ``false_alarm``, or ``""`` to clear it."""
+
+    TOPIC: ClassVar[bytes] = b"control/label/"
+    event_id: str
+    verdict: str
+
+    def __post_init__(self) -> None:
+        if not self.event_id:
+            raise CommandError("label needs an event id")
+        if self.verdict not in VERDICTS:
+            raise CommandError(f"verdict {self.verdict!r} is not real, false_alarm or empty")
+
+
+@dataclass(frozen=True, slots=True)
+class Notice(Command):
+    """Something the owner must hear about even when muted (to notify), e.g.
+    ``kind`` ``storage``: clips deleted before their upload."""
+
+    TOPIC: ClassVar[bytes] = b"control/notice/"
+    kind: str
+    text: str
+
+    def __post_init__(self) -> None:
+        if not self.text:
+            raise CommandError("a notice needs a text")
+
+
+@dataclass(frozen=True, slots=True)
+class Tune(Command):
+    """Motion sensitivity, live (to detect): the ``detect`` config fields
+    ``min_pixel_delta_trigger`` (``threshold``), ``min_trigger_area``
+    (``min_area``) and ``frames_to_start``, with the same ranges."""
+
+    TOPIC: ClassVar[bytes] = b"control/tune/"
+    threshold: int
+    min_area: float
+    frames_to_start: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.threshold <= 255:
+            raise CommandError(f"tune threshold {self.threshold!r} is out of range 1..255")
+        if not 0.0 <= self.min_area <= 1.0:
+            raise CommandError(f"tune min_area {self.min_area!r} is out of range 0..1")
+        if not 1 <= self.frames_to_start <= 30:
+            raise CommandError(f"tune frames_to_start {self.frames_to_start!r} is out of "
+                               "range 1..30")
+
+
+COMMAND_PREFIX = Command.TOPIC  # subscribe to this for every command
+ARMING_COMMANDS = (Arm, Disarm, Mute, Unmute)
 
 
 @dataclass(frozen=True, slots=True)
 class ArmState(Header):
+    """The arm state as its owner (notify) has it, on every change and every
+    few seconds for late joiners; ``changed_at`` is when it last changed."""
+
     TOPIC: ClassVar[bytes] = b"state/"
     armed: bool
     muted_until: float = 0.0
     changed_by: str = ""
+    changed_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +354,16 @@ TOPICS: dict[bytes, type[Header]] = {
         Snapshot,
         Recording,
         Brightness,
-        Control,
+        Arm,
+        Disarm,
+        Mute,
+        Unmute,
+        Rotate,
+        IrLight,
+        Forget,
+        Label,
+        Notice,
+        Tune,
         ArmState,
         Heartbeat,
     )
@@ -260,4 +425,7 @@ def decode(topic: bytes, raw_header: bytes | memoryview) -> Header:
         if not isinstance(value, accepted) or (accepted == (int,) and isinstance(value, bool)):
             raise MessageError("bad-field", f"{cls.__name__}.{name}={value!r:.40}")
         kwargs[name] = value
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except CommandError as exc:
+        raise MessageError("bad-field", f"{cls.__name__}: {exc}") from None

@@ -169,9 +169,11 @@ class Worker:
         if self.pub is None:
             return
         self._next_heartbeat = now + HEARTBEAT_PERIOD
+        # The service's own counts plus what the bus saw: a service that drops
+        # or sends something itself adds to the same figures.
         counters = dict(self.counters)
-        counters["out"] = self.bus.published()
-        counters["dropped"] = sum(s.stats.gaps + s.stats.stale for s in self._subscribers)
+        counters["out"] += self.bus.published()
+        counters["dropped"] += sum(s.stats.gaps + s.stats.stale for s in self._subscribers)
         counters["malformed"] = sum(s.stats.malformed for s in self._subscribers)
         try:
             counters.update(self.status_counters())

@@ -120,12 +120,13 @@ def running_pipeline(raw_config: dict[str, Any] | None = None, home: Home | None
 
 @contextmanager
 def pisentry_process(service: str, *, home: Home, config: dict[str, Any] | None = None,
-                     args: tuple[str, ...] = ()) -> Iterator[subprocess.Popen[str]]:
+                     args: tuple[str, ...] = (), env: dict[str, str] | None = None
+                     ) -> Iterator[subprocess.Popen[str]]:
     """One service as a real process (what supervisord would start)."""
     cmd = [sys.executable, "-m", "common.cli", service, *args]
     if config is not None:
         cmd += ["--config", str(write_config(home, config, f"{service}.toml")[0])]
-    env = {**os.environ, "PISENTRY_HOME": str(home.root)}
+    env = {**os.environ, "PISENTRY_HOME": str(home.root), **(env or {})}
     log = (home.root / f"{service}.out").open("w")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     try:

@@ -2,9 +2,9 @@
 
 Subscribes to ``frame/lores/`` (newest only: a late frame is worth nothing to
 a detector) and ``frame/live/`` on endpoint "frames", ``brightness/`` on "ir",
-``control/`` and ``state/`` from "notify" and "web": disarmed, it watches
-nothing (no events, hence no event clips or alerts) until armed again. Publishes ``motion/`` and ``snapshot/``
-on its own endpoint "detect". All decisions are made by
+``state/`` from "notify" (the arm state's owner): disarmed, it watches nothing
+(no events, hence no event clips or alerts) until armed again. Publishes
+``motion/`` and ``snapshot/`` on its own endpoint "detect". All decisions are made by
 ``services.detect.pipeline.Detector``, the same code that replay runs; this
 shell only decodes frames, keeps the best picture for snapshots and sends.
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from common.arming import ArmingStore
 from common.bus import Message
-from common.messages import ArmState, Brightness, Control, Frame, LiveFrame, Motion, Snapshot
+from common.messages import ArmState, Brightness, Frame, LiveFrame, Motion, Snapshot
 from common.worker import SetupError, Worker
 from services.detect.events import EventChange
 from services.detect.pipeline import Detector
@@ -67,11 +67,11 @@ class DetectService(Worker):
             raise SetupError(str(exc)) from None
         self.subscribe(["frames"], [Frame.TOPIC, LiveFrame.TOPIC], latest_only=True)
         self.subscribe(["ir"], [Brightness.TOPIC])
-        self.subscribe(["notify", "web"], [Control.TOPIC, ArmState.TOPIC])
+        self.subscribe(["notify"], [ArmState.TOPIC])
         self.live: tuple[float, np.ndarray] | None = None
         self.lores: tuple[Frame, np.ndarray] | None = None
         self.ir_level: float | None = None
-        # Disarmed means not watching (seed 000's /stop): no events, no clips.
+        # Disarmed means not watching at all (not merely silent): no events, no clips.
         self.paused = not ArmingStore(self.home).load().armed
         self.last_frame_wall = self.clock()
         self.stats: dict[str, Any] = {"frames": 0, "bad_frames": 0, "events": 0,
@@ -90,8 +90,6 @@ class DetectService(Worker):
             self._frame(h, msg.payload)
         elif isinstance(h, Brightness):
             self._brightness(h)
-        elif isinstance(h, Control):
-            self._control(h)
         elif isinstance(h, ArmState) and h.camera == self.camera:
             self._pause(not h.armed)
 
@@ -141,19 +139,6 @@ class DetectService(Worker):
             self.detector.rebase(self.cfg.ir_settle_frames)
             self.stats["ir_rebases"] += 1
         self.ir_level = h.ir_level
-
-    def _control(self, h: Control) -> None:
-        if h.target not in ("detect", "*"):
-            return
-        now = self.clock()
-        if h.command == "rebase":
-            self.detector.rebase()
-        elif h.command in ("pause", "resume"):
-            self._pause(h.command == "pause")
-        elif h.command == "snapshot":
-            self._snapshot("", "manual", now, [])
-        else:
-            log.info("ignored control command %r from %s", h.command, h.source or "?")
 
     def _pause(self, paused: bool) -> None:
         if paused == self.paused:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from services.ir import protocol as p
 from services.ir.illuminator import IrSwitch
@@ -63,20 +63,14 @@ class Controller:
     def set_armed(self, armed: bool) -> None:
         self._set_servos(self.servos.for_arming(armed))
 
-    def rotate(self, args: dict[str, Any]) -> None:
+    def rotate(self, angles: dict[str, int]) -> None:
         """Raises ``ServoError`` (a ValueError) naming the servo and its limits."""
-        self._set_servos(self.servos.rotate(args))
+        self._set_servos(self.servos.rotate(angles))
 
-    def set_ir(self, args: dict[str, Any]) -> None:
-        """``{"mode": "on" | "off" | "auto"}`` or ``{"level": 0..1}``."""
-        mode, level = args.get("mode"), args.get("level")
-        unknown = set(args) - {"mode", "level"}
-        if unknown:
-            raise CommandError(f"ir: unknown argument(s) {', '.join(sorted(unknown))}")
-        if level is not None:
-            if isinstance(level, bool) or not isinstance(level, (int, float)) or not (
-                    0.0 <= level <= 1.0):
-                raise CommandError(f"ir level {level!r} is out of range 0..1")
+    def set_ir(self, mode: str, level: float) -> None:
+        """``mode`` on, off, auto, or level (then ``level`` 0..1), as the
+        ``IrLight`` command checked them."""
+        if mode == "level":
             self.override = float(level)
         elif mode == "on":
             self.override = self.cfg.ir_on_level

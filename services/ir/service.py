@@ -4,8 +4,8 @@ Publishes ``brightness/`` on endpoint ``ir`` (each device report, at
 ``updates_per_sec``, and at once when the illuminator switches, so detect can
 tell the IR flash from motion); while the device is missing it keeps
 publishing with ``connected=False`` and its heartbeat says ``degraded``.
-Follows ``state/`` (cover servo) and ``control/`` (``rotate``, ``ir``) from
-notify and web. Logic lives in ``controller`` (targets, hysteresis, servos)
+Follows ``state/`` (cover servo) from notify and the ``Rotate`` and
+``IrLight`` commands from notify and web. Logic lives in ``controller`` (targets, hysteresis, servos)
 and ``link`` (serial state machine); this module only wires them.
 
 Deliberately light: no OpenCV or NumPy is imported here or by anything this
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from common.arming import ArmingStore
 from common.bus import Bus, Message
-from common.messages import ArmState, Brightness, Control
+from common.messages import ArmState, Brightness, IrLight, Rotate
 from common.paths import Home
 from common.worker import SetupError, Worker
 from services.ir import protocol as p
@@ -75,7 +75,8 @@ class IrService(Worker):
                                silence=max(3 * period, 3 * cfg.serial_timeout),
                                backoff=Backoff(FIRST_BACKOFF, cfg.reconnect_max_seconds))
         self.degraded = f"device not connected ({port})"
-        self.subscribe(["notify", "web"], [ArmState.TOPIC, Control.TOPIC])
+        self.subscribe(["notify"], [ArmState.TOPIC])
+        self.subscribe(["notify", "web"], [Rotate.TOPIC, IrLight.TOPIC])
 
     def handle(self, msg: Message) -> None:
         if self.controller is None:
@@ -83,7 +84,7 @@ class IrService(Worker):
         header = msg.header
         if isinstance(header, ArmState):
             self.controller.set_armed(header.armed)
-        elif isinstance(header, Control) and header.target in ("ir", "*"):
+        elif isinstance(header, Rotate | IrLight):
             self._control(header)
 
     def tick(self, now: float) -> float | None:
@@ -150,22 +151,18 @@ class IrService(Worker):
         }
 
     # -- internals -------------------------------------------------------------------
-    def _control(self, header: Control) -> None:
+    def _control(self, command: Rotate | IrLight) -> None:
         assert self.controller is not None
         try:
-            if header.command == "rotate":
-                self.controller.rotate(header.args)
-            elif header.command == "ir":
-                self.controller.set_ir(header.args)
-            elif header.target == "ir":
-                raise ValueError(f"unknown command {header.command!r} (rotate, ir)")
+            if isinstance(command, Rotate):
+                self.controller.rotate(command.angles)
             else:
-                return  # a broadcast meant for another service
-        except ValueError as exc:  # ServoError and CommandError are ValueErrors
+                self.controller.set_ir(command.mode, command.level)
+        except ValueError as exc:  # ServoError is a ValueError
             self.refused += 1
-            self._error(f"refused {header.command} from {header.source or '?'}: {exc}")
+            self._error(f"refused {command} from {command.source or '?'}: {exc}")
             return
-        log.info("%s %s from %s", header.command, header.args, header.source or "?")
+        log.info("%s from %s", command, command.source or "?")
 
     def _error(self, text: str) -> None:
         self.counters["errors"] += 1

@@ -1,4 +1,5 @@
-"""Chat commands (seed 002's chat control), parsed into actions. Pure logic.
+"""Chat commands (/status, /arm, /mute 30, /rotate 30 20...), parsed into
+actions. Pure logic.
 
 The same parser serves Telegram and any other text channel; the service
 carries the actions out (it owns the bus and the arming store).
@@ -6,8 +7,7 @@ carries the actions out (it owns the bus and the arming store).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 HELP = (
     "/status - armed, muted, services, backups\n"
@@ -34,17 +34,22 @@ class Incoming:
 
 
 @dataclass(frozen=True)
-class Command:
+class ChatCommand:
+    """What the user typed; ``minutes`` is for mute, ``pan`` and ``tilt`` for
+    rotate (the parser fills in every field a command uses)."""
+
     name: str  # status | arm | disarm | mute | unmute | snapshot | clip | rotate | help
-    args: dict[str, Any] = field(default_factory=dict)
+    minutes: float = 0.0
+    pan: int = 0
+    tilt: int = 0
 
 
 class CommandError(ValueError):
     """A command the user typed wrong; the message is the reply."""
 
 
-def parse_command(text: str) -> Command | None:
-    """``/mute 30`` -> Command("mute", {"minutes": 30.0}); None for plain text.
+def parse_command(text: str) -> ChatCommand | None:
+    """``/mute 30`` -> ChatCommand("mute", minutes=30.0); None for plain text.
     Raises ``CommandError`` with a reply for a bad command."""
     words = text.strip().split()
     if not words or not words[0].startswith("/"):
@@ -52,7 +57,7 @@ def parse_command(text: str) -> Command | None:
     name = words[0][1:].split("@", 1)[0].lower()  # "/status@MyBot" in group chats
     rest = words[1:]
     if name in ("status", "arm", "disarm", "unmute", "snapshot", "clip", "help", "start"):
-        return Command("help" if name == "start" else name)
+        return ChatCommand("help" if name == "start" else name)
     if name == "mute":
         minutes = DEFAULT_MUTE_MINUTES
         if rest:
@@ -62,7 +67,7 @@ def parse_command(text: str) -> Command | None:
                 raise CommandError(f"/mute takes minutes, not {rest[0]!r}") from None
             if not 0 < minutes <= MAX_MUTE_MINUTES:
                 raise CommandError(f"/mute minutes must be between 0 and {MAX_MUTE_MINUTES:.0f}")
-        return Command("mute", {"minutes": minutes})
+        return ChatCommand("mute", minutes=minutes)
     if name == "rotate":
         if len(rest) != 2:
             raise CommandError("usage: /rotate PAN TILT (degrees, e.g. /rotate 30 20)")
@@ -72,7 +77,7 @@ def parse_command(text: str) -> Command | None:
             raise CommandError("/rotate PAN TILT takes whole degrees") from None
         if not (-ROTATE_RANGE <= pan <= ROTATE_RANGE and -ROTATE_RANGE <= tilt <= ROTATE_RANGE):
             raise CommandError(f"/rotate angles must be within ±{ROTATE_RANGE}")
-        return Command("rotate", {"pan": pan, "tilt": tilt})
+        return ChatCommand("rotate", pan=pan, tilt=tilt)
     raise CommandError(f"unknown command /{name}; try /help")
 
 

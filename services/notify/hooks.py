@@ -1,10 +1,14 @@
 """User commands on event start, event end and finished recordings.
 
-Seed 004 beeps, seed 003 post-processes clips. A hook runs in its own process
-group through ``/bin/sh -c``; what it is about arrives in environment variables
-(``PISENTRY_EVENT``, ``PISENTRY_CAMERA``, ``PISENTRY_PHASE``, ``PISENTRY_PATH``,
-``PISENTRY_LABELS``, ``PISENTRY_ZONES``), never pasted into the command line, so
-a crafted value cannot inject shell code. Starting one never waits: ``poll`` reaps
+A beep on each event, a script that post-processes each clip... A hook runs
+in its own process group through ``/bin/sh -c``; what it is about arrives in
+environment variables (``PISENTRY_EVENT``, ``PISENTRY_CAMERA``,
+``PISENTRY_PHASE``, ``PISENTRY_PATH``, ``PISENTRY_LABELS``, ``PISENTRY_ZONES``),
+never pasted into the command line, so a crafted value cannot inject shell
+code. The environment is those variables plus the few a shell needs
+(``HOOK_ENV_KEPT``), nothing else of ours: the service's own environment holds
+secrets (``PISENTRY_TELEGRAM_TOKEN``, ``PISENTRY_SMTP_PASSWORD``...) that a
+user's script has no business seeing. Starting one never waits: ``poll`` reaps
 finished hooks and kills those past the timeout. Beyond ``max_running`` hooks at
 once, new ones are skipped and counted rather than piling up.
 """
@@ -20,6 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
+
+HOOK_ENV_KEPT = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE",
+                 "TZ", "TMPDIR")
 
 
 @dataclass
@@ -47,7 +54,8 @@ class HookRunner:
             self.counters["hooks_skipped"] += 1
             log.warning("hook %s skipped: %d hooks still running", name, len(self.running))
             return False
-        full_env = {**os.environ, **env}
+        full_env = {k: os.environ[k] for k in HOOK_ENV_KEPT if k in os.environ}
+        full_env.update(env)
         try:
             proc = subprocess.Popen(["/bin/sh", "-c", command], env=full_env,
                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

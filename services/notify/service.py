@@ -3,10 +3,11 @@ in, arming state, and backups to a NAS.
 
 Wiring only; the decisions live in ``alerts``, ``commands``, ``backup`` and
 ``presence``. Subscriptions: ``motion/`` and ``snapshot/`` from detect,
-``recording/`` from record, ``heartbeat/`` from every service, ``state/`` and
-``control/`` from web. Publishes ``control/`` (rotate, snapshot requests) and
-``state/`` (``ArmState``, on every change and every 10 s for late joiners)
-on its own endpoint.
+``recording/`` from record, ``heartbeat/`` from every service, commands
+(``control/``) from web and record. notify owns the arm state: every change
+goes through ``common.arming.apply`` here, is saved here and goes out as
+``state/`` (``ArmState``, on every change and every 10 s for late joiners).
+Publishes ``Rotate`` (to ir) and ``Forget`` (to record) on its own endpoint.
 
 Threads: this one (bus, decisions, arming), the Telegram loop, paho's network
 thread, the backup thread and a one-thread mail executor. Only this thread
@@ -23,19 +24,34 @@ import queue
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common.arming import Arming, ArmingStore, ArmSchedule
+from common.arming import ArmingCommand, ArmingStore, ArmSchedule, apply
 from common.bus import STATUS_ENDPOINTS, Bus, Message, Subscriber
-from common.messages import ArmState, Control, Heartbeat, LiveFrame, Motion, Recording, Snapshot
+from common.messages import (
+    ARMING_COMMANDS,
+    COMMAND_PREFIX,
+    Arm,
+    ArmState,
+    Disarm,
+    Forget,
+    Heartbeat,
+    LiveFrame,
+    Motion,
+    Mute,
+    Notice,
+    Recording,
+    Rotate,
+    Snapshot,
+    Unmute,
+)
 from common.paths import Home, write_json_atomically
 from common.worker import SetupError, Worker
 from services.notify.alerts import AlertOut, AlertPolicy
 from services.notify.commands import (
     HELP,
-    Command,
+    ChatCommand,
     CommandError,
     Incoming,
     parse_command,
@@ -95,8 +111,9 @@ class NotifyService(Worker):
         self.subscribe(["detect"], [Motion.TOPIC, Snapshot.TOPIC])
         self.subscribe(["record"], [Recording.TOPIC])
         self.subscribe([n for n in STATUS_ENDPOINTS if n != self.name], [Heartbeat.TOPIC])
-        # record sends "notice" when it had to delete clips still waiting for upload
-        self.subscribe(["web", "record"], [ArmState.TOPIC, Control.TOPIC])
+        # web arms, disarms and mutes; record sends a Notice when it had to
+        # delete clips still waiting for upload
+        self.subscribe(["web", "record"], [COMMAND_PREFIX])
         if cfg.telegram.enabled:
             from services.notify.telegram_link import TelegramLink
 
@@ -198,13 +215,10 @@ class NotifyService(Worker):
             self.on_recording(header)
         elif isinstance(header, Heartbeat):
             self.heartbeats[header.service] = (header.ts, header.status)
-        elif isinstance(header, ArmState):
-            self.arming = Arming(header.armed, header.muted_until, header.changed_by,
-                                 header.ts)
-            if self.mqtt is not None:
-                self.mqtt.armed(header.armed)
-        elif isinstance(header, Control):
-            self.on_control(header)
+        elif isinstance(header, ARMING_COMMANDS):
+            self.change_arming(header, self.clock())
+        elif isinstance(header, Notice):
+            self.on_notice(header)
 
     def on_motion(self, m: Motion) -> None:
         now = self.clock()
@@ -264,27 +278,13 @@ class NotifyService(Worker):
             self.send_clip(tg.chat_ids, r.path, f"Clip of the event on {r.camera} "
                                                 f"({r.duration:.0f} s)")
 
-    def on_control(self, c: Control) -> None:
-        if c.target not in (self.name, "*"):
-            return
-        now = self.clock()
-        by = c.source or "web"
-        if c.command in ("arm", "disarm"):
-            self.set_arming(replace(self.arming, armed=c.command == "arm"), by, now)
-        elif c.command == "mute":
-            minutes = float(c.args.get("minutes", 60))
-            self.set_arming(replace(self.arming, muted_until=now + minutes * 60), by, now)
-        elif c.command == "unmute":
-            self.set_arming(replace(self.arming, muted_until=0.0), by, now)
-        elif c.command == "notice":
-            # Something the owner must hear about (a full disk eating unsent
-            # clips): told even when muted, never silently logged only.
-            text = f"{c.camera}: {str(c.args.get('text', ''))[:500]}"
-            log.warning("notice from %s: %s", by, text)
-            if self.telegram is not None:
-                self.telegram.send_text(self.cfg.telegram.chat_ids, text)
-        else:
-            log.warning("control: unknown command %r for notify from %s", c.command[:40], by)
+    def on_notice(self, n: Notice) -> None:
+        """Something the owner must hear about (a full disk eating unsent
+        clips): told even when muted, never silently logged only."""
+        text = f"{n.camera}: {n.text[:500]}"
+        log.warning("notice from %s: %s", n.source or "?", text)
+        if self.telegram is not None:
+            self.telegram.send_text(self.cfg.telegram.chat_ids, text)
 
     # -- actions -------------------------------------------------------------------------
     def _load_alerted(self) -> list[str]:
@@ -327,13 +327,20 @@ class NotifyService(Worker):
         self.counters["clips_sent"] += 1
         self.telegram.send_video(chats, path, caption)
 
-    def set_arming(self, state: Arming, by: str, now: float) -> None:
-        self.arming = self.store.save(replace(state, changed_by=by, changed_at=now))
+    def change_arming(self, command: ArmingCommand, now: float) -> None:
+        """The one place the arm state changes: apply, save, announce."""
+        self.arming = self.store.save(apply(self.arming, command, now))
         log.info("arming: armed=%s muted_until=%.0f by %s", self.arming.armed,
-                 self.arming.muted_until, by)
+                 self.arming.muted_until, self.arming.changed_by)
         self.publish_state(now)
         if self.mqtt is not None:
             self.mqtt.armed(self.arming.armed)
+
+    def own_arming(self, cls: type[ArmingCommand], by: str, now: float, **fields: float
+                   ) -> None:
+        """A change asked for here (Telegram, MQTT, schedule, presence): the
+        same command the web sends, applied the same way."""
+        self.change_arming(cls(camera=self.camera, seq=0, ts=now, source=by, **fields), now)
 
     def publish_state(self, now: float) -> None:
         if self.pub is None:
@@ -341,7 +348,8 @@ class NotifyService(Worker):
         self._next_state = now + STATE_REPUBLISH
         self.pub.publish(ArmState, ts=now, armed=self.arming.armed,
                          muted_until=self.arming.muted_until,
-                         changed_by=self.arming.changed_by or self.name)
+                         changed_by=self.arming.changed_by or self.name,
+                         changed_at=self.arming.changed_at)
 
     def _mqtt_arm(self, armed: bool) -> None:
         self.inbox.put(Incoming("mqtt", 0, "arm" if armed else "disarm"))
@@ -362,12 +370,12 @@ class NotifyService(Worker):
             self._serve_snapshot(now)
         wanted = self.schedule.edge(now)
         if wanted is not None and wanted != self.arming.armed:
-            self.set_arming(replace(self.arming, armed=wanted), "schedule", now)
+            self.own_arming(Arm if wanted else Disarm, "schedule", now)
         if self.presence is not None and now >= self._next_presence:
             self._next_presence = now + PRESENCE_PERIOD
             home = self.presence.look(now)
             if home is not None and home == self.arming.armed:
-                self.set_arming(replace(self.arming, armed=not home), "presence", now)
+                self.own_arming(Disarm if home else Arm, "presence", now)
         if now >= self._next_state:
             self.publish_state(now)
         return None
@@ -381,12 +389,11 @@ class NotifyService(Worker):
                 path = self.backup.deleted_local.get_nowait()
             except queue.Empty:
                 return
-            self.pub.publish(Control, ts=now, target="record", command="forget",
-                             args={"path": path}, source=self.name)
+            self.pub.publish(Forget, ts=now, path=path, source=self.name)
 
     def on_incoming(self, item: Incoming, now: float) -> None:
         if item.kind == "mqtt":
-            self.set_arming(replace(self.arming, armed=item.text == "arm"), "mqtt", now)
+            self.own_arming(Arm if item.text == "arm" else Disarm, "mqtt", now)
         elif item.kind == "label":
             self.on_label(item)
         elif item.kind == "command":
@@ -398,7 +405,7 @@ class NotifyService(Worker):
             if command is not None:
                 self.run_command(command, item.chat_id, now)
 
-    def run_command(self, cmd: Command, chat: int, now: float) -> None:
+    def run_command(self, cmd: ChatCommand, chat: int, now: float) -> None:
         reply: str | None = None
         by = f"telegram:{chat}"
         if cmd.name == "help":
@@ -406,21 +413,19 @@ class NotifyService(Worker):
         elif cmd.name == "status":
             reply = self.status_text(now)
         elif cmd.name in ("arm", "disarm"):
-            self.set_arming(replace(self.arming, armed=cmd.name == "arm"), by, now)
+            self.own_arming(Arm if cmd.name == "arm" else Disarm, by, now)
             reply = "Armed: alerts are on" if self.arming.armed else "Disarmed: alerts are off"
         elif cmd.name == "mute":
-            minutes = float(cmd.args["minutes"])
-            self.set_arming(replace(self.arming, muted_until=now + minutes * 60), by, now)
-            reply = f"Muted for {minutes:g} min"
+            self.own_arming(Mute, by, now, until=now + cmd.minutes * 60)
+            reply = f"Muted for {cmd.minutes:g} min"
         elif cmd.name == "unmute":
-            self.set_arming(replace(self.arming, muted_until=0.0), by, now)
+            self.own_arming(Unmute, by, now)
             reply = "Unmuted"
         elif cmd.name == "rotate":
             assert self.pub is not None
-            self.pub.publish(Control, ts=now, target="ir", command="rotate",
-                             args={"pan": cmd.args["pan"], "tilt": cmd.args["tilt"]},
+            self.pub.publish(Rotate, ts=now, angles={"pan": cmd.pan, "tilt": cmd.tilt},
                              source=self.name)
-            reply = f"Rotating to pan {cmd.args['pan']}, tilt {cmd.args['tilt']}"
+            reply = f"Rotating to pan {cmd.pan}, tilt {cmd.tilt}"
         elif cmd.name == "snapshot":
             self.snapshot_waiters.append((chat, now + SNAPSHOT_WAIT))
             if self._live is None:

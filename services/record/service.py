@@ -2,13 +2,10 @@
 ``SnapshotStore`` and ``recover``.
 
 Subscribes to ``h264/`` (endpoint video), ``motion/`` and ``snapshot/``
-(detect) and ``control/`` (notify, web); publishes ``recording/``, periodic and
-manual ``snapshot/`` headers, and retention notices (``control/`` to notify,
-command ``notice``) on its own endpoint ``record``.
-
-Control commands (target ``record`` or ``*``): ``snapshot`` (save one from the
-newest keyframe now), ``retention`` (check the limits now) and ``forget``
-(``path``: a clip notify deleted after its backup leaves the catalogue).
+(detect) and the ``Forget`` command (notify: a clip it deleted after its
+backup leaves the catalogue); publishes ``recording/``, periodic
+``snapshot/`` headers, and retention notices (``Notice`` to notify) on its
+own endpoint ``record``.
 """
 
 from __future__ import annotations
@@ -18,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from common.bus import Message
-from common.messages import Control, Motion, Recording, Snapshot, VideoPacket
+from common.messages import Forget, Motion, Notice, Recording, Snapshot, VideoPacket
 from common.worker import SetupError, Worker
 from services.record.catalogue import Catalogue, CatalogueError
 from services.record.recorder import ClipNote, Recorder
@@ -64,7 +61,7 @@ class RecordService(Worker):
         self._forced_until = 0.0
         self.subscribe(["video"], [VideoPacket.TOPIC])
         self.subscribe(["detect"], [Motion.TOPIC, Snapshot.TOPIC])
-        self.subscribe(["notify", "web"], [Control.TOPIC])
+        self.subscribe(["notify", "web"], [Forget.TOPIC])
 
     # -- messages -------------------------------------------------------------------
     def handle(self, msg: Message) -> None:
@@ -79,8 +76,8 @@ class RecordService(Worker):
             self.recorder.on_motion(h)
         elif isinstance(h, Snapshot):
             self._on_snapshot(h, msg.payload)
-        elif isinstance(h, Control) and h.target in (self.name, "*"):
-            self._on_control(h)
+        elif isinstance(h, Forget):
+            self._forget(h.path)
         self._flush()
 
     def _on_snapshot(self, h: Snapshot, payload: list[memoryview]) -> None:
@@ -99,21 +96,10 @@ class RecordService(Worker):
             self.snapshots.save(payload[1], h.ts, "mask", h.event_id, h.width, h.height,
                                 path, suffix)
 
-    def _on_control(self, h: Control) -> None:
-        if h.command == "snapshot":
-            self._own_snapshot("manual")
-        elif h.command == "retention":
-            self._next_retention = 0.0
-        elif h.command == "forget":
-            self._forget(h.args.get("path"))
-        else:
-            log.debug("control %r from %s is not for the recorder", h.command, h.source)
-
-    def _forget(self, path: Any) -> None:
+    def _forget(self, path: str) -> None:
         """A clip deleted elsewhere (after its backup) leaves the catalogue; only
         one of ours whose file is really gone."""
-        if not isinstance(path, str) or Path(path).exists() or \
-                self.catalogue.clip_by_path(path) is None:
+        if Path(path).exists() or self.catalogue.clip_by_path(path) is None:
             log.warning("forget: %r is not a deleted clip of ours; kept", path)
             return
         self.catalogue.delete_clip(path)
@@ -154,10 +140,7 @@ class RecordService(Worker):
             self.degraded = text
             self._forced_until = now + 60.0
             assert self.pub is not None
-            self.pub.publish(Control, ts=now, target="notify", command="notice",
-                             args={"kind": "storage", "text": text,
-                                   "deleted": [i.path for i in plan.forced][:20]},
-                             source=self.name)
+            self.pub.publish(Notice, ts=now, kind="storage", text=text, source=self.name)
         elif self.degraded and now >= self._forced_until:
             self.degraded = ""
 

@@ -1,9 +1,10 @@
 """The FastAPI app: pages, the JSON API, the live streams.
 
 ``create_app(ctx)`` builds it from a ``WebContext`` (the live hub, the health
-board, the event feed, the arming store and a callback that announces a new
-arm state on the bus), so tests run the app in-process on real state without
-a bus, and the service shell only wires the context to sockets.
+board, the event feed, the arm state as notify last announced it and a
+callback that sends a command on the bus), so tests run the app in-process on
+real state without a bus, and the service shell only wires the context to
+sockets.
 
 Every route needs a session or an API key (``guard.GuardMiddleware``) except
 the login page.
@@ -17,7 +18,7 @@ import logging
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,8 +30,9 @@ from fastapi.security import APIKeyCookie, APIKeyHeader
 from pydantic import BaseModel, Field
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from common.arming import Arming, ArmingStore
+from common.arming import Arming, ArmingCommand, ArmingStore
 from common.config import Config, masked_dump
+from common.messages import Arm, Disarm, Mute, Unmute
 from common.paths import Home
 from services.record.catalogue import Catalogue, CatalogueError, ClipRow, EventRow
 from services.web import guard, shield
@@ -59,15 +61,16 @@ class WebContext:
     hub: LiveHub
     board: HealthBoard
     feed: EventFeed = field(default_factory=EventFeed)
-    on_arm: Callable[[Arming], None] = lambda state: None
+    # Publishes one command (class and fields) on web's endpoint.
+    send: Callable[..., None] = lambda cls, **fields: None
+    arming_reply_seconds: float = 3.0
     clock: Callable[[], float] = time.time
     counters: dict[str, Any] = field(default_factory=dict)
     stopping: bool = False
     video: dict[str, H264Channel] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.arming_store = ArmingStore(self.home)
-        self.arming = self.arming_store.load()
+        self.arming = ArmingStore(self.home).load()  # then as notify announces it
         storage = self.config.record.storage_dir or self.home.recordings_dir
         self.media_root = Path(storage).expanduser().resolve()
         self._catalogue: Catalogue | None = None
@@ -85,13 +88,17 @@ class WebContext:
                 raise HTTPException(503, f"catalogue unavailable: {exc}") from None
         return self._catalogue
 
-    def set_armed(self, armed: bool, by: str, muted_until: float | None = None) -> Arming:
-        now = self.clock()
-        state = replace(self.arming, armed=armed, changed_by=by, changed_at=now,
-                        muted_until=self.arming.muted_until if muted_until is None
-                        else muted_until)
-        self.arming = self.arming_store.save(state)
-        self.on_arm(self.arming)
+    async def change_arming(self, cls: type[ArmingCommand], **fields: float) -> Arming:
+        """Ask notify, the owner of the arm state, for a change and answer with
+        the state it announces: the page shows what every service follows."""
+        sent = self.clock()
+        self.send(cls, source="web", **fields)
+        deadline = time.monotonic() + self.arming_reply_seconds
+        while not (self.arming.changed_by == "web" and self.arming.changed_at >= sent):
+            if time.monotonic() >= deadline:
+                raise HTTPException(503, "notify did not confirm the change (is it running?); "
+                                         "the arm state is unchanged")
+            await asyncio.sleep(0.02)
         return self.arming
 
     def media_path(self, raw: str) -> Path | None:
@@ -364,17 +371,18 @@ def create_app(ctx: WebContext) -> FastAPI:
         return _arm_out(ctx.arming)
 
     @app.post("/api/arm", response_model=ArmOut, summary="Arm: alerts on")
-    def arm() -> ArmOut:
-        return _arm_out(ctx.set_armed(True, "web"))
+    async def arm() -> ArmOut:
+        return _arm_out(await ctx.change_arming(Arm))
 
     @app.post("/api/disarm", response_model=ArmOut, summary="Disarm: alerts off")
-    def disarm() -> ArmOut:
-        return _arm_out(ctx.set_armed(False, "web"))
+    async def disarm() -> ArmOut:
+        return _arm_out(await ctx.change_arming(Disarm))
 
     @app.post("/api/mute", response_model=ArmOut, summary="Mute alerts for a while")
-    def mute(body: MuteIn) -> ArmOut:
-        until = ctx.clock() + body.minutes * 60 if body.minutes else 0.0
-        return _arm_out(ctx.set_armed(ctx.arming.armed, "web", muted_until=until))
+    async def mute(body: MuteIn) -> ArmOut:
+        if not body.minutes:
+            return _arm_out(await ctx.change_arming(Unmute))
+        return _arm_out(await ctx.change_arming(Mute, until=ctx.clock() + body.minutes * 60))
 
     @app.get("/api/config", summary="The effective config, secrets masked")
     def config() -> dict[str, Any]:

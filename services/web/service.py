@@ -8,7 +8,9 @@ Per camera (this one and each ``web.cameras`` entry of a hub) there are two
 subscribers: live frames (``latest_only``, subscribed only while someone
 watches) and everything else (heartbeats, motion, snapshots, recordings,
 state). Our own publisher (endpoint ``web``) sends the heartbeat each second
-and ``state/`` plus ``control/`` when the page arms or disarms.
+and one command (``Arm``, ``Disarm``, ``Mute``, ``Unmute``) when the page
+arms, disarms or mutes; notify applies it and the page shows the ``state/``
+notify then announces.
 
 Lifecycle. uvicorn owns SIGTERM/SIGINT while it serves and hands them back to
 the Worker's handler when it returns; open streams end within a second of
@@ -31,7 +33,7 @@ import zmq.asyncio
 from common.arming import Arming
 from common.bus import STATUS_ENDPOINTS, Message, Subscriber
 from common.config import SERVICES
-from common.messages import ArmState, Control, Frame, Heartbeat, VideoPacket
+from common.messages import ArmState, Frame, Header, Heartbeat, VideoPacket
 from common.worker import SetupError, Worker
 from services.web import auth
 from services.web.app import WebContext, create_app
@@ -73,7 +75,7 @@ class WebService(Worker):
         self.board = HealthBoard(expected)
         self.feed = EventFeed()
         self.ctx = WebContext(self.config, self.home, self.hub, self.board, self.feed,
-                              on_arm=self.announce_arm, clock=self.clock)
+                              send=self.send_command, clock=self.clock)
         self.frame_subs: dict[str, tuple[Subscriber, LiveChannel]] = {}
         self.video_subs: dict[str, tuple[Subscriber, H264Channel]] = {}
         self.event_subs: list[Subscriber] = []
@@ -121,18 +123,11 @@ class WebService(Worker):
                                                   server_key=key))
 
     # -- bus ---------------------------------------------------------------------------
-    def announce_arm(self, state: Arming) -> None:
-        """The page armed or disarmed: tell every service (state) and log the
-        command (control), on our own endpoint."""
-        if self.pub is None:
-            return
-        now = self.clock()
-        self.pub.publish(ArmState, ts=now, armed=state.armed, muted_until=state.muted_until,
-                         changed_by="web")
-        command = ("disarm" if not state.armed else
-                   "mute" if state.muted(now) else "arm")
-        self.pub.publish(Control, ts=now, target="*", command=command,
-                         args={"muted_until": state.muted_until}, source="web")
+    def send_command(self, cls: type[Header], **fields: Any) -> None:
+        """From a route, on the one asyncio loop the bus also runs on (a ZMQ
+        socket is not for two threads)."""
+        if self.pub is not None:
+            self.pub.publish(cls, ts=self.clock(), **fields)
 
     def handle(self, msg: Message) -> None:
         header = msg.header
@@ -152,10 +147,8 @@ class WebService(Worker):
         if isinstance(header, Heartbeat):
             self.board.heartbeat(header, self.clock())
             return
-        if isinstance(header, ArmState) and header.camera == self.camera and \
-                header.changed_by != "web":
-            self.ctx.arming = Arming(armed=header.armed, muted_until=header.muted_until,
-                                     changed_by=header.changed_by, changed_at=header.ts)
+        if isinstance(header, ArmState) and header.camera == self.camera:
+            self.ctx.arming = Arming.from_message(header)
         item = describe(header)
         if item is not None:
             self.feed.publish(item)

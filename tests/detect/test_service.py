@@ -128,7 +128,7 @@ def test_disarmed_watches_nothing_until_armed_again(service, trees: Sequence, tm
                                                     ) -> None:
     frames, _ir, out, _proc = service
     bus = Bus(parse_config({}), Home(tmp_path))
-    web = bus.publisher("web")
+    notify = bus.publisher("notify")  # the owner of the arm state
     lumas = list(iter_luma(trees))
 
     def walk_through() -> list:
@@ -140,11 +140,11 @@ def test_disarmed_watches_nothing_until_armed_again(service, trees: Sequence, tm
         return [m.header for m in got + out.recv(0.5) if isinstance(m.header, Motion)]
 
     try:
-        time.sleep(0.5)  # the web endpoint is new: let detect connect to it
-        web.publish(ArmState, ts=time.time(), armed=False, changed_by="web")
+        time.sleep(0.5)  # the notify endpoint is new: let detect connect to it
+        notify.publish(ArmState, ts=time.time(), armed=False, changed_by="web")
         out.recv(0.5)
         assert walk_through() == []
-        web.publish(ArmState, ts=time.time(), armed=True, changed_by="web")
+        notify.publish(ArmState, ts=time.time(), armed=True, changed_by="web")
         out.recv(0.5)
         for i in range(150, 200):  # a fresh background after re-arming
             frames.publish(Frame, [yuv(lumas[i])], ts=time.time(), width=160, height=120,

@@ -5,8 +5,9 @@ import random
 import pytest
 
 from common.config import ConfigError, parse_config
+from common.messages import CommandError, IrLight
 from services.ir import protocol as p
-from services.ir.controller import MAX_TRIES, CommandError, Controller
+from services.ir.controller import MAX_TRIES, Controller
 from services.ir.illuminator import IrSwitch
 from services.ir.servos import ServoBank, ServoError
 
@@ -148,18 +149,19 @@ def test_firmware_mode_hands_the_thresholds_to_the_device():
 def test_manual_ir_commands_override_and_auto_restores():
     ctl = Controller(_ir(), armed=True)
     _ack_all(ctl, ctl.outgoing(0.0))
-    ctl.set_ir({"mode": "on"})
+    ctl.set_ir("on", 0.0)
     assert ctl.outgoing(1.0) == ["IR 255"]
-    ctl.set_ir({"level": 0.5})
+    ctl.set_ir("level", 0.5)
     assert ctl.outgoing(2.0) == ["IR 128"]
     ctl.receive(p.Report(100, 128))  # dark, but the override holds
     assert ctl.targets["IR"] == "IR 128"
-    ctl.set_ir({"mode": "auto"})
+    ctl.set_ir("auto", 0.0)
     ctl.receive(p.Report(100, 128))
     assert ctl.targets["IR"] == "IR 255"
-    for bad in ({"level": 2}, {"mode": "blink"}, {"mode": "on", "speed": 1}, {"level": True}):
+    # the command itself refuses nonsense, before it reaches the controller
+    for mode, level in (("level", 2.0), ("blink", 0.0), ("level", float("nan"))):
         with pytest.raises(CommandError):
-            ctl.set_ir(bad)
+            IrLight(camera="c", seq=0, ts=0.0, source="t", mode=mode, level=level)
 
 
 @pytest.mark.parametrize("raw, message", [

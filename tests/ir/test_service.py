@@ -6,13 +6,22 @@ import threading
 import time
 from contextlib import contextmanager
 
+import msgpack
 import pytest
 import zmq
 
 from common.arming import Arming, ArmingStore
 from common.bus import Bus
 from common.config import parse_config
-from common.messages import ArmState, Brightness, Control, Heartbeat
+from common.messages import (
+    PROTOCOL_VERSION,
+    ArmState,
+    Brightness,
+    Forget,
+    Heartbeat,
+    IrLight,
+    Rotate,
+)
 from services.ir.service import IrService
 from services.ir.simulator import SimulatedDevice
 
@@ -57,9 +66,8 @@ class Harness:
         hb = self.heartbeats[-1].counters if self.heartbeats else None
         raise AssertionError(f"timed out waiting for {what}; last heartbeat {hb}")
 
-    def control(self, command, args, pub=None, target="ir"):
-        (pub or self.web).publish(Control, ts=time.time(), target=target, command=command,
-                                  args=args, source="test")
+    def control(self, cls, pub=None, **fields):
+        (pub or self.web).publish(cls, ts=time.time(), source="test", **fields)
 
     def last_hb(self):
         return self.heartbeats[-1].counters if self.heartbeats else {}
@@ -125,17 +133,17 @@ def test_arming_moves_the_cover_and_the_start_state_comes_from_the_store(home):
         h.until(lambda: h.device.servos.get(3) == 10, what="cover at angle_off at start")
         arm = lambda: h.notify.publish(ArmState, ts=time.time(), armed=True, changed_by="t")
         h.until(lambda: h.device.servos.get(3) == 90, resend=arm, what="cover at angle_on")
-        disarm = lambda: h.web.publish(ArmState, ts=time.time(), armed=False, changed_by="t")
+        disarm = lambda: h.notify.publish(ArmState, ts=time.time(), armed=False, changed_by="t")
         h.until(lambda: h.device.servos.get(3) == 10, resend=disarm, what="cover closed")
         assert 5 not in h.device.servos  # pan/tilt do not follow arming
 
 
 def test_rotate_moves_pan_and_tilt_and_out_of_range_is_refused(home):
     with running(home) as h:
-        rotate = lambda: h.control("rotate", {"pan": 30, "tilt": 20}, pub=h.notify)
+        rotate = lambda: h.control(Rotate, pub=h.notify, angles={"pan": 30, "tilt": 20})
         h.until(lambda: h.device.servos.get(5) == 30 and h.device.servos.get(6) == 20,
                 resend=rotate, what="pan 30 tilt 20")
-        h.control("rotate", {"pan": 200})
+        h.control(Rotate, angles={"pan": 200})
         h.until(lambda: h.last_hb().get("refused", 0) >= 1,
                 what="refusal in the heartbeat")
         hb = h.last_hb()
@@ -143,23 +151,24 @@ def test_rotate_moves_pan_and_tilt_and_out_of_range_is_refused(home):
         assert hb["errors"] >= 1
         time.sleep(0.2)
         assert h.device.servos[5] == 30 and "SERVO 5 200" not in h.device.received
-        # broadcasts for other services and commands for others are ignored
-        h.control("snapshot", {}, target="*")
-        h.control("rotate", {"pan": 10}, target="capture")
-        time.sleep(0.3)
-        h.pump()
+        # commands for other services are not even received; a malformed
+        # rotate is counted as malformed and dropped, never acted on
+        h.control(Forget, path="/r/x.mp4")
+        bad = {"v": PROTOCOL_VERSION, "camera": "cam1", "seq": 0, "ts": time.time(),
+               "source": "test", "angles": {"pan": "thirty"}}
+        h.web._socket.send_multipart([Rotate.TOPIC, msgpack.packb(bad)])
+        h.until(lambda: h.last_hb().get("malformed", 0) >= 1, what="malformed rotate counted")
         assert h.last_hb()["refused"] == hb["refused"] and h.device.servos[5] == 30
 
 
 def test_ir_control_commands(home):
     with running(home) as h:
-        h.until(lambda: h.device.ir_pwm == 255, resend=lambda: h.control("ir", {"mode": "on"}),
+        h.until(lambda: h.device.ir_pwm == 255, resend=lambda: h.control(IrLight, mode="on", level=0.0),
                 what="IR forced on")
         h.until(lambda: h.brightness[-1].ir_level == 1.0, what="ir_level published")
-        h.control("ir", {"level": 7})
-        h.until(lambda: "out of range 0..1" in h.last_hb().get("last_error", ""),
-                what="bad level refused")
-        h.until(lambda: h.device.ir_pwm == 0, resend=lambda: h.control("ir", {"mode": "auto"}),
+        h.control(IrLight, mode="level", level=0.25)
+        h.until(lambda: abs(h.brightness[-1].ir_level - 0.25) < 0.01, what="a fixed level")
+        h.until(lambda: h.device.ir_pwm == 0, resend=lambda: h.control(IrLight, mode="auto", level=0.0),
                 what="back to automatic (bright room: off)")
 
 
@@ -213,8 +222,9 @@ def test_disabled_service_idles(home):
     service.request_stop()
     thread.join(5)
     bus.close()
-    assert [m.header.counters["enabled"] for m in got if isinstance(m.header, Heartbeat)] == [
-        False] or all(isinstance(m.header, Heartbeat) for m in got)
+    beats = [m.header for m in got if isinstance(m.header, Heartbeat)]
+    assert beats, "no heartbeat from a disabled ir service"
+    assert all(b.counters["enabled"] is False for b in beats)
     assert not any(isinstance(m.header, Brightness) for m in got)
 
 

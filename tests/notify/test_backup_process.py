@@ -15,7 +15,7 @@ import pytest
 
 from common.bus import Bus
 from common.config import parse_config
-from common.messages import Control, Heartbeat, Recording
+from common.messages import Forget, Heartbeat, Recording
 from common.paths import Home
 from tests.notify.conftest import backup_section, wait_until
 from tests.notify.peers import SshServer
@@ -136,8 +136,7 @@ def test_a_clip_deleted_after_its_backup_leaves_the_recorders_catalogue(
                        "record to forget the uploaded clip")
             # A forget for a clip whose file is still here is refused.
             for _ in range(10):
-                web.publish(Control, ts=time.time(), target="record", command="forget",
-                            args={"path": str(kept)}, source="web")
+                web.publish(Forget, ts=time.time(), path=str(kept), source="web")
                 time.sleep(0.1)
             assert cat.clip_by_path(kept) is not None and kept.exists()
     finally:

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from services.notify.commands import Command, CommandError, label_data, parse_command, parse_label
+from services.notify.commands import (
+    ChatCommand,
+    CommandError,
+    label_data,
+    parse_command,
+    parse_label,
+)
 
 
 def test_commands_parse() -> None:
-    assert parse_command("/status") == Command("status")
-    assert parse_command("/arm@pisentry_bot") == Command("arm")
-    assert parse_command("/mute") == Command("mute", {"minutes": 60.0})
-    assert parse_command("/mute 15") == Command("mute", {"minutes": 15.0})
-    assert parse_command("/rotate 30 -20") == Command("rotate", {"pan": 30, "tilt": -20})
+    assert parse_command("/status") == ChatCommand("status")
+    assert parse_command("/arm@pisentry_bot") == ChatCommand("arm")
+    assert parse_command("/mute") == ChatCommand("mute", minutes=60.0)
+    assert parse_command("/mute 15") == ChatCommand("mute", minutes=15.0)
+    assert parse_command("/rotate 30 -20") == ChatCommand("rotate", pan=30, tilt=-20)
     assert parse_command("hello") is None
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import paho.mqtt.client as mqtt
 
 from common.arming import ArmingStore
-from common.messages import ArmState, Motion, Recording, Snapshot
+from common.messages import ArmState, Disarm, Motion, Recording, Snapshot
 from tests.notify.conftest import Harness, jpeg, wait_until
 from tests.notify.peers import Mosquitto
 
@@ -96,7 +96,7 @@ def test_arming_from_the_web_reaches_mqtt(mosquitto: Mosquitto,
     ha = Listener(mosquitto.port)
     try:
         wait_until(lambda: ha.on("pisentry/cam1/armed"), 5, "armed state")
-        h.web.publish(ArmState, ts=time.time(), armed=False, changed_by="web")
+        h.web.publish(Disarm, ts=time.time(), source="web")
         wait_until(lambda: ha.on("pisentry/cam1/armed")[-1] == b"OFF", 5, "armed OFF")
     finally:
         ha.stop()

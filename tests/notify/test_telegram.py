@@ -16,7 +16,7 @@ import pytest
 
 from common.arming import ArmingStore
 from common.logs import setup_logging
-from common.messages import ArmState, Control, LiveFrame, Motion, Recording, Snapshot
+from common.messages import ArmState, LiveFrame, Motion, Notice, Recording, Rotate, Snapshot
 from services.record.catalogue import Catalogue
 from tests.notify.conftest import CHAT, TOKEN, Harness, jpeg, telegram_section, wait_until
 from tests.notify.fake_telegram import FakeTelegram
@@ -79,8 +79,8 @@ def test_commands_drive_arming_the_bus_and_clips(telegram: FakeTelegram,
     h.wait_output(lambda m: isinstance(m.header, ArmState) and m.header.muted_until == 0
                   and m.header.changed_by.startswith("telegram"))
     telegram.push_message(CHAT, "/rotate 30 20")
-    rotate = h.wait_output(lambda m: isinstance(m.header, Control) and m.header.target == "ir")
-    assert rotate.header.command == "rotate" and rotate.header.args == {"pan": 30, "tilt": 20}
+    rotate = h.wait_output(lambda m: isinstance(m.header, Rotate))
+    assert rotate.header.angles == {"pan": 30, "tilt": 20}
     telegram.push_message(CHAT, "/status")
     telegram.push_message(CHAT, "/rotate 30")
     texts = [c.fields["text"] for c in telegram.wait_for("sendMessage", 7)]
@@ -208,10 +208,8 @@ def test_a_notice_from_record_reaches_the_chat(telegram: FakeTelegram,
                                                harness_factory: Callable[..., Harness]) -> None:
     """The recorder had to delete clips not yet backed up: the owner is told."""
     h = harness_factory({"telegram": telegram_section(telegram)})
-    h.record.publish(Control, ts=time.time(), target="notify", command="notice",
-                     args={"kind": "storage", "text": "disk full: deleted 2 clips not yet "
-                                                      "backed up", "deleted": ["a", "b"]},
-                     source="record")
+    h.record.publish(Notice, ts=time.time(), kind="storage",
+                     text="disk full: deleted 2 clips not yet backed up", source="record")
     sent = telegram.wait_for("sendMessage")
     assert "deleted 2 clips not yet backed up" in sent[0].fields["text"]
     assert sent[0].fields["chat_id"] == str(CHAT)

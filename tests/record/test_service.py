@@ -49,6 +49,32 @@ def wait_for(sub, pred, timeout: float):
     raise AssertionError("timed out waiting for a message")
 
 
+@pytest.mark.timeout(60)
+def test_packets_it_drops_itself_show_in_its_heartbeat(tmp_path):
+    """A video packet without its access unit is dropped by record, not by the
+    bus: its heartbeat must still count it under ``dropped``."""
+    home = Home(tmp_path / "home").ensure()
+    cfg_file = tmp_path / "pisentry.toml"
+    cfg_file.write_text(CONFIG)
+    bus = Bus(parse_config({}), home)
+    video = bus.publisher("video")
+    out = bus.subscriber(["record"], [Heartbeat.TOPIC])
+    proc = start_recorder(home, cfg_file, tmp_path / "record.log")
+    try:
+        wait_for(out, lambda h: isinstance(h, Heartbeat), 20)
+        for _ in range(5):
+            video.publish(VideoPacket, ts=time.time(), pts=0, keyframe=True, width=64,
+                          height=48, fps=10.0)
+            time.sleep(0.05)
+        beat = wait_for(out, lambda h: isinstance(h, Heartbeat) and h.counters["dropped"] >= 5,
+                        5)
+        assert beat.counters["in"] >= 5 and beat.counters["malformed"] == 0
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        bus.close()
+
+
 @pytest.mark.timeout(90)
 def test_kill9_mid_event_then_recover(tmp_path):
     home = Home(tmp_path / "home").ensure()

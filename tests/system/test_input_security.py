@@ -33,12 +33,15 @@ from common.config import ConfigError, load_config, parse_config
 from common.messages import (
     ArmState,
     Brightness,
-    Control,
+    Forget,
     Frame,
     Heartbeat,
     LiveFrame,
     Motion,
+    Mute,
+    Notice,
     Recording,
+    Rotate,
     Snapshot,
     VideoPacket,
     encode,
@@ -56,7 +59,9 @@ SAMPLES = [
     Motion("cam1", 1, 1.0, "fz", "update", [[0.1, 0.1, 0.2, 0.2]], 0.1, 0.5),
     Snapshot("cam1", 1, 1.0, "fz", "event", 320, 240),
     Recording("cam1", 1, 1.0, "finished", "/nonexistent/fz.mp4", 1.0, 2.0, 1.0, 10),
-    Brightness("cam1", 1, 1.0, 0.5, 0.0), Control("cam1", 1, 1.0, "*", "fuzz", {"x": 1}),
+    Brightness("cam1", 1, 1.0, 0.5, 0.0), Mute("cam1", 1, 1.0, "web", 1.0),
+    Rotate("cam1", 1, 1.0, "notify", {"pan": 30}), Forget("cam1", 1, 1.0, "notify", "/r/x.mp4"),
+    Notice("cam1", 1, 1.0, "record", "storage", "disk full"),
     ArmState("cam1", 1, 1.0, True), Heartbeat("cam1", 1, 1.0, "fuzzer", 1, 1.0, "ok"),
 ]
 # Who binds which endpoints and what each carries: the fuzzer takes each
@@ -66,9 +71,9 @@ PRODUCERS = {"capture": ["frames", "video", "capture"], "detect": ["detect"],
              "record": ["record"], "notify": ["notify"], "ir": ["ir"], "web": ["web"]}
 CARRIES = {"frames": [Frame, LiveFrame], "video": [VideoPacket], "capture": [Heartbeat],
            "detect": [Motion, Snapshot, Heartbeat],
-           "record": [Recording, Snapshot, Control, Heartbeat],
-           "notify": [Control, ArmState, Heartbeat], "ir": [Brightness, Heartbeat],
-           "web": [ArmState, Control, Heartbeat]}
+           "record": [Recording, Snapshot, Notice, Heartbeat],
+           "notify": [Rotate, Forget, ArmState, Heartbeat], "ir": [Brightness, Heartbeat],
+           "web": [Mute, Heartbeat]}
 PER_TOPIC = 10_000  # over all the endpoints that carry it
 
 
@@ -187,9 +192,10 @@ def test_random_and_mutated_bus_messages_crash_nothing(system: System) -> None:
     assert not quiet, f"no malformed message counted by {quiet}: {malformed}"
     assert min(sent.values()) >= PER_TOPIC and len(sent) == len(SAMPLES), sent
     print(f"sent {sum(sent.values())} bad messages ({sent}); malformed counted: {malformed}")
-    # The fuzz may have disarmed the camera (a valid state/ message): arm again.
+    # The fuzz may have disarmed or muted the camera (valid messages): undo both.
     import httpx
     httpx.post(f"{system.base}/api/arm", headers=API_HEADERS, timeout=5)
+    httpx.post(f"{system.base}/api/mute", json={"minutes": 0}, headers=API_HEADERS, timeout=5)
 
 
 def test_serial_line_noise_crashes_nothing(system: System, device: SimulatedDevice) -> None:

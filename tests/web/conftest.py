@@ -1,5 +1,7 @@
 """Fixtures for the web tests: the real app on real state (catalogue, files,
-arming store), driven in-process; no bus needed at this level."""
+arming file), driven in-process; no bus at this level: the commands the app
+would send are collected in ``sent`` (tests/web/test_service.py runs web and
+notify on a real bus)."""
 
 from __future__ import annotations
 
@@ -7,13 +9,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from common.arming import Arming
 from common.config import Config, parse_config
 from common.paths import Home
 from services.record.catalogue import Catalogue
@@ -49,7 +51,7 @@ class WebEnv:
     ctx: WebContext
     client: TestClient
     catalogue: Catalogue
-    announced: list[Arming] = field(default_factory=list)
+    sent: list[tuple[type, dict[str, Any]]] = field(default_factory=list)
 
     def login(self, client: TestClient | None = None) -> TestClient:
         c = client or self.client
@@ -65,11 +67,12 @@ def build_env(home: Home, raw: dict | None = None) -> WebEnv:
     raw = raw or {"web": {"api_key": API_KEY}}
     config = parse_config(raw)
     auth.set_password(home, PASSWORD)
-    announced: list[Arming] = []
+    sent: list[tuple[type, dict[str, Any]]] = []
     ctx = WebContext(config, home, LiveHub(["cam1"]), HealthBoard({"cam1": ["capture"]}),
-                     on_arm=announced.append)
+                     send=lambda cls, **fields: sent.append((cls, fields)),
+                     arming_reply_seconds=0.2)
     cat = Catalogue(home.catalogue)
-    return WebEnv(home, config, ctx, TestClient(create_app(ctx)), cat, announced)
+    return WebEnv(home, config, ctx, TestClient(create_app(ctx)), cat, sent)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.testclient import WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
 
+from common.messages import Arm, Disarm, Mute, Unmute
 from common.paths import Home
 from services.record.catalogue import day_of
 from services.web import auth
@@ -141,25 +142,18 @@ def test_path_traversal_on_recordings_is_404(env: WebEnv, path: str) -> None:
     assert env.client.get("/media/2026/ev1.mp4", headers=env.keyed()).status_code == 200
 
 
-def test_arm_and_disarm_persist_and_announce(env: WebEnv) -> None:
-    h = env.keyed()
-    assert env.client.post("/api/disarm", headers=h).json()["armed"] is False
-    assert env.ctx.arming_store.load().armed is False
-    assert env.client.get("/api/status", headers=h).json()["armed"]["armed"] is False
-    assert env.client.post("/api/arm", headers=h).json()["armed"] is True
-    assert env.ctx.arming_store.load().armed is True
-    assert [a.armed for a in env.announced] == [False, True]
-    assert env.announced[-1].changed_by == "web"
-
-
-def test_mute_for_a_while_and_unmute(env: WebEnv) -> None:
+def test_arming_sends_one_command_each_and_waits_for_notify(env: WebEnv) -> None:
     h = env.keyed()
     before = time.time()
-    r = env.client.post("/api/mute", json={"minutes": 30}, headers=h).json()
-    assert r["armed"] is True and before + 1790 < r["muted_until"] < time.time() + 1810
-    assert env.ctx.arming_store.load().muted(time.time())
-    assert env.announced[-1].muted_until == r["muted_until"]
-    assert env.client.post("/api/mute", json={"minutes": 0}, headers=h).json()["muted_until"] == 0
+    for path, body in (("/api/disarm", None), ("/api/arm", None), ("/api/mute", {"minutes": 30}),
+                       ("/api/mute", {"minutes": 0})):
+        r = env.client.post(path, json=body, headers=h)
+        assert r.status_code == 503 and "notify" in r.json()["detail"]  # nobody answered
+    assert [cls for cls, _ in env.sent] == [Disarm, Arm, Mute, Unmute]
+    assert all(fields["source"] == "web" for _, fields in env.sent)
+    assert before + 1790 < env.sent[2][1]["until"] < time.time() + 1810
+    assert env.client.get("/api/arm", headers=h).json()["armed"] is True  # unchanged
+    assert not (env.home.state_dir / "arming.json").exists()  # notify's file, not ours
     assert env.client.post("/api/mute", json={"minutes": -1}, headers=h).status_code == 422
 
 

@@ -50,7 +50,7 @@ HAVE_DETECT = importlib.util.find_spec("services.detect.service") is not None
 def pipeline() -> Iterator[dict]:
     home = new_home()
     port = free_port()
-    services = ["capture", "record", "web"] + (["detect"] if HAVE_DETECT else [])
+    services = ["capture", "record", "notify", "web"] + (["detect"] if HAVE_DETECT else [])
     raw = {"general": {"services": services},
            # a 5 s walk, then long enough without one for a real detector's event to end
            "capture": {"width": 640, "height": 480, "fps": 10, "object_period": 10},

@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 
 import cv2
 import httpx
@@ -19,9 +20,9 @@ import numpy as np
 import pytest
 from websockets.sync.client import connect as ws_connect
 
-from common.bus import Bus
+from common.bus import Bus, Subscriber
 from common.config import Config, parse_config
-from common.messages import ArmState, Control, Heartbeat, LiveFrame, Motion
+from common.messages import ArmState, Disarm, Header, Heartbeat, LiveFrame, Motion
 from common.paths import Home
 from tests.support import pisentry_process
 from tests.web.conftest import API_KEY
@@ -84,16 +85,7 @@ def web(home: Home) -> Iterator[Running]:
     bus = Bus(config, home)
     with pisentry_process("web", home=home, config=raw) as proc:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 15
-        while True:
-            assert proc.poll() is None, (home.root / "web.out").read_text()
-            try:
-                if httpx.get(f"{base}/api/status", headers=H, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "web did not come up"
-            time.sleep(0.2)
+        wait_for_web(base, proc, home)
         yield Running(home, config, bus, base, proc)
     bus.close()
 
@@ -143,25 +135,92 @@ def test_live_mjpeg_encodes_once_and_not_without_viewers(web: Running) -> None:
         assert set(first_a) & set(first_b)  # the very same bytes went to both
 
 
-def test_heartbeat_and_arm_go_out_on_the_bus(web: Running) -> None:
-    sub = web.bus.subscriber(["web"], [b"heartbeat/", b"state/", b"control/"])
-    got: dict[bytes, object] = {}
-    deadline = time.monotonic() + 5
-    while b"heartbeat/" not in got and time.monotonic() < deadline:
-        for m in sub.recv(0.2):
-            got[m.topic] = m.header
-    hb = got[b"heartbeat/"]
-    assert isinstance(hb, Heartbeat) and hb.service == "web" and "encoded" in hb.counters
-    r = httpx.post(f"{web.base}/api/disarm", headers=H)
-    assert r.json()["armed"] is False
-    deadline = time.monotonic() + 5
-    while not {b"state/", b"control/"} <= set(got) and time.monotonic() < deadline:
-        for m in sub.recv(0.2):
-            got[m.topic] = m.header
-    state, control = got[b"state/"], got[b"control/"]
-    assert isinstance(state, ArmState) and state.armed is False and state.changed_by == "web"
-    assert isinstance(control, Control) and control.command == "disarm"
+def wait_for_web(base: str, proc: subprocess.Popen, home: Home) -> None:
+    deadline = time.monotonic() + 15
+    while True:
+        assert proc.poll() is None, (home.root / "web.out").read_text()
+        try:
+            if httpx.get(f"{base}/api/status", headers=H, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "web did not come up"
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def web_and_notify(home: Home) -> Iterator[Running]:
+    """web and notify as real processes: notify owns the arm state."""
+    port = free_port()
+    raw = {"general": {"services": ["web", "notify"]},
+           "web": {"port": port, "api_key": API_KEY}}
+    config = parse_config(raw)
+    bus = Bus(config, home)
+    with pisentry_process("notify", home=home, config=raw) as notify, \
+            pisentry_process("web", home=home, config=raw) as proc:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_web(base, proc, home)
+        # notify's subscription to web settles a moment after both are up: a
+        # command sent before that gets no answer (503) and is simply asked again
+        deadline = time.monotonic() + 15
+        while httpx.post(f"{base}/api/arm", headers=H, timeout=10).status_code != 200:
+            assert notify.poll() is None, (home.root / "notify.out").read_text()
+            assert time.monotonic() < deadline, "notify never confirmed an arm"
+        yield Running(home, config, bus, base, proc)
+    bus.close()
+
+
+def test_a_ten_minute_mute_from_the_page_is_ten_minutes_everywhere(
+        web_and_notify: Running) -> None:
+    web = web_and_notify
+    states = web.bus.subscriber(["notify"], [ArmState.TOPIC])
+    time.sleep(0.3)
+    asked = time.time()
+    r = httpx.post(f"{web.base}/api/mute", json={"minutes": 10}, headers=H, timeout=10)
+    assert r.status_code == 200, r.text
+    until = r.json()["muted_until"]
+    assert asked + 590 < until < asked + 610 and r.json()["changed_by"] == "web"
+    # what notify announces, what it saved, and what the page shows: the same 10 minutes
+    announced = wait_for(states, lambda h: isinstance(h, ArmState) and h.muted_until == until)
+    assert announced.armed is True
+    time.sleep(1.0)  # nothing re-applies the mute behind the page's back
+    saved = json.loads((web.home.state_dir / "arming.json").read_text())
+    assert saved["muted_until"] == until and saved["changed_by"] == "web"
+    assert httpx.get(f"{web.base}/api/arm", headers=H).json()["muted_until"] == until
+    assert httpx.post(f"{web.base}/api/mute", json={"minutes": 0}, headers=H,
+                      timeout=10).json()["muted_until"] == 0
+
+
+def test_disarm_is_one_command_from_web_and_the_state_comes_from_notify(
+        web_and_notify: Running) -> None:
+    web = web_and_notify
+    from_web = web.bus.subscriber(["web"], [b"control/", b"state/"])
+    from_notify = web.bus.subscriber(["notify"], [ArmState.TOPIC])
+    time.sleep(0.3)
+    r = httpx.post(f"{web.base}/api/disarm", headers=H, timeout=10)
+    assert r.status_code == 200 and r.json()["armed"] is False
+    state = wait_for(from_notify, lambda h: isinstance(h, ArmState) and not h.armed)
+    assert state.changed_by == "web"
+    time.sleep(0.5)
+    sent = [m.header for m in from_web.read()]
+    assert [type(h) for h in sent] == [Disarm] and sent[0].source == "web"
     assert json.loads((web.home.state_dir / "arming.json").read_text())["armed"] is False
+
+
+def test_arming_without_notify_says_so_and_changes_nothing(web: Running) -> None:
+    r = httpx.post(f"{web.base}/api/disarm", headers=H, timeout=10)
+    assert r.status_code == 503 and "notify" in r.json()["detail"]
+    assert httpx.get(f"{web.base}/api/arm", headers=H).json()["armed"] is True
+    assert not (web.home.state_dir / "arming.json").exists()
+
+
+def wait_for(sub: Subscriber, pred: Callable[[Header], bool], timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for m in sub.recv(0.1):
+            if pred(m.header):
+                return m.header
+    raise AssertionError("timed out waiting for a message")
 
 
 def test_follows_state_heartbeats_and_events_from_other_services(web: Running) -> None:
