@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from common.arming import apply
 from common.config import Config, parse_config
 from common.paths import Home
 from services.record.catalogue import Catalogue
@@ -63,14 +64,23 @@ class WebEnv:
         return {"X-API-Key": API_KEY}
 
 
-def build_env(home: Home, raw: dict | None = None) -> WebEnv:
+def build_env(home: Home, raw: dict | None = None, arming_owner: bool = False) -> WebEnv:
+    """The app on real state. ``arming_owner``: arming commands are answered
+    in-process by ``common.arming.apply``, the rule set notify runs (the fuzz
+    needs answers; the bus round trip itself is tested in test_service.py)."""
     raw = raw or {"web": {"api_key": API_KEY}}
     config = parse_config(raw)
     auth.set_password(home, PASSWORD)
     sent: list[tuple[type, dict[str, Any]]] = []
+
+    def send(cls: type, **fields: Any) -> None:
+        sent.append((cls, fields))
+        if arming_owner:
+            now = time.time()
+            ctx.arming = apply(ctx.arming, cls(camera="cam1", seq=0, ts=now, **fields), now)
+
     ctx = WebContext(config, home, LiveHub(["cam1"]), HealthBoard({"cam1": ["capture"]}),
-                     send=lambda cls, **fields: sent.append((cls, fields)),
-                     arming_reply_seconds=0.2)
+                     send=send, arming_reply_seconds=0.2)
     cat = Catalogue(home.catalogue)
     return WebEnv(home, config, ctx, TestClient(create_app(ctx)), cat, sent)
 

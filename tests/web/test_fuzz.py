@@ -21,7 +21,7 @@ from tests.support import new_home
 from tests.web.conftest import API_KEY, build_env, seed_event
 
 _home = new_home()
-_env = build_env(_home)
+_env = build_env(_home, arming_owner=True)
 seed_event(_env, "ev1", time.time() - 60)  # real rows, so lookups also hit found paths
 # An endless stream cannot finish inside one fuzz case; it has its own tests.
 schema = schemathesis.openapi.from_asgi("/openapi.json", _env.client.app,
