@@ -15,10 +15,13 @@ so any worker can restart alone. Names and who binds them:
     web      web       ``control/``, ``state/``, heartbeats
 
 Default endpoints are ``ipc://`` sockets in ``$PISENTRY_HOME/run`` (mode 0700,
-so only the user can connect). A ``tcp://`` endpoint always uses CURVE: the
-binding side is the CURVE server with this host's key pair; the connecting
-side must know the server's public key, and when ``authorized_clients`` is set
-only those client keys get through.
+so only the user can connect); a socket placed elsewhere is made 0600 itself,
+and an abstract name (``ipc://@name``, which any local user can open) is
+refused. A ``tcp://`` endpoint always uses CURVE: the binding side is the
+CURVE server with this host's key pair; the connecting side must know the
+server's public key, and only listed client keys get through: this host's
+own public key (a single-host setup) and ``authorized_clients``. A stranger's
+key pair gets nothing.
 
 Slow subscribers. The high-water mark is per socket, so raw frames and h264
 travel on separate sockets: raw frames with a tiny HWM, and a subscriber that
@@ -218,7 +221,7 @@ class Bus:
             raise ValueError(f"unknown endpoint {name!r}")
         override = self.config.bus.endpoints.get(name)
         if override:
-            return override
+            return _checked(override)
         return f"ipc://{self.home.run_dir / (name + '.sock')}"
 
     def publisher(self, name: str, hwm: int | None = None) -> Publisher:
@@ -239,6 +242,8 @@ class Bus:
         except zmq.ZMQError as exc:
             sock.close(linger=0)
             raise RuntimeError(f"cannot bind bus endpoint {name} at {url}: {exc}") from None
+        if url.startswith("ipc://"):
+            os.chmod(url[len("ipc://"):], 0o600)  # connecting needs write access to it
         pub = Publisher(sock, self.camera, url)
         self._sockets.append(pub)
         return pub
@@ -248,7 +253,7 @@ class Bus:
                    endpoints: Iterable[str] = (), server_key: str = "") -> Subscriber:
         """Connect a SUB socket to endpoints ``names`` (and raw ``endpoints``
         URLs, e.g. another camera's) for ``topics``."""
-        urls = [self.endpoint(n) for n in names] + list(endpoints)
+        urls = [self.endpoint(n) for n in names] + [_checked(u) for u in endpoints]
         if hwm is None:
             hwm = self.config.bus.frames_hwm if latest_only else self.config.bus.video_hwm
         sock = self.context.socket(zmq.SUB)
@@ -282,13 +287,15 @@ class Bus:
         if not (curve.public_key and secret):
             raise RuntimeError("bus.curve.public_key and bus.curve.secret_key are required for "
                                "tcp:// endpoints (make them with `pisentry keygen`)")
-        if curve.authorized_clients and self._authenticator is None:
-            # Its import brings asyncio (~6 MB per process); most buses never need it.
+        if self._authenticator is None:
+            # Without an authenticator CURVE lets any key pair in. Imported here:
+            # it brings asyncio (~6 MB per process), and ipc-only buses never need it.
             from zmq.auth.thread import ThreadAuthenticator
             self._authenticator = ThreadAuthenticator(self.context)
             self._authenticator.start()
             self._authenticator.configure_curve_callback(
-                "*", credentials_provider=_AllowList(curve.authorized_clients))
+                "*", credentials_provider=_AllowList([curve.public_key,
+                                                      *curve.authorized_clients]))
         sock.curve_server = True
         sock.curve_publickey = curve.public_key.encode()
         sock.curve_secretkey = secret.encode()
@@ -308,7 +315,17 @@ class Bus:
         sock.curve_secretkey = secret.encode()
 
 
+def _checked(url: str) -> str:
+    if url.startswith("ipc://@"):
+        raise RuntimeError(f"{url}: abstract ipc names are open to every local user; "
+                           "use a path (ipc:///PATH)")
+    return url
+
+
 def _prepare_ipc(url: str) -> None:
+    """Make the socket's folder, private, when it does not exist; a folder
+    that exists is someone's (/tmp, /run/user/...) and is left as it is."""
     path = Path(url[len("ipc://"):])
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
+    if not path.parent.is_dir():
+        path.parent.mkdir(mode=0o700, parents=True)
+        os.chmod(path.parent, 0o700)  # mkdir's mode is cut by the umask

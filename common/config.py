@@ -60,15 +60,22 @@ class CurveConfig(Section):
         "", description="Public key of the host whose tcp endpoints we connect to "
                         "(defaults to our own public_key: a single-host setup)")
     authorized_clients: list[str] = Field(
-        default_factory=list,
-        description="Client public keys allowed to connect; empty allows any client "
-                    "that knows the server key")
+        default_factory=list, max_length=64,
+        description="Public keys of other hosts allowed to connect to our tcp endpoints "
+                    "(this host's own public_key always is); any other key is refused")
 
     @field_validator("public_key", "server_public_key")
     @classmethod
     def _z85(cls, value: str) -> str:
         if value and len(value) != 40:
             raise ValueError("a Z85 CURVE key is 40 characters")
+        return value
+
+    @field_validator("authorized_clients")
+    @classmethod
+    def _z85_list(cls, value: list[str]) -> list[str]:
+        for key in value:
+            cls._z85(key)
         return value
 
 
@@ -93,6 +100,9 @@ class BusConfig(Section):
                 raise ValueError(f"unknown endpoint name {name!r}")
             if not re.match(r"^(ipc://.+|tcp://[^:]+:\d+)$", url):
                 raise ValueError(f"{name}: {url!r} is not ipc://PATH or tcp://HOST:PORT")
+            if url.startswith("ipc://@"):
+                raise ValueError(f"{name}: {url!r} is an abstract socket, open to every local "
+                                 "user; use a path")
         return value
 
 

@@ -401,13 +401,23 @@ def encode(header: Header) -> list[bytes]:
     return [cls.TOPIC, msgpack.packb(body, use_bin_type=True)]
 
 
+# Headers are small maps; these bound what a hostile one can make us allocate
+# (a 1 MB array of nils decoded to 73 MB of Python objects).
+MAX_HEADER_BYTES = 64 * 1024
+UNPACK_LIMITS = {"max_str_len": MAX_HEADER_BYTES, "max_bin_len": MAX_HEADER_BYTES,
+                 "max_array_len": 4096, "max_map_len": 256, "max_ext_len": 0}
+
+
 def decode(topic: bytes, raw_header: bytes | memoryview) -> Header:
     """The typed header of one message, or ``MessageError``."""
     cls = TOPICS.get(bytes(topic))
     if cls is None:
         raise MessageError("unknown-topic", repr(bytes(topic)[:40]))
+    if len(raw_header) > MAX_HEADER_BYTES:
+        raise MessageError("garbage", f"{cls.__name__} header of {len(raw_header)} bytes "
+                                      f"(at most {MAX_HEADER_BYTES})")
     try:
-        body = msgpack.unpackb(raw_header, raw=False, strict_map_key=True)
+        body = msgpack.unpackb(raw_header, raw=False, strict_map_key=True, **UNPACK_LIMITS)
     except Exception as exc:  # noqa: BLE001 - msgpack raises a zoo of types on garbage
         raise MessageError("garbage", f"{cls.__name__} header is not msgpack ({exc})") from None
     if not isinstance(body, dict):

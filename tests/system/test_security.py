@@ -21,10 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import msgpack
 import pytest
+import zmq
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
+from common.bus import Bus
+from common.config import parse_config
+from common.messages import Heartbeat
 from common.paths import Home
 from services.web import auth
 from tests.support import new_home, pisentry, pisentry_process
@@ -369,3 +374,69 @@ def test_a_500_carries_the_security_headers(home: Home) -> None:
     assert r.headers["content-security-policy"].startswith("default-src 'self'")
     assert r.headers["x-frame-options"] == "DENY"
     env.catalogue.close()
+
+
+# -- medium: tcp+CURVE let any key pair subscribe -----------------------------------------
+def _heartbeats_over_tcp(url: str, server_key: str, keys: tuple[str, str], seconds: float
+                         ) -> int:
+    home = new_home()
+    bus = Bus(parse_config({"bus": {"curve": {"public_key": keys[0], "secret_key": keys[1]}}}),
+              home)
+    try:
+        sub = bus.subscriber([], [Heartbeat.TOPIC], endpoints=[url], server_key=server_key)
+        got = 0
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            got += len(sub.recv(0.2))
+        return got
+    finally:
+        bus.close()
+        shutil.rmtree(home.root, ignore_errors=True)
+
+
+def test_tcp_endpoints_refuse_unlisted_client_keys(web_factory) -> None:  # type: ignore[no-untyped-def]
+    public, secret = (k.decode() for k in zmq.curve_keypair())
+    friend = tuple(k.decode() for k in zmq.curve_keypair())
+    stranger = tuple(k.decode() for k in zmq.curve_keypair())
+    for listed in ([], [friend[0]]):  # without authorized_clients, and with
+        url = f"tcp://127.0.0.1:{free_port()}"
+        web_factory(extra={"bus": {"endpoints": {"web": url}, "curve": {
+            "public_key": public, "secret_key": secret, "authorized_clients": listed}}})
+        assert _heartbeats_over_tcp(url, public, stranger, 3) == 0  # type: ignore[arg-type]
+        assert _heartbeats_over_tcp(url, public, (public, secret), 3) > 0  # this host itself
+        if listed:
+            assert _heartbeats_over_tcp(url, public, friend, 3) > 0  # type: ignore[arg-type]
+
+
+# -- low: abstract ipc names; a folder chmodded that pisentry did not create --------------
+def test_abstract_ipc_refused_and_foreign_folders_left_alone(web_factory, home: Home) -> None:  # type: ignore[no-untyped-def]
+    cfg = home.root / "abstract.toml"
+    cfg.write_text('[bus.endpoints]\ndetect = "ipc://@pisentry-detect"\n')
+    r = pisentry("check-config", str(cfg), home=home)
+    assert r.returncode == 2 and "abstract" in r.stderr
+    shared = home.root / "shared"
+    shared.mkdir()
+    shared.chmod(0o755)
+    web_factory(extra={"bus": {"endpoints": {"web": f"ipc://{shared}/web.sock"}}})
+    assert shared.stat().st_mode & 0o777 == 0o755  # not ours to change
+    assert (shared / "web.sock").stat().st_mode & 0o077 == 0  # but the socket is private
+
+
+# -- low: msgpack headers unbounded --------------------------------------------------------
+def test_a_huge_bus_header_is_dropped_without_memory(web: Web) -> None:
+    bus = Bus(parse_config({}), web.home)
+    try:
+        pub = bus.publisher("capture")  # web follows capture's heartbeats
+        time.sleep(1.0)  # web's subscriber connects
+        _, peak_before = web.memory()
+        huge = msgpack.packb({"v": 1, "camera": "cam1", "seq": 1, "ts": 1.0,
+                              "service": [{}] * MB})  # 1 MB, 73 MB as objects
+        for _ in range(5):
+            pub._socket.send_multipart([Heartbeat.TOPIC, huge])
+            time.sleep(0.3)
+        _, peak_after = web.memory()
+    finally:
+        bus.close()
+    assert peak_after - peak_before < 20 * MB, (peak_before, peak_after)
+    assert httpx.get(f"{web.base}/api/status", headers=H, timeout=5).status_code == 200
+    assert "dropped malformed bus message" in web.log()
