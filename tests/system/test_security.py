@@ -89,18 +89,25 @@ def web_factory() -> Iterator[object]:
     homes: list[Home] = []
 
     def start(home: Home | None = None, web: dict | None = None,
-              extra: dict | None = None) -> Web:
+              extra: dict | None = None, notify: bool = False) -> Web:
+        """``notify``: with the notify service, which owns the arm state (web
+        answers an arm or disarm only once notify has applied it)."""
         if home is None:
             home = new_home()
             homes.append(home)
             auth.set_password(home, PASSWORD)
         port = free_port()
-        raw = {"general": {"services": ["web"]},
+        raw = {"general": {"services": ["web", "notify"] if notify else ["web"]},
                "web": {"port": port, "api_key": API_KEY, **(web or {})}, **(extra or {})}
-        cm = pisentry_process("web", home=home, config=raw)
-        proc = cm.__enter__()
-        started.append(cm)
-        wait_serving(f"http://127.0.0.1:{port}", proc, home)
+        for service in ("notify", "web") if notify else ("web",):
+            cm = pisentry_process(service, home=home, config=raw)
+            proc = cm.__enter__()
+            started.append(cm)
+        base = f"http://127.0.0.1:{port}"
+        wait_serving(base, proc, home)
+        deadline = time.monotonic() + 15
+        while notify and httpx.post(f"{base}/api/arm", headers=H, timeout=10).status_code != 200:
+            assert time.monotonic() < deadline, "notify never confirmed an arm"
         return Web(home, port, proc, raw)
 
     yield start
@@ -215,7 +222,8 @@ def test_x_forwarded_for_is_not_believed_without_a_proxy(web: Web) -> None:
 
 
 # -- medium: cross-site requests ---------------------------------------------------------
-def test_cross_site_posts_and_websockets_are_refused(web: Web) -> None:
+def test_cross_site_posts_and_websockets_are_refused(web_factory) -> None:  # type: ignore[no-untyped-def]
+    web = web_factory(notify=True)
     c = login(web.base)
     assert c.post("/api/arm").status_code == 200  # no browser headers: a script
     for headers in ({"Origin": "http://evil.example"},
@@ -252,9 +260,10 @@ fetch("http://127.0.0.1:{port}/api/disarm", {{method: "POST", mode: "no-cors",
 
 
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="/usr/bin/chromium is absent")
-def test_a_page_on_another_port_cannot_disarm_or_listen(web: Web) -> None:
+def test_a_page_on_another_port_cannot_disarm_or_listen(web_factory) -> None:  # type: ignore[no-untyped-def]
     from tests.web.test_browser import chromium
 
+    web = web_factory(notify=True)
     page_dir = web.home.root / "evil"
     page_dir.mkdir()
     (page_dir / "index.html").write_text(EVIL_PAGE.format(port=web.port))
