@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 from common.cli import add_config_arg, load_from_args, run_worker
@@ -23,14 +24,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from services.record.catalogue import Catalogue, CatalogueError
     from services.record.export import ExportError, export_day
 
-    _, home = load_from_args(args)
+    config, home = load_from_args(args)
+    storage = Path(config.record.storage_dir).expanduser() if config.record.storage_dir \
+        else home.recordings_dir
     try:
         cat = Catalogue(home.catalogue, readonly=True)
     except CatalogueError as exc:
         print(f"pisentry export: {exc}", file=sys.stderr)
         return 2
     try:
-        result = export_day(cat, args.day, args.out, camera=args.camera,
+        result = export_day(cat, args.day, args.out, storage, camera=args.camera,
                             progress=not args.quiet)
     except ExportError as exc:
         print(f"pisentry export: {exc}", file=sys.stderr)

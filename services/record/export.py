@@ -20,6 +20,7 @@ import av
 from tqdm import tqdm
 
 from services.record.catalogue import Catalogue, ClipRow
+from services.record.naming import within
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,12 @@ def day_clips(cat: Catalogue, day: str, camera: str | None = None) -> list[ClipR
                   key=lambda c: c.start)
 
 
-def export_day(cat: Catalogue, day: str, out: str | Path, camera: str | None = None,
-               progress: bool = True) -> ExportResult:
-    clips = [c for c in day_clips(cat, day, camera) if Path(c.path).exists()]
+def export_day(cat: Catalogue, day: str, out: str | Path, storage: Path,
+               camera: str | None = None, progress: bool = True) -> ExportResult:
+    """Only clips inside ``storage`` are read: a symlink planted in the
+    recordings folder would otherwise copy whatever it points at."""
+    clips = [c for c in day_clips(cat, day, camera)
+             if Path(c.path).exists() and within(Path(c.path), storage)]
     if not clips:
         who = f" of camera {camera}" if camera else ""
         raise ExportError(f"no event clips{who} on {day}")

@@ -137,9 +137,13 @@ def truncate_to_complete(path: Path) -> tuple[int, int]:
     old = path.stat().st_size
     new = complete_prefix(path)
     if new < old:
-        with open(path, "r+b") as fh:
-            fh.truncate(new)
-            os.fsync(fh.fileno())
+        # O_NOFOLLOW: a symlink swapped in for the clip is refused, not truncated.
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+        try:
+            os.ftruncate(fd, new)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     return old, new
 
 

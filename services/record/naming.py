@@ -16,6 +16,18 @@ EVENT_STAMP = "%Y%m%d-%H%M%S"
 CONTINUOUS_STAMP = "%Y%m%d-%H%M"
 
 
+def within(path: Path, root: Path) -> bool:
+    """``path`` is one of our files: not a symlink, and inside ``root`` once
+    every link among its folders is followed (``root`` itself may be a link,
+    to a USB disk). Recovery, retention and export touch nothing else, so a
+    link planted in the recordings folder cannot point them at a file
+    elsewhere."""
+    try:
+        return not path.is_symlink() and path.resolve().is_relative_to(root.resolve())
+    except (OSError, ValueError, RuntimeError):  # a loop, a NUL
+        return False
+
+
 def day_dir(root: Path, ts: float) -> Path:
     return root / time.strftime("%Y/%m/%d", time.localtime(ts))
 

@@ -10,7 +10,9 @@
 * A catalogue row whose file is gone (deleted by hand) is dropped, so the
   catalogue agrees with the disk.
 
-Files with no complete fragment hold no video and are removed.
+Files with no complete fragment hold no video and are removed. Only files
+inside the storage (or staging) folder are touched: a symlink is left alone,
+whatever it points at (``naming.within``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from services.record.catalogue import Catalogue
 from services.record.fmp4 import probe, truncate_to_complete
-from services.record.naming import day_dir
+from services.record.naming import day_dir, within
 from services.record.recorder import ClipNote
 
 log = logging.getLogger(__name__)
@@ -44,12 +46,16 @@ def _from_name(path: Path) -> tuple[str, float, str] | None:
 
 def _finish(path: Path, start: float, storage: Path, staging: Path | None
             ) -> tuple[Path, float, int, int] | None:
-    """Truncate, move out of staging, probe: (final path, duration, size, frames)."""
+    """Truncate, move out of staging, probe: (final path, duration, size, frames);
+    None when there is nothing to keep, or ``path`` is not ours to touch."""
+    if not (within(path, storage) or (staging is not None and within(path, staging))):
+        log.warning("not recovering %s: a symlink, or outside the storage folder", path)
+        return None
     old, new = truncate_to_complete(path)
     if old != new:
         log.warning("recovered %s: cut a torn tail of %d bytes", path, old - new)
     info = probe(path, decode=False)
-    if info.frames == 0:
+    if info.frames == 0:  # ours (checked above): safe to remove
         log.warning("removing %s: no complete fragment (%s)", path, info.error)
         path.unlink(missing_ok=True)
         return None

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from services.record.catalogue import Catalogue
+from services.record.naming import within
 
 if TYPE_CHECKING:
     from common.config import RetentionConfig
@@ -165,7 +166,12 @@ class RetentionKeeper:
     def _delete(self, item: Item) -> None:
         path = Path(item.path)
         try:
-            path.unlink(missing_ok=True)
+            # unlink never follows the last link, but a linked folder would lead
+            # it out of the storage folder: then only the row goes.
+            if within(path.parent, self.storage):
+                path.unlink(missing_ok=True)
+            else:
+                log.warning("not deleting %s: outside the storage folder", path)
         except OSError as exc:
             log.error("cannot delete %s: %s", path, exc)
             return

@@ -14,6 +14,7 @@ import json
 import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -449,3 +450,59 @@ def test_a_huge_bus_header_is_dropped_without_memory(web: Web) -> None:
     assert peak_after - peak_before < 20 * MB, (peak_before, peak_after)
     assert httpx.get(f"{web.base}/api/status", headers=H, timeout=5).status_code == 200
     assert "dropped malformed bus message" in web.log()
+
+
+# -- medium: hooks inherited every secret in the environment -------------------------------
+def test_hooks_see_none_of_the_secrets(home: Home) -> None:
+    from tests.notify.test_hooks import SECRETS, hook_environment
+
+    secrets = {**SECRETS, "PISENTRY_WEB_API_KEY": API_KEY}
+    seen = hook_environment(home, secrets)
+    assert seen["PISENTRY_EVENT"] == "env-dump"  # the hook ran, with its event
+    dumped = "\n".join(f"{k}={v}" for k, v in seen.items())
+    assert not [v for v in secrets.values() if v in dumped]
+
+
+# -- medium: recovery (and retention, export) followed symlinks ---------------------------
+def test_record_touches_nothing_a_symlink_points_at(home: Home) -> None:
+    from services.record.catalogue import Catalogue
+    from tests.web.conftest import make_mp4
+
+    outside = Path(tempfile.mkdtemp(prefix="ps-outside-"))
+    try:
+        secret = outside / "secret.db"
+        secret.write_bytes(b"the neighbour's data, not an mp4\n" * 100)
+        victim = make_mp4(outside / "victim.mp4")
+        victim_size = victim.stat().st_size
+        rec = home.recordings_dir
+        # 1. a clip-named link, as if record died writing it (recovery cuts torn tails)
+        (rec / "cam1-20260101-120000.mp4").symlink_to(secret)
+        cat = Catalogue(home.catalogue)
+        (rec / "cam1-20260101-120500.mp4").symlink_to(secret)
+        cat.add_clip(rec / "cam1-20260101-120500.mp4", "cam1", time.time() - 60, "event")
+        # 2. an old clip in a linked day folder (retention deletes old clips)
+        (rec / "2020").symlink_to(outside)
+        old = time.time() - 400 * 86400
+        cat.add_clip(rec / "2020" / "victim.mp4", "cam1", old, "event")
+        cat.finish_clip(rec / "2020" / "victim.mp4", end=old + 2, duration=2, size=victim_size,
+                        frames=20)
+        cat.close()
+        with pisentry_process("record", home=home, config={"general": {"services": ["record"]}}
+                              ) as proc:
+            time.sleep(4)  # recovery at start, then the first retention pass
+            assert proc.poll() is None, (home.root / "record.out").read_text()
+        assert secret.read_bytes() == b"the neighbour's data, not an mp4\n" * 100
+        assert victim.stat().st_size == victim_size
+        # 3. export reads only clips inside the storage folder
+        day = time.strftime("%Y-%m-%d")
+        link = rec / "2026" / "cam1-link.mp4"
+        link.parent.mkdir()
+        link.symlink_to(victim)
+        cat = Catalogue(home.catalogue)
+        cat.add_clip(link, "cam1", time.time() - 30, "event")
+        cat.finish_clip(link, end=time.time() - 28, duration=2, size=victim_size, frames=20)
+        cat.close()
+        r = pisentry("export", "--day", day, str(home.root / "out.mp4"), home=home, timeout=60)
+        assert r.returncode == 1 and "no event clips" in r.stderr, r.stdout + r.stderr
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
