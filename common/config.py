@@ -506,6 +506,29 @@ class WebConfig(Section):
         return value
 
 
+class HealthConfig(Section):
+    """The Pi's own health, checked by notify and shown on the health page."""
+
+    throttled_path: str = Field(
+        "/sys/devices/platform/soc/soc:firmware/get_throttled",
+        description="The firmware's throttled flags in hex (what `vcgencmd get_throttled` "
+                    "reports); absent off a Pi")
+    thermal_path: str = Field("/sys/class/thermal/thermal_zone0/temp",
+                              description="CPU temperature in millidegrees C")
+    meminfo_path: str = Field("/proc/meminfo", description="MemTotal and MemAvailable")
+    check_seconds: float = Field(5.0, ge=1, le=3600, description="How often notify checks")
+    temperature_alert_c: float = Field(80.0, ge=0, le=150,
+                                       description="Alert at this CPU temperature (0: never)")
+    disk_free_alert_mb: float = Field(
+        200.0, ge=0, le=10_000_000, description="Alert when the recordings disk has less "
+                                                "free (0: never)")
+    memory_alert_mb: float = Field(30.0, ge=0, le=1_000_000,
+                                   description="Alert when less memory is available (0: never)")
+    watch_timeout_seconds: float = Field(
+        10.0, ge=2, le=3600, description="A hub alerts when a camera of web.cameras sends no "
+                                         "heartbeat for this long")
+
+
 class Config(Section):
     general: GeneralConfig = Field(default_factory=GeneralConfig)
     bus: BusConfig = Field(default_factory=BusConfig)
@@ -515,6 +538,7 @@ class Config(Section):
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     ir: IrConfig = Field(default_factory=IrConfig)
     web: WebConfig = Field(default_factory=WebConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
 
 
 # Environment variables that override secrets in the file.

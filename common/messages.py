@@ -286,11 +286,15 @@ class Label(Command):
 @dataclass(frozen=True, slots=True)
 class Notice(Command):
     """Something the owner must hear about even when muted (to notify), e.g.
-    ``kind`` ``storage``: clips deleted before their upload."""
+    ``kind`` ``storage``: clips deleted before their upload; ``health``: the
+    Pi under-powered or hot; ``watch``: a camera gone silent. ``all_clear``
+    says that an earlier notice of the same kind is over (its ``text`` says
+    which), so every alert about a condition has one all-clear."""
 
     TOPIC: ClassVar[bytes] = b"control/notice/"
     kind: str
     text: str
+    all_clear: bool = False
 
     def __post_init__(self) -> None:
         if not self.text:

@@ -47,6 +47,8 @@ from common.messages import (
     Unmute,
 )
 from common.paths import Home, write_json_atomically
+from common.pihealth import Problems, read_health
+from common.watch import Gone, Watch
 from common.worker import SetupError, Worker
 from services.notify.alerts import AlertOut, AlertPolicy
 from services.notify.commands import (
@@ -103,7 +105,14 @@ class NotifyService(Worker):
         self.last_event_ts = 0.0
         self._next_state = 0.0
         self._next_presence = 0.0
-        self.counters.update({"mail_sent": 0, "mail_failed": 0, "clips_sent": 0})
+        self.counters.update({"mail_sent": 0, "mail_failed": 0, "clips_sent": 0,
+                              "notices": 0})
+        self.problems = Problems(config.health)
+        self._next_health = 0.0
+        # A hub watches the cameras it shows: silence of one is told here.
+        hub = config.web.cameras
+        self.watch = (Watch(config.health.watch_timeout_seconds, self.clock(),
+                            expected=tuple(c.name for c in hub)) if hub else None)
 
     # -- lifecycle -------------------------------------------------------------------
     def setup(self) -> None:
@@ -114,6 +123,11 @@ class NotifyService(Worker):
         # web arms, disarms and mutes; record sends a Notice when it had to
         # delete clips still waiting for upload
         self.subscribe(["web", "record"], [COMMAND_PREFIX])
+        for cam in self.config.web.cameras:
+            urls = [u for n, u in cam.endpoints.items() if n not in ("frames", "video")]
+            if urls:
+                self.subscribe([], [Heartbeat.TOPIC, Snapshot.TOPIC], endpoints=urls,
+                               server_key=cam.server_public_key)
         if cfg.telegram.enabled:
             from services.notify.telegram_link import TelegramLink
 
@@ -188,7 +202,10 @@ class NotifyService(Worker):
     def status_counters(self) -> dict[str, Any]:
         out: dict[str, Any] = {**self.policy.counters, **self.hooks.counters,
                                "armed": self.arming.armed,
-                               "muted": self.arming.muted(self.clock())}
+                               "muted": self.arming.muted(self.clock()),
+                               "health_problems": list(self.problems.active.values())}
+        if self.watch is not None:
+            out["watch_silent"] = sorted(self.watch.gone)
         if self.telegram is not None:
             out.update(self.telegram.counters)
         if self.backup is not None:
@@ -207,7 +224,9 @@ class NotifyService(Worker):
     # -- bus ---------------------------------------------------------------------------
     def handle(self, msg: Message) -> None:
         header = msg.header
-        if isinstance(header, Motion):
+        if self.watch is not None and header.camera != self.camera:
+            self.on_watched(header, msg)
+        elif isinstance(header, Motion):
             self.on_motion(header)
         elif isinstance(header, Snapshot):
             self.on_snapshot(header, bytes(msg.payload[0]) if msg.payload else b"")
@@ -279,12 +298,64 @@ class NotifyService(Worker):
                                                 f"({r.duration:.0f} s)")
 
     def on_notice(self, n: Notice) -> None:
-        """Something the owner must hear about (a full disk eating unsent
-        clips): told even when muted, never silently logged only."""
-        text = f"{n.camera}: {n.text[:500]}"
-        log.warning("notice from %s: %s", n.source or "?", text)
+        self.tell(n.kind, f"{n.camera}: {n.text[:500]}", n.source or "?", all_clear=n.all_clear)
+
+    def tell(self, kind: str, text: str, source: str, all_clear: bool = False,
+             photo: bytes = b"") -> None:
+        """The one way a notice goes out (a full disk eating unsent clips, the
+        Pi under-powered, a watched camera silent, and their all-clears): told
+        even when muted, on Telegram, by mail and on MQTT, never silently
+        logged only."""
+        self.counters["notices"] += 1
+        log.warning("notice (%s) from %s: %s", kind, source, text)
         if self.telegram is not None:
-            self.telegram.send_text(self.cfg.telegram.chat_ids, text)
+            if photo:
+                self.telegram.send_photo(self.cfg.telegram.chat_ids, photo, text[:1000])
+            else:
+                self.telegram.send_text(self.cfg.telegram.chat_ids, text)
+        if self.mail is not None:
+            subject = ("pisentry: all clear: " if all_clear else "pisentry: ") + text[:80]
+            self.mail.submit(self._mail_notice, subject, text, photo)
+        if self.mqtt is not None:
+            self.mqtt.publish_json("notice", {"kind": kind, "text": text,
+                                              "all_clear": all_clear, "ts": self.clock()})
+
+    def _mail_notice(self, subject: str, text: str, photo: bytes) -> None:
+        from services.notify.mailer import build_message, send_mail
+
+        try:
+            send_mail(self.cfg.email, build_message(self.cfg.email, subject, text, photo or None))
+            self.counters["mail_sent"] += 1
+        except Exception as exc:  # noqa: BLE001 - smtplib, ssl and socket errors alike
+            self.counters["mail_failed"] += 1
+            log.error("mail to %s failed: %s", self.cfg.email.host, exc)
+
+    def on_watched(self, header: Any, msg: Message) -> None:
+        """A message of a camera this hub watches: heartbeats keep it alive,
+        snapshots are what a silence notice shows."""
+        assert self.watch is not None
+        now = self.clock()
+        if isinstance(header, Heartbeat):
+            back = self.watch.heard(header.camera, now)
+            if back is not None:
+                self.tell("watch", back.text(now), "watch", all_clear=True)
+        elif isinstance(header, Snapshot) and msg.payload:
+            self.watch.snapshot(header.camera, bytes(msg.payload[0]), header.ts)
+
+    def check_health(self, now: float) -> None:
+        """This Pi's power, temperature, disk and memory: one notice when a
+        condition starts, one all-clear when it ends."""
+        self._next_health = now + self.config.health.check_seconds
+        storage = Path(self.config.record.storage_dir or self.home.recordings_dir)
+        for t in self.problems.update(read_health(self.config.health, storage)):
+            self.tell("health", f"{self.camera}: {t.text}", "health", all_clear=not t.raised)
+
+    def tell_gone(self, gone: Gone, now: float) -> None:
+        text = gone.text(now)
+        if gone.snapshot:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(gone.snapshot_ts))
+            text += f"; last picture {when}"
+        self.tell("watch", text, "watch", photo=gone.snapshot)
 
     # -- actions -------------------------------------------------------------------------
     def _load_alerted(self) -> list[str]:
@@ -356,6 +427,11 @@ class NotifyService(Worker):
 
     # -- periodic ------------------------------------------------------------------------
     def tick(self, now: float) -> float | None:
+        if now >= self._next_health:
+            self.check_health(now)
+        if self.watch is not None:
+            for gone in self.watch.check(now):
+                self.tell_gone(gone, now)
         while True:
             try:
                 item = self.inbox.get_nowait()

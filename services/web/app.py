@@ -354,7 +354,7 @@ def create_app(ctx: WebContext) -> FastAPI:
     @app.get("/api/status", response_model=StatusOut, summary="Services, arm state, host load")
     async def status() -> StatusOut:
         now = ctx.clock()
-        system = await asyncio.to_thread(system_stats, ctx.media_root)
+        system = await asyncio.to_thread(system_stats, ctx.media_root, ctx.config.health)
         return StatusOut(camera=ctx.config.general.camera, time=now, armed=_arm_out(ctx.arming),
                          all_alive=ctx.board.all_alive(now), services=ctx.board.view(now),
                          cameras=cameras_view(), system=system,

@@ -10,11 +10,15 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from common.messages import Heartbeat
+from common.pihealth import read_health
+
+if TYPE_CHECKING:
+    from common.config import HealthConfig
 
 # A service whose last heartbeat is older than this is shown as down; the same
 # threshold `pisentry status` uses.
@@ -92,8 +96,9 @@ def cpu_temperature() -> float | None:
         return None
 
 
-def system_stats(storage: Path) -> dict[str, Any]:
-    """This host's load: CPU %, memory, the recordings disk, temperature."""
+def system_stats(storage: Path, health: HealthConfig) -> dict[str, Any]:
+    """This host's load: CPU %, memory, the recordings disk, temperature, and
+    the Pi's power and throttling flags (``pi``, see ``common.pihealth``)."""
     try:
         disk = shutil.disk_usage(storage)
         disk_view: dict[str, Any] = {"path": str(storage), "total": disk.total,
@@ -110,4 +115,5 @@ def system_stats(storage: Path) -> dict[str, Any]:
         "disk": disk_view,
         "temperature": cpu_temperature(),
         "boot_time": round(psutil.boot_time(), 1),
+        "pi": read_health(health, storage).view(),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -255,3 +256,16 @@ def test_snapshot_and_ws_live_from_pushed_frames(env: WebEnv) -> None:
             assert ch.viewers == 1
             ws.send_text("ack")
     assert ch.encoded_count == 1  # the snapshot's JPEG was reused by the viewer
+
+
+def test_status_shows_the_pis_power_flags_from_the_configured_file(home: Home,
+                                                                  tmp_path: Path) -> None:
+    flags = tmp_path / "get_throttled"
+    flags.write_text("50005\n")
+    e = build_env(home, {"web": {"api_key": API_KEY}, "health": {"throttled_path": str(flags)}})
+    pi = e.client.get("/api/status", headers=e.keyed()).json()["system"]["pi"]
+    assert pi["throttled_hex"] == "0x50005"
+    assert pi["flags_now"] == ["under-voltage", "throttled"]
+    flags.write_text("50000\n")
+    pi = e.client.get("/api/status", headers=e.keyed()).json()["system"]["pi"]
+    assert pi["flags_now"] == [] and pi["flags_since_boot"] == ["under-voltage", "throttled"]

@@ -7,6 +7,14 @@ function row(cells, tag = "td") {
   return tr;
 }
 
+// The firmware's throttled flags, as `vcgencmd get_throttled` reports them.
+function powerText(pi) {
+  if (pi.throttled_hex == null) return "no throttled flags (not a Raspberry Pi)";
+  const now = pi.flags_now.length ? `NOW: ${pi.flags_now.join(", ")}` : "fine now";
+  const boot = pi.flags_since_boot.length ? `; since boot: ${pi.flags_since_boot.join(", ")}` : "";
+  return `${now}${boot} (throttled=${pi.throttled_hex})`;
+}
+
 async function refresh() {
   const st = await api("/api/status");
   showArm(st.armed);
@@ -17,6 +25,7 @@ async function refresh() {
     row(["Memory", `${s.memory.percent.toFixed(0)} % used, ${bytes(s.memory.available)} free`]),
     row(["Disk", s.disk.error ? s.disk.error : `${s.disk.percent} % used, ${bytes(s.disk.free)} free (${s.disk.path})`]),
     row(["Temperature", s.temperature == null ? "no sensor" : `${s.temperature.toFixed(1)} °C`]),
+    row(["Power", powerText(s.pi)]),
     row(["Viewers", `${st.web.viewers} live, ${st.web.encoded} frames encoded`]));
   const box = document.getElementById("services");
   box.replaceChildren();
