@@ -106,7 +106,7 @@ class NotifyService(Worker):
         self._next_state = 0.0
         self._next_presence = 0.0
         self.counters.update({"mail_sent": 0, "mail_failed": 0, "clips_sent": 0,
-                              "notices": 0})
+                              "notices": 0, "arming_save_errors": 0})
         self.problems = Problems(config.health)
         self._next_health = 0.0
         # A hub watches the cameras it shows: silence of one is told here.
@@ -399,8 +399,16 @@ class NotifyService(Worker):
         self.telegram.send_video(chats, path, caption)
 
     def change_arming(self, command: ArmingCommand, now: float) -> None:
-        """The one place the arm state changes: apply, save, announce."""
-        self.arming = self.store.save(apply(self.arming, command, now))
+        """The one place the arm state changes: apply, save, announce. A
+        state that cannot be saved (a full disk) still holds and is announced:
+        the owner asked for it; only a restart would forget it."""
+        self.arming = apply(self.arming, command, now)
+        try:
+            self.store.save(self.arming)
+        except OSError as exc:
+            self.counters["arming_save_errors"] += 1
+            log.error("cannot save the arm state (%s); it holds in memory until a restart",
+                      exc)
         log.info("arming: armed=%s muted_until=%.0f by %s", self.arming.armed,
                  self.arming.muted_until, self.arming.changed_by)
         self.publish_state(now)

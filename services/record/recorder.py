@@ -95,6 +95,9 @@ class _EventInfo:
     written: float = 0.0  # clock of the last catalogue write
 
 
+MAX_RETRY_SECONDS = 60.0
+
+
 class Recorder:
     def __init__(self, cfg: RecordConfig, camera: str, storage: Path, catalogue: Catalogue,
                  clock: Callable[[], float] = time.time, staging: Path | None = None) -> None:
@@ -110,6 +113,10 @@ class Recorder:
         self.events: dict[str, _EventInfo] = {}  # running events
         self.outbox: list[ClipNote] = []
         self.need_keyframe = True
+        # After a failed write (a full disk), no clip opens before retry_at, and
+        # the wait doubles per failure: not one empty clip per keyframe.
+        self.retry_at = 0.0
+        self.backoff = 0.0
         self.counters: dict[str, Any] = {"clips": 0, "skipped": 0, "write_errors": 0,
                                          "bad_motion": 0}
 
@@ -125,7 +132,8 @@ class Recorder:
         self.ring.add(pkt)
         for slot in list(self.sessions):
             self._feed(self.sessions[slot], pkt)
-        if self.cfg.continuous and "continuous" not in self.sessions and pkt.keyframe:
+        if self.cfg.continuous and "continuous" not in self.sessions and pkt.keyframe \
+                and self.clock() >= self.retry_at:
             self._open(_Session("continuous", "continuous"), [pkt])
 
     def on_motion(self, m: Motion) -> None:
@@ -238,11 +246,11 @@ class Recorder:
         """Give ``pkt`` to session ``s``; returns the session that now holds the
         slot (a new one after a split) or None when the clip ended."""
         if s.writer is None:
-            if not pkt.keyframe:
-                return s
             if s.stop_at is not None and pkt.ts >= s.stop_at:
                 self.sessions.pop(s.slot, None)  # its window passed before any keyframe
                 return None
+            if not pkt.keyframe or self.clock() < self.retry_at:
+                return s
             self._open(s, [pkt])
             return self.sessions.get(s.slot)
         if s.stop_at is not None and pkt.ts >= s.stop_at:
@@ -278,6 +286,8 @@ class Recorder:
             s.writer = ClipWriter(s.path, first.width, first.height, first.fps,
                                   self.cfg.fragment_seconds)
         except (OSError, av.error.FFmpegError) as exc:  # full disk, read-only card ...
+            if s.path.exists() and _size(s.path) == 0:
+                s.path.unlink()  # a fresh name of ours: what the failed open left
             self._write_failed(s, exc)
             return
         event_id = s.event_ids[0] if s.event_ids else ""
@@ -299,11 +309,15 @@ class Recorder:
             s.writer.write(pkt)
         except (OSError, av.error.FFmpegError) as exc:
             self._write_failed(s, exc)
+            return
+        self.backoff = 0.0
 
     def _write_failed(self, s: _Session, exc: Exception) -> None:
         self.counters["write_errors"] += 1
+        self.backoff = min(max(1.0, self.backoff * 2), MAX_RETRY_SECONDS)
+        self.retry_at = self.clock() + self.backoff
         if self.counters["write_errors"] <= 20:
-            log.error("clip %s: %s; retrying at the next keyframe", s.path, exc)
+            log.error("clip %s: %s; retrying in %.0f s", s.path, exc, self.backoff)
         if s.writer is not None:
             self._finish(s)
         # A fresh pending session for the same purpose opens at the next keyframe.
@@ -328,6 +342,10 @@ class Recorder:
                 log.error("moving %s to %s: %s (kept in staging)", s.path, s.final, exc)
                 s.final = s.path
         size = writer.size() if s.final == s.path else _size(s.final)
+        if writer.frames == 0 or size == 0:  # nothing reached the disk: no empty clip
+            s.final.unlink(missing_ok=True)
+            self.catalogue.delete_clip(s.path)
+            return
         self.catalogue.finish_clip(s.path, end=writer.last_ts, duration=writer.duration,
                                    size=size, frames=writer.frames, new_path=s.final)
         self.outbox.append(ClipNote("finished", str(s.final), s.start_ts, writer.last_ts,

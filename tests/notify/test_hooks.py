@@ -17,7 +17,7 @@ from tests.support import pisentry_process
 SECRETS = {"PISENTRY_TELEGRAM_TOKEN": "123456:hook-must-not-see-this",
            "PISENTRY_SMTP_PASSWORD": "smtp-password-hook-must-not-see",
            "PISENTRY_MQTT_PASSWORD": "mqtt-password-hook-must-not-see",
-           "PISENTRY_WEB_API_KEY": "web-api-key-hook-must-not-see",
+           "PISENTRY_WEB_API_KEY": "web-api-key-hook-must-not-see-0123456789",
            "AWS_SECRET_ACCESS_KEY": "whatever-else-the-service-was-given"}
 
 

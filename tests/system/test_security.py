@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import http.server
 import json
+import os
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +33,7 @@ from websockets.sync.client import connect as ws_connect
 
 from common.bus import Bus
 from common.config import parse_config
-from common.messages import Heartbeat
+from common.messages import Heartbeat, VideoPacket
 from common.paths import Home
 from services.web import auth
 from tests.support import new_home, pisentry, pisentry_process
@@ -506,3 +509,61 @@ def test_record_touches_nothing_a_symlink_points_at(home: Home) -> None:
         assert r.returncode == 1 and "no event clips" in r.stderr, r.stdout + r.stderr
     finally:
         shutil.rmtree(outside, ignore_errors=True)
+
+
+# -- low: a full disk ------------------------------------------------------------------------
+@contextmanager
+def full_disk(folder: Path) -> Iterator[Path]:
+    """A tiny tmpfs over ``folder``, filled up: every write there is ENOSPC."""
+    folder.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)],
+                       capture_output=True, check=False)
+    if r.returncode:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.decode().strip()}")
+    try:
+        fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"\0" * 4096):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_disk_full_keeps_the_arm_state_and_record_backs_off(web_factory) -> None:  # type: ignore[no-untyped-def]
+    from tests.record.h264gen import make_gop_stream
+
+    web = web_factory(notify=True)
+    home = web.home
+    with full_disk(home.state_dir):
+        r = httpx.post(f"{web.base}/api/disarm", headers=H, timeout=10)
+        assert r.status_code == 200 and r.json()["armed"] is False, r.text
+        assert httpx.get(f"{web.base}/api/arm", headers=H).json()["armed"] is False
+        assert "cannot save the arm state" in (home.root / "notify.out").read_text()
+    storage = home.root / "full-storage"
+    raw = {"general": {"services": ["record"]},
+           "record": {"storage_dir": str(storage), "continuous": True}}
+    packets = make_gop_stream(1.0, fps=10)  # one GOP, replayed with fresh times
+    with full_disk(storage), pisentry_process("record", home=home, config=raw) as proc:
+        bus = Bus(parse_config(raw), home)
+        video = bus.publisher("video")
+        time.sleep(1.0)
+        pts = 0
+        try:
+            for _ in range(80):  # 8 s at 10 fps: 8 keyframes
+                p = packets[pts % len(packets)]
+                video.publish(VideoPacket, [p.data], ts=time.time(), pts=pts * 100_000,
+                              keyframe=p.keyframe, width=p.width, height=p.height, fps=p.fps)
+                pts += 1
+                time.sleep(0.1)
+        finally:
+            bus.close()
+        assert proc.poll() is None
+        left = [f for f in storage.rglob("*.mp4")]
+    log = (home.root / "record.out").read_text()
+    assert left == [], left  # no empty clip left behind
+    assert 1 <= log.count("retrying in") <= 4, log[-2000:]  # 1, 2, 4 s apart: not 8 times
