@@ -54,12 +54,13 @@ class Home:
         return self.root / "queue"
 
     def ensure(self) -> Home:
-        self.root.mkdir(parents=True, exist_ok=True)
-        for private in (self.run_dir, self.state_dir):
-            private.mkdir(mode=0o700, exist_ok=True)
-            os.chmod(private, 0o700)
-        for shared in (self.log_dir, self.recordings_dir, self.queue_dir):
-            shared.mkdir(exist_ok=True)
+        """Make the home and its folders, each readable by this user only:
+        clips, the catalogue and the logs are nobody else's business on a
+        shared machine."""
+        for folder in (self.root, self.run_dir, self.state_dir, self.log_dir,
+                       self.recordings_dir, self.queue_dir):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(folder, 0o700)  # mkdir's mode is cut by the umask; older homes were 0755
         return self
 
 

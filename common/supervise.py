@@ -39,6 +39,7 @@ def supervisord_conf(config: Config, home: Home, config_path: str | None) -> str
         "",
         "[supervisord]",
         "nodaemon=true",
+        "umask=077",  # supervisord's default, 022, would make every clip and log world-readable
         f"logfile={logs}/supervisord.log",
         "logfile_maxbytes=1MB",
         "logfile_backups=3",
@@ -94,6 +95,7 @@ def _announce_password(home: Home) -> None:
 
 
 def run_supervised(config: Config, home: Home, config_path: str | None) -> int:
+    os.umask(0o077)  # what this instance writes is this user's alone
     home.ensure()
     services = services_to_run(config)
     if not services:

@@ -567,3 +567,24 @@ def test_disk_full_keeps_the_arm_state_and_record_backs_off(web_factory) -> None
     log = (home.root / "record.out").read_text()
     assert left == [], left  # no empty clip left behind
     assert 1 <= log.count("retrying in") <= 4, log[-2000:]  # 1, 2, 4 s apart: not 8 times
+
+
+# -- low: home, recordings, logs 0755; clips and catalogue 0644 -----------------------------
+def test_pisentry_run_keeps_everything_private() -> None:
+    from tests.support import running_pipeline
+
+    raw = {"general": {"services": ["capture", "record"]},
+           "capture": {"width": 320, "height": 240, "fps": 10},
+           "record": {"continuous": True, "fragment_seconds": 0.5}}
+    with running_pipeline(raw) as p:
+        home = p.home
+        deadline = time.monotonic() + 40
+        while not [c for c in home.recordings_dir.rglob("*.mp4") if c.stat().st_size]:
+            assert time.monotonic() < deadline, p.output()
+            time.sleep(0.5)
+        assert home.catalogue.exists()
+        written = [home.root, *(x for x in home.root.rglob("*")
+                                if x.name not in ("config.toml", "run.out"))]  # the test's own
+        shared = [f"{x.relative_to(home.root)} {x.stat().st_mode & 0o777:o}" for x in written
+                  if x.exists() and not x.is_symlink() and x.stat().st_mode & 0o077]
+    assert not shared, shared
