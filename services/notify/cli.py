@@ -1,4 +1,4 @@
-"""``pisentry decrypt`` and ``pisentry backup-keygen`` (``pisentry notify`` runs the
+"""``pisentry decrypt``, ``pisentry backup-keygen`` and ``pisentry watch`` (``pisentry notify`` runs the
 service through the default worker runner). Imports nothing heavy at module level."""
 
 from __future__ import annotations
@@ -56,6 +56,18 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from common.cli import load_from_args
+    from common.logs import setup_logging
+    from services.notify.watch_cmd import run_watch, targets
+
+    config, home = load_from_args(args)
+    setup_logging(config)
+    watched = targets(config, args.endpoint, args.server_key, args.camera)
+    timeout = args.timeout or config.health.watch_timeout_seconds
+    return run_watch(config, home, watched, timeout, args.seconds, args.json)
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("decrypt", help="restore an encrypted backup clip")
     p.add_argument("input", help="the .enc file from the NAS")
@@ -69,3 +81,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("folder", help="where to write backup_private.pem and backup_public.pem")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=_cmd_keygen)
+
+    p = sub.add_parser("watch", help="alert when cameras stop sending heartbeats, and when "
+                                     "they return (run it off the camera, e.g. on a NAS)")
+    p.add_argument("--endpoint", action="append", default=[], metavar="URL",
+                   help="a camera's heartbeat endpoint, tcp://HOST:PORT (repeatable; default: "
+                        "every web.cameras entry of the config)")
+    p.add_argument("--server-key", default="", help="that camera's CURVE public key")
+    p.add_argument("--camera", default="", help="its name, so silence from the start counts")
+    p.add_argument("--timeout", type=float, default=0.0,
+                   help="seconds without a heartbeat (default health.watch_timeout_seconds)")
+    p.add_argument("--seconds", type=float, default=0.0, help="stop after S seconds")
+    p.add_argument("--json", action="store_true", help="one JSON object per notice")
+    from common.cli import add_config_arg
+
+    add_config_arg(p)
+    p.set_defaults(func=_cmd_watch)
