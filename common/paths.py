@@ -53,6 +53,12 @@ class Home:
     def queue_dir(self) -> Path:
         return self.root / "queue"
 
+    @property
+    def backup_queue(self) -> Path:
+        """notify's backup jobs, one JSON file per clip still to upload; record's
+        retention reads it so that it deletes queued clips last."""
+        return self.queue_dir / "backup"
+
     def ensure(self) -> Home:
         """Make the home and its folders, each readable by this user only:
         clips, the catalogue and the logs are nobody else's business on a

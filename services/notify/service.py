@@ -7,7 +7,8 @@ Wiring only; the decisions live in ``alerts``, ``commands``, ``backup`` and
 (``control/``) from web and record. notify owns the arm state: every change
 goes through ``common.arming.apply`` here, is saved here and goes out as
 ``state/`` (``ArmState``, on every change and every 10 s for late joiners).
-Publishes ``Rotate`` (to ir) and ``Forget`` (to record) on its own endpoint.
+Publishes ``Rotate`` (to ir), ``Forget`` and ``Label`` (to record) on its own
+endpoint.
 
 Threads: this one (bus, decisions, arming), the Telegram loop, paho's network
 thread, the backup thread and a one-thread mail executor. Only this thread
@@ -37,6 +38,7 @@ from common.messages import (
     Disarm,
     Forget,
     Heartbeat,
+    Label,
     LiveFrame,
     Motion,
     Mute,
@@ -157,7 +159,7 @@ class NotifyService(Worker):
                 if path and not Path(path).is_file():
                     raise SetupError(f"notify.backup.{what}: {path} does not exist")
             try:
-                self.backup = BackupManager(b, self.home.queue_dir / "backup")
+                self.backup = BackupManager(b, self.home.backup_queue)
             except CryptoError as exc:
                 raise SetupError(f"notify.backup.encrypt_public_key: {exc}") from None
             self.backup.start()
@@ -564,9 +566,9 @@ class NotifyService(Worker):
         self.telegram.send_photo(chats, jpeg, f"{frame.header.camera} at {when}")
 
     def _catalogue(self) -> Any:
-        from services.record.catalogue import Catalogue
+        from common.catalogue import CatalogueReader
 
-        return Catalogue(self.home.catalogue)
+        return CatalogueReader(self.home.catalogue)
 
     def _event_snapshot(self, event_id: str) -> bytes | None:
         try:
@@ -599,15 +601,16 @@ class NotifyService(Worker):
             self.telegram.answer(item.query_id, "Unknown button")
             return
         event_id, verdict = parsed
+        assert self.pub is not None
+        # record writes the verdict into its catalogue; we only ask
+        self.pub.publish(Label, ts=self.clock(), event_id=event_id, verdict=verdict,
+                         source=f"telegram:{item.chat_id}")
         known = False
         try:
-            cat = self._catalogue()
-            try:
-                known = cat.set_label(event_id, verdict)
-            finally:
-                cat.close()
+            with self._catalogue() as cat:
+                known = cat.event(event_id) is not None
         except Exception as exc:  # noqa: BLE001 - the catalogue is optional here
-            log.warning("catalogue: cannot label %s: %s", event_id, exc)
+            log.warning("catalogue: cannot look up %s: %s", event_id, exc)
         saved = self.save_labelled(event_id, verdict)
         text = "Saved as " + ("a real alarm" if verdict == "real" else "a false alarm")
         if not (known or saved):

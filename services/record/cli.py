@@ -21,14 +21,14 @@ def _day(value: str) -> str:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from services.record.catalogue import Catalogue, CatalogueError
+    from common.catalogue import CatalogueError, CatalogueReader
     from services.record.export import ExportError, export_day
 
     config, home = load_from_args(args)
     storage = Path(config.record.storage_dir).expanduser() if config.record.storage_dir \
         else home.recordings_dir
     try:
-        cat = Catalogue(home.catalogue, readonly=True)
+        cat = CatalogueReader(home.catalogue)
     except CatalogueError as exc:
         print(f"pisentry export: {exc}", file=sys.stderr)
         return 2

@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 from tqdm import tqdm
 
-from services.record.catalogue import Catalogue, ClipRow
+from common.catalogue import CatalogueReader, ClipRow
 from services.record.naming import within
 
 log = logging.getLogger(__name__)
@@ -40,13 +40,13 @@ class ExportResult:
     size: int
 
 
-def day_clips(cat: Catalogue, day: str, camera: str | None = None) -> list[ClipRow]:
+def day_clips(cat: CatalogueReader, day: str, camera: str | None = None) -> list[ClipRow]:
     rows = cat.clips(day=day, camera=camera, limit=1_000_000)
     return sorted((c for c in rows if c.reason != "continuous" and c.state != "open"),
                   key=lambda c: c.start)
 
 
-def export_day(cat: Catalogue, day: str, out: str | Path, storage: Path,
+def export_day(cat: CatalogueReader, day: str, out: str | Path, storage: Path,
                camera: str | None = None, progress: bool = True) -> ExportResult:
     """Only clips inside ``storage`` are read: a symlink planted in the
     recordings folder would otherwise copy whatever it points at."""

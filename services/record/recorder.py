@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import av
 
+from common.catalogue import CatalogueWriter
 from common.messages import Motion
-from services.record.catalogue import Catalogue
 from services.record.fmp4 import ClipWriter
 from services.record.naming import clip_path, next_boundary
 from services.record.ring import GopRing, Packet
@@ -99,7 +99,7 @@ MAX_RETRY_SECONDS = 60.0
 
 
 class Recorder:
-    def __init__(self, cfg: RecordConfig, camera: str, storage: Path, catalogue: Catalogue,
+    def __init__(self, cfg: RecordConfig, camera: str, storage: Path, catalogue: CatalogueWriter,
                  clock: Callable[[], float] = time.time, staging: Path | None = None) -> None:
         self.cfg = cfg
         self.camera = camera

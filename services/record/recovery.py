@@ -23,7 +23,7 @@ import shutil
 import time
 from pathlib import Path
 
-from services.record.catalogue import Catalogue
+from common.catalogue import CatalogueWriter
 from services.record.fmp4 import probe, truncate_to_complete
 from services.record.naming import day_dir, within
 from services.record.recorder import ClipNote
@@ -67,7 +67,7 @@ def _finish(path: Path, start: float, storage: Path, staging: Path | None
     return final, info.duration, final.stat().st_size, info.frames
 
 
-def recover(catalogue: Catalogue, storage: Path, staging: Path | None = None) -> list[ClipNote]:
+def recover(catalogue: CatalogueWriter, storage: Path, staging: Path | None = None) -> list[ClipNote]:
     notes: list[ClipNote] = []
     for clip in catalogue.open_clips():
         path = Path(clip.path)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from services.record.catalogue import Catalogue
+from common.catalogue import CatalogueWriter
 from services.record.naming import within
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ def queued_paths(folder: Path) -> set[str]:
 class RetentionKeeper:
     """Applies ``plan`` to the recordings folder and the catalogue."""
 
-    def __init__(self, cfg: RetentionConfig, storage: Path, catalogue: Catalogue,
+    def __init__(self, cfg: RetentionConfig, storage: Path, catalogue: CatalogueWriter,
                  queue_folder: Path,
                  disk_usage: Callable[[Path], Any] = shutil.disk_usage) -> None:
         self.cfg = cfg

@@ -2,8 +2,9 @@
 ``SnapshotStore`` and ``recover``.
 
 Subscribes to ``h264/`` (endpoint video), ``motion/`` and ``snapshot/``
-(detect) and the ``Forget`` command (notify: a clip it deleted after its
-backup leaves the catalogue); publishes ``recording/``, periodic
+(detect) and the commands that change the catalogue, which only record
+writes: ``Forget`` (notify: a clip it deleted after its backup) and ``Label``
+(web, notify: a user's verdict on an event); publishes ``recording/``, periodic
 ``snapshot/`` headers, and retention notices (``Notice`` to notify) on its
 own endpoint ``record``.
 """
@@ -15,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from common.bus import Message
-from common.messages import Forget, Motion, Notice, Recording, Snapshot, VideoPacket
+from common.catalogue import CatalogueError, CatalogueWriter
+from common.messages import Forget, Label, Motion, Notice, Recording, Snapshot, VideoPacket
 from common.worker import SetupError, Worker
-from services.record.catalogue import Catalogue, CatalogueError
 from services.record.recorder import ClipNote, Recorder
 from services.record.recovery import recover
 from services.record.retention import RetentionKeeper
@@ -45,7 +46,7 @@ class RecordService(Worker):
             except OSError as exc:
                 raise SetupError(f"record: cannot create {folder}: {exc}") from None
         try:
-            self.catalogue = Catalogue(self.home.catalogue)
+            self.catalogue = CatalogueWriter(self.home.catalogue)
         except CatalogueError as exc:
             raise SetupError(str(exc)) from None
         for note in recover(self.catalogue, self.storage, self.staging):
@@ -54,14 +55,14 @@ class RecordService(Worker):
         self.recorder = Recorder(cfg, self.camera, self.storage, self.catalogue, self.clock,
                                  self.staging)
         self.retention = RetentionKeeper(cfg.retention, self.storage, self.catalogue,
-                                         self.home.queue_dir / "backup")
+                                         self.home.backup_queue)
         self.snapshots = SnapshotStore(self.storage, self.catalogue, self.camera)
         self._next_retention = 0.0
         self._next_periodic = self.clock() + cfg.periodic_snapshot_minutes * 60
         self._forced_until = 0.0
         self.subscribe(["video"], [VideoPacket.TOPIC])
         self.subscribe(["detect"], [Motion.TOPIC, Snapshot.TOPIC])
-        self.subscribe(["notify", "web"], [Forget.TOPIC])
+        self.subscribe(["notify", "web"], [Forget.TOPIC, Label.TOPIC])
 
     # -- messages -------------------------------------------------------------------
     def handle(self, msg: Message) -> None:
@@ -78,6 +79,8 @@ class RecordService(Worker):
             self._on_snapshot(h, msg.payload)
         elif isinstance(h, Forget):
             self._forget(h.path)
+        elif isinstance(h, Label):
+            self._label(h)
         self._flush()
 
     def _on_snapshot(self, h: Snapshot, payload: list[memoryview]) -> None:
@@ -95,6 +98,10 @@ class RecordService(Worker):
             suffix = ".png" if bytes(payload[1][:4]) == b"\x89PNG" else ".jpg"
             self.snapshots.save(payload[1], h.ts, "mask", h.event_id, h.width, h.height,
                                 path, suffix)
+
+    def _label(self, h: Label) -> None:
+        if not self.catalogue.set_label(h.event_id, h.verdict):
+            log.warning("label from %s: no event %r", h.source or "?", h.event_id[:80])
 
     def _forget(self, path: str) -> None:
         """A clip deleted elsewhere (after its backup) leaves the catalogue; only

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import av
 
-from services.record.catalogue import Catalogue
+from common.catalogue import CatalogueWriter
 from services.record.naming import day_dir, unique
 from services.record.ring import Packet
 
@@ -45,7 +45,7 @@ def keyframe_jpeg(pkt: Packet, quality: int = 85) -> bytes:
 
 
 class SnapshotStore:
-    def __init__(self, storage: Path, catalogue: Catalogue, camera: str) -> None:
+    def __init__(self, storage: Path, catalogue: CatalogueWriter, camera: str) -> None:
         self.storage = storage
         self.catalogue = catalogue
         self.camera = camera

@@ -31,10 +31,10 @@ from pydantic import BaseModel, Field
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from common.arming import Arming, ArmingCommand, ArmingStore
+from common.catalogue import CatalogueError, CatalogueReader, ClipRow, EventRow
 from common.config import Config, masked_dump
-from common.messages import Arm, Disarm, Mute, Unmute
+from common.messages import Arm, Disarm, Label, Mute, Unmute
 from common.paths import Home
-from services.record.catalogue import Catalogue, CatalogueError, ClipRow, EventRow
 from services.web import guard, shield
 from services.web.feed import EventFeed
 from services.web.h264live import H264Channel
@@ -63,7 +63,7 @@ class WebContext:
     feed: EventFeed = field(default_factory=EventFeed)
     # Publishes one command (class and fields) on web's endpoint.
     send: Callable[..., None] = lambda cls, **fields: None
-    arming_reply_seconds: float = 3.0
+    arming_reply_seconds: float = 3.0  # how long notify (arming) or record (a verdict) may take
     clock: Callable[[], float] = time.time
     counters: dict[str, Any] = field(default_factory=dict)
     stopping: bool = False
@@ -73,17 +73,17 @@ class WebContext:
         self.arming = ArmingStore(self.home).load()  # then as notify announces it
         storage = self.config.record.storage_dir or self.home.recordings_dir
         self.media_root = Path(storage).expanduser().resolve()
-        self._catalogue: Catalogue | None = None
+        self._catalogue: CatalogueReader | None = None
 
     @property
     def tls(self) -> bool:
         return bool(self.config.web.certfile_path)
 
-    def catalogue(self) -> Catalogue:
+    def catalogue(self) -> CatalogueReader:
         """Opened on first use: the record service may create it after we start."""
         if self._catalogue is None:
             try:
-                self._catalogue = Catalogue(self.home.catalogue)
+                self._catalogue = CatalogueReader(self.home.catalogue)
             except CatalogueError as exc:
                 raise HTTPException(503, f"catalogue unavailable: {exc}") from None
         return self._catalogue
@@ -566,15 +566,24 @@ def create_app(ctx: WebContext) -> FastAPI:
     @app.post("/api/events/{event_id}/label", response_model=EventOut,
               summary="Mark an event real or a false alarm",
               responses={404: {"description": "no such event"}})
-    def label(event_id: EventId, body: LabelIn) -> EventOut:
+    async def label(event_id: EventId, body: LabelIn) -> EventOut:
+        """record writes the verdict (the catalogue is its file): ask, then
+        answer with the event once the catalogue shows it."""
         verdict = "false_alarm" if body.verdict == "false" else body.verdict
         cat = ctx.catalogue()
-        if not cat.set_label(event_id, verdict):
+        if cat.event(event_id) is None:
             raise HTTPException(404, "no such event")
-        e = cat.event(event_id)
-        if e is None:
-            raise HTTPException(404, "no such event")
-        return event_out(e, detail=True)
+        sent = ctx.clock()
+        ctx.send(Label, source="web", event_id=event_id, verdict=verdict)
+        deadline = time.monotonic() + ctx.arming_reply_seconds
+        while True:
+            e = cat.event(event_id)
+            if e is not None and e.verdict == verdict and e.verdict_ts >= sent:
+                return event_out(e, detail=True)
+            if time.monotonic() >= deadline:
+                raise HTTPException(503, "record did not confirm the verdict (is it "
+                                         "running?); the event is unchanged")
+            await asyncio.sleep(0.05)
 
     @app.get("/api/recordings", response_model=ClipsPage, summary="Clips, newest first")
     def recordings(day: Day = None, camera: Name = None,

@@ -72,7 +72,7 @@ def test_kill_9_mid_upload_completes_after_restart_without_duplicate(
         proc.wait(5)
         assert part.stat().st_size < clip.stat().st_size
         killed_write = part.stat().st_mtime_ns
-        assert len(list((home.queue_dir / "backup").glob("*.json"))) == 1
+        assert len(list(home.backup_queue.glob("*.json"))) == 1
         proc = start_notify(home.root, config_file, log)
         # A clean stop in the middle of the resumed upload is prompt too.
         def resumed() -> bool:  # written by the new process, not the killed one's leftover
@@ -85,7 +85,7 @@ def test_kill_9_mid_upload_completes_after_restart_without_duplicate(
         assert time.monotonic() - began < 2.0
         proc = start_notify(home.root, config_file, log)
         final = sshd.root / "cam" / day / "cam1-event.mp4"
-        wait_until(lambda: not list((home.queue_dir / "backup").glob("*.json")), 30,
+        wait_until(lambda: not list(home.backup_queue.glob("*.json")), 30,
                    "the queue to empty after the restart")
         files = sshd.files()
         assert list(files) == [f"cam/{day}/cam1-event.mp4"], list(files)
@@ -102,12 +102,12 @@ def test_a_clip_deleted_after_its_backup_leaves_the_recorders_catalogue(
         sshd: SshServer, tmp_path: Path) -> None:
     """notify (deletes the local copy once the NAS has it) and record (owns the
     catalogue) as real processes on one home."""
-    from services.record.catalogue import Catalogue
+    from common.catalogue import CatalogueReader, CatalogueWriter
 
     home = Home(tmp_path / "home").ensure()
     uploaded, kept = home.recordings_dir / "cam1-up.mp4", home.recordings_dir / "cam1-kept.mp4"
     now = time.time()
-    with Catalogue(home.catalogue) as cat:
+    with CatalogueWriter(home.catalogue) as cat:
         # notify's catch-up at start queues this camera's recent clips: `uploaded`
         for clip, camera in ((uploaded, "cam1"), (kept, "cam2")):
             clip.write_bytes(os.urandom(200_000))
@@ -131,7 +131,7 @@ def test_a_clip_deleted_after_its_backup_leaves_the_recorders_catalogue(
         day = time.strftime("%Y/%m/%d", time.localtime(now - 30))
         wait_until(lambda: (sshd.root / "cam" / day / uploaded.name).exists()
                    and not uploaded.exists(), 20, "the upload and the local delete")
-        with Catalogue(home.catalogue, readonly=True) as cat:
+        with CatalogueReader(home.catalogue) as cat:
             wait_until(lambda: cat.clip_by_path(uploaded) is None, 10,
                        "record to forget the uploaded clip")
             # A forget for a clip whose file is still here is refused.

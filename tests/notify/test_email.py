@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from common.config import ConfigError, EmailConfig, parse_config
 from common.messages import Motion, Snapshot
 from services.notify.mailer import build_message, send_mail
-from tests.notify.conftest import Harness, jpeg
+from tests.notify.conftest import Harness, jpeg, wait_until
 from tests.notify.peers import SmtpSink
 
 
@@ -59,7 +59,8 @@ def test_alert_mail_carries_the_snapshot(smtp: SmtpSink,
     assert mail["To"] == "me@example.org" and "Motion on cam1" in mail["Subject"]
     parts = [p for p in mail.walk() if p.get_content_type() == "image/jpeg"]
     assert len(parts) == 1 and parts[0].get_payload(decode=True) == photo
-    assert h.svc.counters["mail_sent"] == 1
+    # counted once the SMTP session is over, a moment after the sink has the mail
+    wait_until(lambda: h.svc.counters["mail_sent"] == 1, 5, "the mail counted")
 
 
 def test_starttls_with_a_private_ca(tmp_path: Path) -> None:

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from common.arming import ArmingStore
+from common.catalogue import CatalogueWriter
 from common.logs import setup_logging
-from common.messages import ArmState, LiveFrame, Motion, Notice, Recording, Rotate, Snapshot
-from services.record.catalogue import Catalogue
+from common.messages import ArmState, Label, LiveFrame, Motion, Notice, Recording, Rotate, Snapshot
 from tests.notify.conftest import CHAT, TOKEN, Harness, jpeg, telegram_section, wait_until
 from tests.notify.fake_telegram import FakeTelegram
 
@@ -106,7 +106,7 @@ def test_commands_drive_arming_the_bus_and_clips(telegram: FakeTelegram,
     # /clip sends the newest finished clip from the catalogue.
     clip = tmp_path / "latest.mp4"
     clip.write_bytes(b"latest-clip")
-    with Catalogue(h.home.catalogue) as cat:
+    with CatalogueWriter(h.home.catalogue) as cat:
         cat.add_clip(clip, "cam1", time.time() - 5, "event", "e9", state="open")
         cat.finish_clip(clip, end=time.time(), duration=5, size=11, frames=50)
     telegram.push_message(CHAT, "/clip")
@@ -133,7 +133,7 @@ def test_label_buttons_store_the_dataset(telegram: FakeTelegram,
     photo = jpeg(7)
     kept = h.home.root / "ev7-event.jpg"  # where the recorder keeps the event snapshot
     kept.write_bytes(photo)
-    with Catalogue(h.home.catalogue) as cat:
+    with CatalogueWriter(h.home.catalogue) as cat:
         cat.upsert_event("ev7", "cam1", time.time(), labels=["person"])
         cat.add_snapshot(kept, "cam1", time.time(), "event", "ev7", 320, 240, len(photo))
     start_event(h, "ev7", photo)
@@ -141,8 +141,9 @@ def test_label_buttons_store_the_dataset(telegram: FakeTelegram,
     telegram.push_button(CHAT, "label:false:ev7")
     answer = telegram.wait_for("answerCallbackQuery")[0]
     assert "false alarm" in answer.fields["text"]
-    with Catalogue(h.home.catalogue) as cat:
-        assert cat.event("ev7").verdict == "false_alarm"  # type: ignore[union-attr]
+    asked = h.wait_output(lambda m: isinstance(m.header, Label)).header  # record writes it
+    assert (asked.event_id, asked.verdict, asked.source) == ("ev7", "false_alarm",
+                                                              f"telegram:{CHAT}")
     saved = h.home.root / "dataset" / "false_alarm" / "ev7.jpg"
     assert saved.read_bytes() == photo
     meta = json.loads(saved.with_suffix(".json").read_text())

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from common.catalogue import CatalogueWriter
 from common.config import RecordConfig
 from common.messages import Motion
-from services.record.catalogue import Catalogue
 from services.record.fmp4 import probe
 from services.record.recorder import Recorder
 from tests.record.h264gen import make_gop_stream, repeat
@@ -35,8 +35,8 @@ def stream():
     return make_gop_stream(30.0, fps=10.0, t0=T0)
 
 
-def make(tmp_path: Path, clock: FakeClock, **cfg) -> tuple[Recorder, Catalogue]:
-    cat = Catalogue(tmp_path / "cat.sqlite")
+def make(tmp_path: Path, clock: FakeClock, **cfg) -> tuple[Recorder, CatalogueWriter]:
+    cat = CatalogueWriter(tmp_path / "cat.sqlite")
     rec = Recorder(RecordConfig(**cfg), "cam1", tmp_path / "rec", cat, clock)
     return rec, cat
 
@@ -163,7 +163,7 @@ def test_continuous_and_event_clips_share_the_tree(tmp_path, stream):
 
 def test_staging_folder_moves_finished_clips_to_the_card(tmp_path, stream):
     clock = FakeClock(T0)
-    cat = Catalogue(tmp_path / "cat.sqlite")
+    cat = CatalogueWriter(tmp_path / "cat.sqlite")
     staging = tmp_path / "tmpfs"
     rec = Recorder(RecordConfig(rec_sec_before=1.0, rec_sec_after=1.0), "cam1", tmp_path / "rec",
                    cat, clock, staging=staging)
@@ -187,7 +187,7 @@ def test_keyframe_snapshot_is_a_jpeg_of_the_frame(tmp_path, stream):
     jpeg = keyframe_jpeg(stream[10])
     img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert img.shape == (120, 160, 3)
-    cat = Catalogue(tmp_path / "cat.sqlite")
+    cat = CatalogueWriter(tmp_path / "cat.sqlite")
     path = SnapshotStore(tmp_path / "rec", cat, "cam1").save(jpeg, T0, "periodic",
                                                              width=160, height=120)
     assert path.name == "cam1-20240507-121430-periodic.jpg"

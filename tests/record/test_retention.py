@@ -6,9 +6,9 @@ import json
 import shutil
 from pathlib import Path
 
+from common.catalogue import CatalogueWriter
 from common.config import RecordConfig
 from common.messages import Motion
-from services.record.catalogue import Catalogue
 from services.record.recorder import Recorder
 from services.record.retention import Item, Needs, RetentionKeeper, needs, plan, queued_paths
 from tests.record.h264gen import make_gop_stream, repeat
@@ -58,7 +58,7 @@ def test_small_quota_deletes_oldest_never_exceeds_and_spares_queued(tmp_path):
     cfg = RecordConfig(rec_sec_before=1.0, rec_sec_after=1.0,
                        retention={"max_total_gb": quota / 1e9, "min_free_mb": 0,
                                   "max_age_days": 0, "reserve_seconds": 5})
-    cat = Catalogue(tmp_path / "cat.sqlite")
+    cat = CatalogueWriter(tmp_path / "cat.sqlite")
     now = [T0]
     rec = Recorder(cfg, "cam1", storage, cat, lambda: now[0])
     # A real disk is far from full: only the quota limits.

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from common.bus import Bus
+from common.catalogue import CatalogueReader, CatalogueWriter, day_of
 from common.config import RecordConfig, parse_config
 from common.messages import Heartbeat, Motion, Recording, Snapshot, VideoPacket
 from common.paths import Home
-from services.record.catalogue import Catalogue, day_of
 from services.record.fmp4 import probe
 from services.record.recorder import Recorder
 from tests.record.h264gen import make_gop_stream
@@ -145,7 +145,7 @@ def test_kill9_mid_event_then_recover(tmp_path):
         if proc.poll() is None:
             proc.kill()
     bus.close()
-    cat = Catalogue(home.catalogue, readonly=True)
+    cat = CatalogueReader(home.catalogue)
     rows = {c.path: c for c in cat.clips(limit=100)}
     on_disk = {str(p) for p in home.recordings_dir.rglob("*.mp4")}
     assert set(rows) == on_disk == {e1[0].path, str(e2_path)}
@@ -161,7 +161,7 @@ def test_kill9_mid_event_then_recover(tmp_path):
 
 def test_export_day_joins_event_clips(tmp_path):
     home = Home(tmp_path / "home").ensure()
-    cat = Catalogue(home.catalogue)
+    cat = CatalogueWriter(home.catalogue)
     t0 = time.mktime((2024, 5, 7, 10, 0, 0, 0, 0, -1))
     rec = Recorder(RecordConfig(rec_sec_before=1.0, rec_sec_after=1.0, continuous=True),
                    "cam1", home.recordings_dir, cat, lambda: t0)

@@ -468,7 +468,7 @@ def test_hooks_see_none_of_the_secrets(home: Home) -> None:
 
 # -- medium: recovery (and retention, export) followed symlinks ---------------------------
 def test_record_touches_nothing_a_symlink_points_at(home: Home) -> None:
-    from services.record.catalogue import Catalogue
+    from common.catalogue import CatalogueWriter
     from tests.web.conftest import make_mp4
 
     outside = Path(tempfile.mkdtemp(prefix="ps-outside-"))
@@ -480,7 +480,7 @@ def test_record_touches_nothing_a_symlink_points_at(home: Home) -> None:
         rec = home.recordings_dir
         # 1. a clip-named link, as if record died writing it (recovery cuts torn tails)
         (rec / "cam1-20260101-120000.mp4").symlink_to(secret)
-        cat = Catalogue(home.catalogue)
+        cat = CatalogueWriter(home.catalogue)
         (rec / "cam1-20260101-120500.mp4").symlink_to(secret)
         cat.add_clip(rec / "cam1-20260101-120500.mp4", "cam1", time.time() - 60, "event")
         # 2. an old clip in a linked day folder (retention deletes old clips)
@@ -501,7 +501,7 @@ def test_record_touches_nothing_a_symlink_points_at(home: Home) -> None:
         link = rec / "2026" / "cam1-link.mp4"
         link.parent.mkdir()
         link.symlink_to(victim)
-        cat = Catalogue(home.catalogue)
+        cat = CatalogueWriter(home.catalogue)
         cat.add_clip(link, "cam1", time.time() - 30, "event")
         cat.finish_clip(link, end=time.time() - 28, duration=2, size=victim_size, frames=20)
         cat.close()

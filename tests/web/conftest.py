@@ -17,9 +17,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from common.arming import apply
+from common.catalogue import CatalogueWriter
 from common.config import Config, parse_config
+from common.messages import Label
 from common.paths import Home
-from services.record.catalogue import Catalogue
 from services.web import auth
 from services.web.app import WebContext, create_app
 from services.web.health import HealthBoard
@@ -51,7 +52,7 @@ class WebEnv:
     config: Config
     ctx: WebContext
     client: TestClient
-    catalogue: Catalogue
+    catalogue: CatalogueWriter
     sent: list[tuple[type, dict[str, Any]]] = field(default_factory=list)
 
     def login(self, client: TestClient | None = None) -> TestClient:
@@ -75,13 +76,15 @@ def build_env(home: Home, raw: dict | None = None, arming_owner: bool = False) -
 
     def send(cls: type, **fields: Any) -> None:
         sent.append((cls, fields))
-        if arming_owner:
+        if cls is Label:  # record's part: the test holds the catalogue's writer
+            cat.set_label(fields["event_id"], fields["verdict"])
+        elif arming_owner:
             now = time.time()
             ctx.arming = apply(ctx.arming, cls(camera="cam1", seq=0, ts=now, **fields), now)
 
     ctx = WebContext(config, home, LiveHub(["cam1"]), HealthBoard({"cam1": ["capture"]}),
                      send=send, arming_reply_seconds=0.2)
-    cat = Catalogue(home.catalogue)
+    cat = CatalogueWriter(home.catalogue)
     return WebEnv(home, config, ctx, TestClient(create_app(ctx)), cat, sent)
 
 

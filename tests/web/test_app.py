@@ -13,9 +13,9 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.testclient import WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
 
+from common.catalogue import day_of
 from common.messages import Arm, Disarm, Mute, Unmute
 from common.paths import Home
-from services.record.catalogue import day_of
 from services.web import auth
 from tests.web.conftest import API_KEY, PASSWORD, WebEnv, build_env, seed_event
 

@@ -21,6 +21,7 @@ import pytest
 from websockets.sync.client import connect as ws_connect
 
 from common.bus import Bus, Subscriber
+from common.catalogue import CatalogueReader, CatalogueWriter
 from common.config import Config, parse_config
 from common.messages import ArmState, Disarm, Header, Heartbeat, LiveFrame, Motion
 from common.paths import Home
@@ -321,3 +322,28 @@ def test_h264_live_over_websocket_is_the_cameras_own_video(web: Running) -> None
     with av.open(io.BytesIO(init + b"".join(segments))) as c:
         frames = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
     assert len(frames) == 12 and frames[0].shape == (480, 640, 3)  # from a keyframe on
+
+
+def test_a_verdict_from_the_page_is_written_by_record(home: Home) -> None:
+    """web and record as real processes: the page asks, record writes its
+    catalogue, the page answers with the event as the catalogue has it."""
+    with CatalogueWriter(home.catalogue) as cat:  # an event record saved earlier
+        cat.upsert_event("ev5", "cam1", time.time() - 60, labels=["person"])
+    port = free_port()
+    raw = {"general": {"services": ["web", "record"]},
+           "web": {"port": port, "api_key": API_KEY}}
+    with pisentry_process("record", home=home, config=raw), \
+            pisentry_process("web", home=home, config=raw) as proc:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_web(base, proc, home)
+        deadline = time.monotonic() + 15
+        while True:  # until record's subscription to web has settled
+            r = httpx.post(f"{base}/api/events/ev5/label", json={"verdict": "false"},
+                           headers=H, timeout=10)
+            if r.status_code != 503 or time.monotonic() > deadline:
+                break
+        assert r.status_code == 200 and r.json()["verdict"] == "false_alarm", r.text
+        assert httpx.post(f"{base}/api/events/nope/label", json={"verdict": "real"},
+                          headers=H).status_code == 404
+    with CatalogueReader(home.catalogue) as cat:
+        assert cat.event("ev5").verdict == "false_alarm"  # type: ignore[union-attr]

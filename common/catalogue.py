@@ -1,11 +1,16 @@
 """The catalogue: one SQLite database (WAL) of events, clips and snapshots.
 
-Written by the record service; read by web and notify. Location:
-``Home.catalogue`` (``$PISENTRY_HOME/catalogue.sqlite``).
+Owned by the record service: ``CatalogueWriter`` (creates the file, runs the
+migrations, writes) is for record only. Everyone else (web, notify, ``pisentry
+export``) opens a ``CatalogueReader``: read-only at the SQLite level, no
+migrations, and an error while record has not created the file yet. What
+others want changed reaches record as a command (``Label`` for a verdict,
+``Forget`` for a clip deleted after its backup). Location: ``Home.catalogue``
+(``$PISENTRY_HOME/catalogue.sqlite``).
 
-Read API (stable; web and notify import it)::
+Read API (``CatalogueReader``; ``CatalogueWriter`` has it too)::
 
-    cat = Catalogue(home.catalogue)                 # or readonly=True
+    cat = CatalogueReader(home.catalogue)
     cat.events(day=None, label=None, zone=None, camera=None, verdict=None,
                limit=50, offset=0) -> list[EventRow]  newest first
     cat.event(event_id)          -> EventRow | None
@@ -18,8 +23,12 @@ Read API (stable; web and notify import it)::
     cat.snapshots_for(event_id)  -> list[SnapshotRow] oldest first
     cat.snapshots(day=None, camera=None, kind=None, limit=50, offset=0)
     cat.days(camera=None)        -> list[str]         "YYYY-MM-DD" with clips, newest first
-    cat.set_label(event_id, verdict) -> bool          verdict: "real" | "false_alarm" | ""
     cat.close()
+
+Write API (``CatalogueWriter``, record only): ``upsert_event``, ``add_clip``,
+``finish_clip``, ``link_event``, ``delete_clip``, ``add_snapshot``,
+``delete_snapshot``, ``set_label(event_id, verdict) -> bool``, and the
+retention queries.
 
 ``day`` is the local calendar date ("YYYY-MM-DD") of the row's start, as
 file names and folders use it. Times are ``time.time()`` seconds. Paths are
@@ -48,14 +57,11 @@ Schema (``PRAGMA user_version`` = ``SCHEMA_VERSION``)::
 Concurrency. The database is in WAL mode, so readers (web, notify) never block
 the writer and see a consistent snapshot per query. Every connection sets
 ``busy_timeout`` (5 s) and every write is one short transaction (a single
-statement or a few rows), so the rare second writer (``set_label`` from web or
-notify; the one exception to "written by record only") waits for the lock
-instead of failing, and only touches the ``verdict`` columns record never
-writes after the event row exists. ``readonly=True`` opens the file with
-``mode=ro``; it works while record writes, and raises ``CatalogueError`` when
-the database does not exist yet.
+statement or a few rows). A reader opens the file with ``mode=ro``; it works
+while record writes, and raises ``CatalogueError`` when the database does not
+exist yet.
 
-Threading: one ``Catalogue`` may be shared between threads (a lock serialises
+Threading: one reader or writer may be shared between threads (a lock serialises
 its connection); separate processes each open their own.
 """
 
@@ -71,11 +77,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
+from common.messages import VERDICTS
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 5000
-VERDICTS = ("", "real", "false_alarm")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -210,43 +217,28 @@ def _where(conds: list[str]) -> str:
     return (" WHERE " + " AND ".join(conds)) if conds else ""
 
 
-class Catalogue:
-    """A connection to the catalogue; see the module docstring for the API."""
+class CatalogueReader:
+    """A read-only connection; see the module docstring for the API."""
 
-    def __init__(self, path: str | Path, readonly: bool = False) -> None:
+    def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.readonly = readonly
         self._lock = threading.Lock()
         try:
-            if readonly:
-                if not self.path.exists():
-                    raise CatalogueError(f"catalogue {self.path} does not exist yet")
-                self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
-                                           timeout=BUSY_TIMEOUT_MS / 1000,
-                                           check_same_thread=False)
-            else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
-                                           check_same_thread=False, isolation_level=None)
+            self._db = self._connect()
             self._db.row_factory = sqlite3.Row
             self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            if not readonly:
-                self._db.execute("PRAGMA journal_mode = WAL")
-                # NORMAL in WAL mode: a power cut may lose the last commits but never
-                # corrupts the file, and it saves an fsync per write (kind to SD cards).
-                self._db.execute("PRAGMA synchronous = NORMAL")
-                self._migrate()
+            self._prepare()
         except sqlite3.Error as exc:
             raise CatalogueError(f"cannot open catalogue {self.path}: {exc}") from None
 
-    def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise CatalogueError(f"catalogue {self.path} has schema {version}, newer than "
-                                 f"this pisentry ({SCHEMA_VERSION})")
-        self._db.executescript(_SCHEMA)
-        if version < SCHEMA_VERSION:
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    def _connect(self) -> sqlite3.Connection:
+        if not self.path.exists():
+            raise CatalogueError(f"catalogue {self.path} does not exist yet (record creates it)")
+        return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
+                               timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+
+    def _prepare(self) -> None:
+        """Nothing for a reader: it never changes the file, schema included."""
 
     def close(self) -> None:
         with self._lock:
@@ -262,13 +254,6 @@ class Catalogue:
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
-
-    def _write(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
-        if self.readonly:
-            raise CatalogueError("catalogue opened read-only")
-        with self._lock:
-            # One statement in autocommit mode is one short transaction.
-            return self._db.execute(sql, args)
 
     # -- read API -----------------------------------------------------------------
     def events(self, day: str | None = None, label: str | None = None,
@@ -369,17 +354,43 @@ class Catalogue:
             rows = self._query("SELECT DISTINCT day FROM clips ORDER BY day DESC")
         return [r["day"] for r in rows]
 
+
+class CatalogueWriter(CatalogueReader):
+    """The record service's connection: creates the file, migrates, writes."""
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
+                               check_same_thread=False, isolation_level=None)
+
+    def _prepare(self) -> None:
+        self._db.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode: a power cut may lose the last commits but never
+        # corrupts the file, and it saves an fsync per write (kind to SD cards).
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise CatalogueError(f"catalogue {self.path} has schema {version}, newer than "
+                                 f"this pisentry ({SCHEMA_VERSION})")
+        self._db.executescript(_SCHEMA)
+        if version < SCHEMA_VERSION:
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _write(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            # One statement in autocommit mode is one short transaction.
+            return self._db.execute(sql, args)
+
     def set_label(self, event_id: str, verdict: str) -> bool:
-        """Mark an event real or a false alarm ("" clears it). Safe from any
-        process: one short UPDATE of the verdict columns only. False when the
-        event is unknown."""
+        """Mark an event real or a false alarm ("" clears it): the ``Label``
+        command, applied by record. Touches the verdict columns only. False
+        when the event is unknown."""
         if verdict not in VERDICTS:
             raise CatalogueError(f"verdict {verdict!r} is not one of {VERDICTS}")
         cur = self._write("UPDATE events SET verdict = ?, verdict_ts = ? WHERE id = ?",
                           (verdict, time.time(), event_id))
         return cur.rowcount > 0
 
-    # -- write API (record service) ------------------------------------------------
     def upsert_event(self, event_id: str, camera: str, start: float, *, end: float = 0.0,
                      labels: Iterable[str] = (), zones: Iterable[str] = (),
                      boxes: Iterable[Sequence[float]] = (), score: float = 0.0,
