@@ -16,6 +16,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -30,6 +31,8 @@ from pydantic import (
 
 from common.config_view import MAPPING, SECRET, SERVICES, ConfigError, ServiceName
 from common.paths import Home
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 class Section(BaseModel):
@@ -243,7 +246,13 @@ class TelegramConfig(Section):
                                 description="Chats that get alerts and whose commands are "
                                             "obeyed; every other chat is ignored")
     base_url: str = Field("https://api.telegram.org/bot", pattern=r"^https?://",
-                          description="Bot API base URL")
+                          description="Bot API base URL; https, or http to a Bot API server "
+                                      "on this machine (127.0.0.1, ::1, localhost)")
+    allowed_user_ids: list[int] = Field(
+        default_factory=list, max_length=64,
+        description="When set, commands and buttons are obeyed only from these Telegram "
+                    "user ids, also inside an allowed group chat (empty: any member of an "
+                    "allowed chat)")
     send_clip: bool = Field(True, description="Send the clip when it is finished")
     max_clip_mb: float = Field(49.0, gt=0, le=2000,
                                description="Clips above this size go out as a text note "
@@ -261,6 +270,15 @@ class TelegramConfig(Section):
                                 description="Long-poll seconds when asking for commands")
     retry_seconds: float = Field(300.0, ge=1, le=86400,
                                  description="Give up on one message after retrying this long")
+
+    @field_validator("base_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        host = urlsplit(value).hostname or ""
+        if value.startswith("http://") and host not in LOOPBACK_HOSTS:
+            raise ValueError("the token travels in every request: use https (plain http "
+                             "only to a Bot API server on this machine)")
+        return value
 
     @model_validator(mode="after")
     def _complete(self) -> TelegramConfig:
@@ -304,6 +322,10 @@ class MqttConfig(Section):
                                   description="Home Assistant's discovery prefix")
     discovery: bool = Field(True, description="Publish Home Assistant discovery configs")
     keepalive: int = Field(30, ge=5, le=3600, description="Seconds between MQTT pings")
+    tls: bool = Field(False, description="Connect with TLS (brokers listen on 8883 for it); "
+                                         "the broker's certificate is checked")
+    ca_file: str = Field("", description="CA bundle (PEM) for a broker with its own "
+                                         "certificate authority (empty: the system's)")
 
 
 class HooksConfig(Section):

@@ -28,30 +28,26 @@ def secrets_of(node: Any) -> list[str]:
     return [s for _, v in node for s in secrets_of(v)]
 
 
-class RedactSecrets(logging.Filter):
-    """Replaces configured secrets in a record's final text; a last line of
-    defence, since code should never log them in the first place."""
+class RedactingFormatter(logging.Formatter):
+    """Replaces configured secrets in each record's final text, the message
+    and any exception text and traceback alike (a client library's exception
+    may quote a URL with the token); a last line of defence, since code should
+    never log them in the first place."""
 
     def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
+        super().__init__(FORMAT)
         self._secrets = [s for s in secrets if len(s) >= 4]
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
-        text = record.getMessage()
-        if any(s in text for s in self._secrets):
-            for s in self._secrets:
-                text = text.replace(s, "[secret]")
-            record.msg, record.args = text, None
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        for s in self._secrets:
+            text = text.replace(s, "[secret]")
+        return text
 
 
 def setup_logging(config: Config | None = None, level: str | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(FORMAT))
-    if config is not None:
-        handler.addFilter(RedactSecrets(secrets_of(config)))
+    handler.setFormatter(RedactingFormatter(secrets_of(config) if config is not None else []))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level or (config.general.log_level if config else "INFO"))

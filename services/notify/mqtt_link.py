@@ -74,6 +74,12 @@ class MqttLink:
         self.connected = False
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id=f"pisentry-{camera}")
+        if cfg.tls:
+            self.client.tls_set(ca_certs=cfg.ca_file or None)
+        elif cfg.password.get_secret_value() and cfg.host not in ("127.0.0.1", "::1",
+                                                                  "localhost"):
+            log.warning("mqtt: the broker password goes to %s unencrypted (set mqtt.tls)",
+                        cfg.host)
         if cfg.username:
             self.client.username_pw_set(cfg.username, cfg.password.get_secret_value() or None)
         self.client.will_set(self.t["availability"], "offline", qos=1, retain=True)

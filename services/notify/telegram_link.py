@@ -56,6 +56,7 @@ class TelegramLink:
         self.inbox = inbox
         self.poll = poll
         self.allowed = set(cfg.chat_ids)
+        self.allowed_users = set(cfg.allowed_user_ids)
         self._token = cfg.token.get_secret_value()
         self._requests = (
             HTTPXRequest(connection_pool_size=8, read_timeout=30, write_timeout=60,
@@ -65,7 +66,8 @@ class TelegramLink:
         )
         self.bot = Bot(self._token, base_url=cfg.base_url, request=self._requests[0],
                        get_updates_request=self._requests[1])
-        self.counters = {"tg_sent": 0, "tg_failed": 0, "tg_retries": 0, "tg_ignored_chats": 0}
+        self.counters = {"tg_sent": 0, "tg_failed": 0, "tg_retries": 0, "tg_ignored_chats": 0,
+                         "tg_ignored_users": 0}
         self.failing = ""  # why the Bot API cannot be reached now, "" when it can
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
@@ -225,18 +227,25 @@ class TelegramLink:
         if update.callback_query is not None:
             query = update.callback_query
             chat = query.message.chat.id if query.message else query.from_user.id
-            if self._allowed(chat):
+            if self._allowed(chat, query.from_user.id):
                 self.inbox.put(Incoming("label", chat, query.data or "", query.id))
             return
         message = update.message
         if message is None or not message.text:
             return
-        if self._allowed(message.chat.id):
+        sender = message.from_user.id if message.from_user else None
+        if self._allowed(message.chat.id, sender):
             self.inbox.put(Incoming("command", message.chat.id, message.text))
 
-    def _allowed(self, chat_id: int) -> bool:
-        if chat_id in self.allowed:
-            return True
-        self.counters["tg_ignored_chats"] += 1
-        log.warning("telegram: ignored a message from chat %d (not in chat_ids)", chat_id)
-        return False
+    def _allowed(self, chat_id: int, user_id: int | None) -> bool:
+        if chat_id not in self.allowed:
+            self.counters["tg_ignored_chats"] += 1
+            log.warning("telegram: ignored a message from chat %d (not in chat_ids)", chat_id)
+            return False
+        if self.allowed_users and user_id not in self.allowed_users:
+            # any member of an allowed group could otherwise disarm the camera
+            self.counters["tg_ignored_users"] += 1
+            log.warning("telegram: ignored a message from user %s in chat %d (not in "
+                        "allowed_user_ids)", user_id, chat_id)
+            return False
+        return True

@@ -78,13 +78,16 @@ class FakeTelegram:
         self._thread.join(5)
 
     # -- test controls ----------------------------------------------------------------
-    def push_message(self, chat_id: int, text: str) -> None:
+    def push_message(self, chat_id: int, text: str, user_id: int | None = None) -> None:
+        """A message in ``chat_id`` from ``user_id`` (default: a private chat,
+        where the two are the same; a different user means a group)."""
+        user = chat_id if user_id is None else user_id
         with self._lock:
             self._update_id += 1
             self._updates.append({"update_id": self._update_id, "message": {
                 "message_id": 1000 + self._update_id, "date": int(time.time()), "text": text,
-                "chat": {"id": chat_id, "type": "private"},
-                "from": {"id": chat_id, "is_bot": False, "first_name": "user"}}})
+                "chat": {"id": chat_id, "type": "private" if user == chat_id else "group"},
+                "from": {"id": user, "is_bot": False, "first_name": "user"}}})
 
     def push_button(self, chat_id: int, data: str) -> None:
         with self._lock:

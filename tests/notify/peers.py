@@ -2,7 +2,7 @@
 
 - ``SshServer``: OpenSSH sshd on a free high port, pubkey login only, its own
   host key; ``stop()``/``start()`` simulate a NAS outage.
-- ``Mosquitto``: the Debian broker with one listener on 127.0.0.1.
+- ``Mosquitto``: the Debian broker with one listener on 127.0.0.1 (optionally TLS).
 - ``SmtpSink``: aiosmtpd Controller keeping every message (optionally TLS).
 """
 
@@ -137,12 +137,15 @@ Subsystem sftp internal-sftp
 
 
 class Mosquitto:
-    def __init__(self, folder: Path) -> None:
+    """``tls``: (certificate, key) PEM files; the listener then speaks TLS only."""
+
+    def __init__(self, folder: Path, tls: tuple[Path, Path] | None = None) -> None:
         self.dir = folder
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.conf = self.dir / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+        certs = f"certfile {tls[0]}\nkeyfile {tls[1]}\n" if tls else ""
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\n{certs}allow_anonymous true\n"
                              "persistence false\n")
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -36,7 +37,7 @@ from common.config import parse_config
 from common.messages import Heartbeat, VideoPacket
 from common.paths import Home
 from services.web import auth
-from tests.support import new_home, pisentry, pisentry_process
+from tests.support import REPO, new_home, pisentry, pisentry_process
 from tests.web.test_service import free_port
 
 pytestmark = [pytest.mark.timeout(300)]
@@ -588,3 +589,83 @@ def test_pisentry_run_keeps_everything_private() -> None:
         shared = [f"{x.relative_to(home.root)} {x.stat().st_mode & 0o777:o}" for x in written
                   if x.exists() and not x.is_symlink() and x.stat().st_mode & 0o077]
     assert not shared, shared
+
+
+# -- low: Telegram over http, any group member obeyed; MQTT without TLS; exception text ---
+def test_telegram_obeys_only_listed_users_in_a_group(home: Home) -> None:
+    from common.arming import ArmingStore
+    from tests.notify.fake_telegram import FakeTelegram
+
+    token, group, owner, member = "123456:security-test-token-0123456789", -100777, 4242, 5151
+    server = FakeTelegram(token).start()
+    try:
+        raw = {"general": {"services": ["notify"]}, "notify": {"telegram": {
+            "enabled": True, "token": token, "chat_ids": [group], "base_url": server.base_url,
+            "poll_timeout": 1, "allowed_user_ids": [owner]}}}
+        with pisentry_process("notify", home=home, config=raw) as proc:
+            server.push_message(group, "/disarm", user_id=member)  # a guest in the family group
+            time.sleep(4)
+            assert proc.poll() is None, (home.root / "notify.out").read_text()
+            assert ArmingStore(home).load().armed is True
+            server.push_message(group, "/disarm", user_id=owner)
+            deadline = time.monotonic() + 10
+            while ArmingStore(home).load().armed:
+                assert time.monotonic() < deadline, (home.root / "notify.out").read_text()
+                time.sleep(0.2)
+        log = (home.root / "notify.out").read_text()
+        assert f"user {member}" in log and token not in log
+    finally:
+        server.stop()
+    for url, why in (("http://api.telegram.example/bot", "https"),):
+        cfg = home.root / "tg.toml"
+        cfg.write_text(f'[notify.telegram]\nbase_url = "{url}"\n')
+        r = pisentry("check-config", str(cfg), home=home)
+        assert r.returncode == 2 and "notify.telegram.base_url" in r.stderr and why in r.stderr
+
+
+def test_secrets_are_redacted_from_exception_text(home: Home) -> None:
+    token = "123456:redact-me-in-tracebacks-0123456789"
+    code = ("import logging; from common.config import parse_config; "
+            "from common.logs import setup_logging; "
+            f"setup_logging(parse_config({{'notify': {{'telegram': {{'token': '{token}'}}}}}}))\n"
+            "try:\n"
+            f"    raise ConnectionError('GET https://api.telegram.org/bot{token}/getMe failed')\n"
+            "except ConnectionError:\n"
+            "    logging.getLogger('x').exception('telegram down')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=30, check=False, cwd=REPO)
+    assert "telegram down" in r.stderr and "Traceback" in r.stderr, r.stderr
+    assert token not in r.stderr and "[secret]" in r.stderr
+
+
+def test_mqtt_over_tls(home: Home) -> None:
+    from tests.notify.peers import MOSQUITTO, Mosquitto, have
+    from tests.notify.test_email import self_signed
+
+    if not have(MOSQUITTO):
+        pytest.skip("mosquitto is needed")
+    # mosquitto started as root drops to its own user: it reads the key from a
+    # folder that user can open, not from the private home
+    certs = Path(tempfile.mkdtemp(prefix="ps-mqtt-tls-"))
+    certs.chmod(0o755)
+    cert, key = self_signed(certs)
+    key.chmod(0o644)
+    broker = Mosquitto(certs / "broker", tls=(cert, key)).start()
+    try:
+        raw = {"general": {"services": ["notify"]}, "notify": {"mqtt": {
+            "enabled": True, "host": "127.0.0.1", "port": broker.port, "tls": True,
+            "ca_file": str(cert)}}}
+        with pisentry_process("notify", home=home, config=raw) as proc:
+            deadline = time.monotonic() + 15
+            while "mqtt: connected" not in (home.root / "notify.out").read_text():
+                assert proc.poll() is None and time.monotonic() < deadline, \
+                    (home.root / "notify.out").read_text()
+                time.sleep(0.2)
+        # without the CA the broker's certificate is refused: no connection
+        raw["notify"]["mqtt"]["ca_file"] = ""
+        with pisentry_process("notify", home=home, config=raw):
+            time.sleep(4)
+        assert "mqtt: connected" not in (home.root / "notify.out").read_text()
+    finally:
+        broker.stop()
+        shutil.rmtree(certs, ignore_errors=True)
