@@ -36,7 +36,8 @@ from common.config import SERVICES
 from common.messages import ArmState, Frame, Header, Heartbeat, VideoPacket
 from common.worker import SetupError, Worker
 from services.web import auth
-from services.web.app import WebContext, create_app
+from services.web.app import create_app
+from services.web.context import WebContext
 from services.web.feed import EventFeed, describe
 from services.web.h264live import H264Channel
 from services.web.health import HealthBoard

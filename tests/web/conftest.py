@@ -22,7 +22,8 @@ from common.config import Config, parse_config
 from common.messages import Label
 from common.paths import Home
 from services.web import auth
-from services.web.app import WebContext, create_app
+from services.web.app import create_app
+from services.web.context import WebContext
 from services.web.health import HealthBoard
 from services.web.live import LiveHub
 
