@@ -117,6 +117,31 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from common.clipchain import PUBLIC_FILE, ProofError, load_public_key, verify
+
+    key_path = Path(args.key) if args.key else Home.from_env().state_dir / PUBLIC_FILE
+    try:
+        key = load_public_key(key_path)
+    except ProofError as exc:
+        print(f"pisentry verify: {exc} (give the camera's clip-signing.pub with --key)",
+              file=sys.stderr)
+        return 2
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing:
+        print(f"pisentry verify: {missing[0]}: no such file or folder", file=sys.stderr)
+        return 2
+    report = verify([Path(p) for p in args.paths], key)
+    for problem in report.problems:
+        print(f"FAIL {problem}")
+    spans = ", ".join(f"{cam} seq {a}..{b}" for cam, (a, b) in report.chains.items())
+    print(f"{'OK' if report.ok else 'FAILED'}: {report.checked} clip(s) intact"
+          + (f" ({spans})" if spans else "") + f", {len(report.problems)} problem(s)")
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pisentry", description="pisentry: a Raspberry Pi security camera on a ZeroMQ bus")
@@ -143,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     add_config_arg(p)
     p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("verify", help="check signed clips offline: names any clip changed, "
+                                      "removed from the chain or added")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="clips, proofs or folders (a NAS "
+                                                            "folder, the recordings folder)")
+    p.add_argument("--key", default="", help="the camera's public key, clip-signing.pub "
+                                             "(default: $PISENTRY_HOME/state/clip-signing.pub)")
+    p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("keygen", help="print a new CURVE key pair for tcp:// endpoints")
     p.set_defaults(func=_cmd_keygen)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from common.arming import ArmingCommand, ArmingStore, ArmSchedule, apply
 from common.bus import STATUS_ENDPOINTS, Bus, Message, Subscriber
+from common.clipchain import proof_path
 from common.messages import (
     ARMING_COMMANDS,
     COMMAND_PREFIX,
@@ -293,6 +294,9 @@ class NotifyService(Worker):
                                                  "reason": r.reason})
         if self.backup is not None:
             self.backup.enqueue_clip(r.path, r.camera, r.start)
+            proof = proof_path(Path(r.path))
+            if proof.exists():  # the clip's signature travels beside it
+                self.backup.enqueue_clip(str(proof), r.camera, r.start)
         tg = self.cfg.telegram
         if self.telegram is not None and tg.send_clip and r.event_id and \
                 self.policy.alerted(r.event_id):

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from common.catalogue import CatalogueWriter
+from common.clipchain import proof_path
 from services.record.naming import within
 
 if TYPE_CHECKING:
@@ -170,6 +171,7 @@ class RetentionKeeper:
             # it out of the storage folder: then only the row goes.
             if within(path.parent, self.storage):
                 path.unlink(missing_ok=True)
+                proof_path(path).unlink(missing_ok=True)
             else:
                 log.warning("not deleting %s: outside the storage folder", path)
         except OSError as exc:

@@ -17,6 +17,7 @@ from typing import Any
 
 from common.bus import Message
 from common.catalogue import CatalogueError, CatalogueWriter
+from common.clipchain import ClipSigner
 from common.messages import Forget, Label, Motion, Notice, Recording, Snapshot, VideoPacket
 from common.worker import SetupError, Worker
 from services.record.recorder import ClipNote, Recorder
@@ -49,6 +50,10 @@ class RecordService(Worker):
             self.catalogue = CatalogueWriter(self.home.catalogue)
         except CatalogueError as exc:
             raise SetupError(str(exc)) from None
+        try:
+            self.signer = ClipSigner(self.home.state_dir, self.camera)
+        except (OSError, ValueError) as exc:  # a damaged key file: ProofError, ValueError
+            raise SetupError(f"record: clip signing key: {exc}") from None
         for note in recover(self.catalogue, self.storage, self.staging):
             log.info("recovered %s (%.1f s)", note.path, note.duration)
             self._publish(note)
@@ -158,10 +163,21 @@ class RecordService(Worker):
 
     def _publish(self, note: ClipNote) -> None:
         assert self.pub is not None
+        if note.phase == "finished":
+            self._sign(Path(note.path))
         ts = note.start if note.phase == "started" else (note.end or note.start)
         self.pub.publish(Recording, ts=ts, phase=note.phase, path=note.path, start=note.start,
                          end=note.end, duration=note.duration, size=note.size,
                          event_id=note.event_id, reason=note.reason)
+
+    def _sign(self, clip: Path) -> None:
+        """Its proof beside the clip before anyone hears it is finished, so
+        the backup ships both (see ``common.clipchain``)."""
+        try:
+            self.signer.sign(clip)
+            self.counters["signed"] = self.counters.get("signed", 0) + 1
+        except OSError as exc:
+            self.record_error(f"signing {clip.name}", exc)
 
     # -- lifecycle ----------------------------------------------------------------------
     def drain(self) -> None:

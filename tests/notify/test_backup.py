@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
+from common.clipchain import PUBLIC_FILE, ClipSigner, load_public_key, verify
 from common.config import BackupConfig
 from common.messages import Recording
+from common.paths import Home
 from services.notify import crypto
 from services.notify.backup import BackupManager, UploadTrigger, apply_retention
 from services.notify.remote import HostKeyError, connect
@@ -221,3 +223,22 @@ def test_service_ships_progress_pieces_then_the_clip(sshd: SshServer, tmp_path: 
     wait_until(lambda: sorted(p.name for p in folder.iterdir()) == ["cam1-ev.mp4"], 10,
                "the clip to replace its pieces")
     assert (folder / "cam1-ev.mp4").read_bytes() == full
+
+
+def test_a_clips_proof_travels_beside_it_and_verifies_on_the_nas(
+        sshd: SshServer, tmp_path: Path, harness_factory: Any, home: Home) -> None:
+    h = harness_factory({"backup": backup_section(sshd)})
+    start = time.time()
+    signer = ClipSigner(home.state_dir, "cam1")
+    for i in range(2):
+        clip = make_clip(tmp_path / "rec", f"cam1-ev{i}.mp4", size=30_000 + i)
+        signer.sign(clip)  # as record does, before it says the clip is finished
+        h.record.publish(Recording, ts=start, phase="finished", path=str(clip), start=start,
+                         end=start + 3, duration=3.0, size=clip.stat().st_size,
+                         event_id=f"ev{i}")
+    folder = sshd.root / "cam" / day_dir(start)
+    names = ["cam1-ev0.mp4", "cam1-ev0.mp4.sig.json", "cam1-ev1.mp4", "cam1-ev1.mp4.sig.json"]
+    wait_until(lambda: folder.is_dir() and sorted(p.name for p in folder.iterdir()) == names,
+               10, "both clips and their proofs on the NAS")
+    report = verify([sshd.root / "cam"], load_public_key(home.state_dir / PUBLIC_FILE))
+    assert report.ok and report.checked == 2, report

@@ -16,6 +16,7 @@ import pytest
 
 from common.bus import Bus
 from common.catalogue import CatalogueReader, CatalogueWriter, day_of
+from common.clipchain import PUBLIC_FILE, Proof, load_public_key, proof_path, verify
 from common.config import RecordConfig, parse_config
 from common.messages import Heartbeat, Motion, Recording, Snapshot, VideoPacket
 from common.paths import Home
@@ -157,6 +158,11 @@ def test_kill9_mid_event_then_recover(tmp_path):
     assert rows[str(e2_path)].frames == after.frames
     assert cat.snapshots_for("e1")[0].path == str(Path(e1[0].path).with_suffix(".jpg"))
     assert [c.path for c in cat.clips_for("e2")] == [str(e2_path)]
+    # Both are signed, the finished one first and the recovered one chained to it.
+    key = load_public_key(home.state_dir / PUBLIC_FILE)
+    report = verify([home.recordings_dir], key)
+    assert report.ok and report.checked == 2 and report.chains == {"cam1": (0, 1)}, report
+    assert Proof.read(proof_path(e2_path)).prev_name == Path(e1[0].path).name
 
 
 def test_export_day_joins_event_clips(tmp_path):
