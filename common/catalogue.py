@@ -26,7 +26,7 @@ Read API (``CatalogueReader``; ``CatalogueWriter`` has it too)::
     cat.close()
 
 Write API (``CatalogueWriter``, record only): ``upsert_event``, ``add_clip``,
-``finish_clip``, ``link_event``, ``delete_clip``, ``add_snapshot``,
+``finish_clip``, ``set_proof``, ``link_event``, ``delete_clip``, ``add_snapshot``,
 ``delete_snapshot``, ``set_label(event_id, verdict) -> bool``, and the
 retention queries.
 
@@ -47,7 +47,10 @@ Schema (``PRAGMA user_version`` = ``SCHEMA_VERSION``)::
           frames INTEGER, day TEXT,
           reason TEXT               -- "event" | "continuous" | "edge" | "recovered"
           event_id TEXT             -- "" for continuous clips
-          state TEXT)               -- "open" while written, "finished", "recovered"
+          state TEXT,               -- "open" while written, "finished", "recovered"
+          sha256 TEXT, prev_sha256 TEXT, chain_seq INTEGER, signature TEXT)
+                                    -- the clip's proof (common.clipchain), "" / -1
+                                    -- until it is signed
     snapshots(id INTEGER PK, camera, event_id TEXT ("" for periodic), kind TEXT
               ("event" | "periodic" | "manual" | "mask"), ts, day, path TEXT UNIQUE,
               width, height, size)
@@ -81,7 +84,7 @@ from common.messages import VERDICTS
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 5000
 
 _SCHEMA = """
@@ -114,7 +117,11 @@ CREATE TABLE IF NOT EXISTS clips (
     day TEXT NOT NULL,
     reason TEXT NOT NULL,
     event_id TEXT NOT NULL DEFAULT '',
-    state TEXT NOT NULL DEFAULT 'open'
+    state TEXT NOT NULL DEFAULT 'open',
+    sha256 TEXT NOT NULL DEFAULT '',
+    prev_sha256 TEXT NOT NULL DEFAULT '',
+    chain_seq INTEGER NOT NULL DEFAULT -1,
+    signature TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS clips_day ON clips(day, start);
 CREATE INDEX IF NOT EXISTS clips_start ON clips(start);
@@ -181,6 +188,10 @@ class ClipRow:
     reason: str
     event_id: str
     state: str
+    sha256: str = ""
+    prev_sha256: str = ""
+    chain_seq: int = -1
+    signature: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +383,12 @@ class CatalogueWriter(CatalogueReader):
         if version > SCHEMA_VERSION:
             raise CatalogueError(f"catalogue {self.path} has schema {version}, newer than "
                                  f"this pisentry ({SCHEMA_VERSION})")
+        if version == 1:  # clips gained their proofs
+            for column in ("sha256 TEXT NOT NULL DEFAULT ''",
+                           "prev_sha256 TEXT NOT NULL DEFAULT ''",
+                           "chain_seq INTEGER NOT NULL DEFAULT -1",
+                           "signature TEXT NOT NULL DEFAULT ''"):
+                self._db.execute(f"ALTER TABLE clips ADD COLUMN {column}")
         self._db.executescript(_SCHEMA)
         if version < SCHEMA_VERSION:
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -427,6 +444,13 @@ class CatalogueWriter(CatalogueReader):
         self._write('UPDATE clips SET "end" = ?, duration = ?, size = ?, frames = ?, '
                     "state = ?, path = ? WHERE path = ?",
                     (end, duration, size, frames, state, str(new_path or path), str(path)))
+
+    def set_proof(self, path: str | Path, *, sha256: str, prev_sha256: str, chain_seq: int,
+                  signature: str) -> None:
+        """The clip's signature, as written beside it (``common.clipchain``)."""
+        self._write("UPDATE clips SET sha256 = ?, prev_sha256 = ?, chain_seq = ?, "
+                    "signature = ? WHERE path = ?",
+                    (sha256, prev_sha256, chain_seq, signature, str(path)))
 
     def link_event(self, path: str | Path, event_id: str) -> None:
         """Note that the clip at ``path`` also covers ``event_id``."""

@@ -174,7 +174,9 @@ class RecordService(Worker):
         """Its proof beside the clip before anyone hears it is finished, so
         the backup ships both (see ``common.clipchain``)."""
         try:
-            self.signer.sign(clip)
+            proof = self.signer.sign(clip)
+            self.catalogue.set_proof(clip, sha256=proof.sha256, prev_sha256=proof.prev_sha256,
+                                     chain_seq=proof.seq, signature=proof.signature)
             self.counters["signed"] = self.counters.get("signed", 0) + 1
         except OSError as exc:
             self.record_error(f"signing {clip.name}", exc)

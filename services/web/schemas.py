@@ -55,6 +55,9 @@ class ClipOut(BaseModel):
     event_id: str
     state: str
     video_url: str
+    sha256: str = Field("", description="The signed SHA-256 of the file (pisentry verify "
+                                        "checks it offline); empty until signed")
+    chain_seq: int = Field(-1, description="Its place in the camera's chain of signed clips")
 
 
 class SnapshotOut(BaseModel):
@@ -128,7 +131,8 @@ class StatusOut(BaseModel):
 def clip_out(c: ClipRow) -> ClipOut:
     return ClipOut(id=c.id, camera=c.camera, start=c.start, end=c.end, duration=c.duration,
                    size=c.size, day=c.day, reason=c.reason, event_id=c.event_id,
-                   state=c.state, video_url=f"/api/recordings/{c.id}/video.mp4")
+                   state=c.state, video_url=f"/api/recordings/{c.id}/video.mp4",
+                   sha256=c.sha256, chain_seq=c.chain_seq)
 
 
 def arm_out(a: Arming) -> ArmOut:

@@ -9,7 +9,13 @@ import time
 
 import pytest
 
-from common.catalogue import CatalogueError, CatalogueReader, CatalogueWriter, day_of
+from common.catalogue import (
+    SCHEMA_VERSION,
+    CatalogueError,
+    CatalogueReader,
+    CatalogueWriter,
+    day_of,
+)
 
 
 def test_events_clips_snapshots_round_trip(tmp_path):
@@ -95,3 +101,28 @@ print("seen", seen)
     out = proc.stdout.read()
     assert proc.returncode == 0, out
     assert int(out.split()[-1]) >= 1
+
+
+def test_a_version_1_catalogue_gains_clip_proofs_and_keeps_its_clips(tmp_path):
+    path = tmp_path / "c.sqlite"
+    with sqlite3.connect(path) as db:  # the clips table as schema 1 had it
+        db.executescript("""
+            CREATE TABLE clips (id INTEGER PRIMARY KEY AUTOINCREMENT, camera TEXT NOT NULL,
+                path TEXT NOT NULL UNIQUE, start REAL NOT NULL, "end" REAL NOT NULL DEFAULT 0,
+                duration REAL NOT NULL DEFAULT 0, size INTEGER NOT NULL DEFAULT 0,
+                frames INTEGER NOT NULL DEFAULT 0, day TEXT NOT NULL, reason TEXT NOT NULL,
+                event_id TEXT NOT NULL DEFAULT '', state TEXT NOT NULL DEFAULT 'open');
+            INSERT INTO clips (camera, path, start, day, reason, state)
+                VALUES ('cam1', '/r/a.mp4', 1.0, '2026-12-01', 'event', 'finished');
+            PRAGMA user_version = 1;""")
+    with CatalogueWriter(path) as cat:
+        old = cat.clip_by_path("/r/a.mp4")
+        assert old is not None and (old.sha256, old.chain_seq) == ("", -1)
+        cat.set_proof("/r/a.mp4", sha256="ab" * 32, prev_sha256="", chain_seq=0,
+                      signature="c2ln")
+    with CatalogueReader(path) as ro:
+        row = ro.clip_by_path("/r/a.mp4")
+        assert row is not None and (row.sha256, row.chain_seq, row.signature) == (
+            "ab" * 32, 0, "c2ln")
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2

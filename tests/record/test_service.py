@@ -163,6 +163,10 @@ def test_kill9_mid_event_then_recover(tmp_path):
     report = verify([home.recordings_dir], key)
     assert report.ok and report.checked == 2 and report.chains == {"cam1": (0, 1)}, report
     assert Proof.read(proof_path(e2_path)).prev_name == Path(e1[0].path).name
+    for path, row in rows.items():  # the catalogue holds the same proof
+        proof = Proof.read(proof_path(Path(path)))
+        assert (row.sha256, row.prev_sha256, row.chain_seq, row.signature) == (
+            proof.sha256, proof.prev_sha256, proof.seq, proof.signature)
 
 
 def test_export_day_joins_event_clips(tmp_path):
