@@ -2,7 +2,8 @@
 
 Core commands live here; a service adds its own (``pisentry detect --replay``,
 ``pisentry export`` ...) in ``services/<svc>/cli.py`` through ``register``.
-A service without a cli module runs its Worker with the loaded config. Service
+A service without a cli module runs through its entry point,
+``services/<svc>/__main__.py`` (also ``python -m services.<svc>``). Service
 cli modules are imported for every command, so they import nothing heavy
 (numpy, cv2, av) at module level: `pisentry ir` must stay free of them.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import inspect
 import json
 import sys
 from collections.abc import Callable
@@ -23,6 +23,7 @@ from common.paths import Home
 
 if TYPE_CHECKING:
     from common.config import Config
+    from common.worker import Worker
 
 
 def add_config_arg(parser: argparse.ArgumentParser) -> None:
@@ -49,28 +50,33 @@ def load_from_args(args: argparse.Namespace, view: bool = False) -> tuple[Config
     return config, home
 
 
-def _service_worker(service: str) -> type:
-    from common.worker import Worker
-
-    module = importlib.import_module(f"services.{service}.service")
-    workers = [obj for obj in vars(module).values()
-               if inspect.isclass(obj) and issubclass(obj, Worker) and obj is not Worker
-               and obj.__module__ == module.__name__]
-    if len(workers) != 1:
-        raise RuntimeError(f"services.{service}.service must define exactly one Worker")
-    return workers[0]
-
-
-def run_worker(service: str, args: argparse.Namespace) -> int:
+def run_worker(worker: Callable[[Config, Home], Worker], args: argparse.Namespace,
+               view: bool = True) -> int:
+    """Build one service's worker from its config and run it to the end."""
     from common.logs import setup_logging
 
-    config, home = load_from_args(args, view=True)
+    config, home = load_from_args(args, view=view)
     setup_logging(config)
-    return int(_service_worker(service)(config, home).run())
+    return int(worker(config, home).run())
+
+
+def run_service(service: str, args: argparse.Namespace) -> int:
+    """``pisentry <service>``: that service's own entry point,
+    ``services/<service>/__main__.py``."""
+    return int(importlib.import_module(f"services.{service}.__main__").run(args))
+
+
+def service_main(service: str, run: Callable[[argparse.Namespace], int],
+                 argv: list[str] | None = None) -> int:
+    """For ``python -m services.<name>``: the same ``--config`` as ``pisentry``."""
+    parser = argparse.ArgumentParser(prog=f"python -m services.{service}",
+                                     description=f"run the {service} service")
+    add_config_arg(parser)
+    return run(parser.parse_args(argv))
 
 
 def service_exists(service: str) -> bool:
-    return importlib.util.find_spec(f"services.{service}.service") is not None
+    return importlib.util.find_spec(f"services.{service}.__main__") is not None
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
@@ -197,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_worker_for(service: str) -> Callable[[argparse.Namespace], int]:
-    return lambda args: run_worker(service, args)
+    return lambda args: run_service(service, args)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from common.cli import add_config_arg, load_from_args, run_worker
+from common.cli import add_config_arg, load_from_args, run_service
 
 
 def register(subparsers: Any) -> None:
@@ -23,7 +23,7 @@ def register(subparsers: Any) -> None:
 
 def _handle(args: argparse.Namespace) -> int:
     if not args.replay:
-        return run_worker("detect", args)
+        return run_service("detect", args)
     import logging
 
     import cv2

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from common.cli import add_config_arg, load_from_args, run_worker
+from common.cli import add_config_arg, load_from_args, run_service
 
 
 def _day(value: str) -> str:
@@ -46,7 +46,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     p = sub.add_parser("record", help="run the record service")
     add_config_arg(p)
-    p.set_defaults(func=lambda args: run_worker("record", args))
+    p.set_defaults(func=lambda args: run_service("record", args))
 
     p = sub.add_parser("export", help="join a day's event clips into one MP4 (no re-encoding)")
     p.add_argument("--day", required=True, type=_day, help="local day, YYYY-MM-DD")

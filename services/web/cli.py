@@ -10,7 +10,7 @@ import getpass
 import sys
 from typing import Any
 
-from common.cli import add_config_arg, load_from_args
+from common.cli import add_config_arg, run_service
 
 
 def register(subparsers: Any) -> None:
@@ -25,12 +25,7 @@ def register(subparsers: Any) -> None:
 
 
 def _cmd_web(args: argparse.Namespace) -> int:
-    from common.logs import setup_logging
-    from services.web.service import WebService
-
-    config, home = load_from_args(args)
-    setup_logging(config)
-    return WebService(config, home).run()
+    return run_service("web", args)
 
 
 def _cmd_set_password(args: argparse.Namespace) -> int:
