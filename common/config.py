@@ -395,7 +395,7 @@ class NotifyConfig(Section):
 
 
 class ServoConfig(Section):
-    """One hobby servo on the IR controller (seed 000's ``servos`` entries)."""
+    """One hobby servo on the IR controller (an entry of ``ir.servos``)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,16}$",
                       description="cover, pan, tilt ...: /rotate and the web address servos by name")

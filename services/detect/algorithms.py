@@ -8,9 +8,11 @@ caller reports no motion for that frame. Boxes, areas, masks and zones are
 worked out by the caller from the mask, the same way for every algorithm, so
 they compare on equal terms.
 
-The seeds' algorithms are kept as they were described, for comparison:
-``running_average`` (seed 002), ``static_base`` (seed 000), ``three_frame``
-(seed 004) and OpenCV's ``mog2``. ``default`` is designed from the physics of
+The classic algorithms are kept as they are usually written, for comparison:
+``running_average`` (a background that follows every frame),
+``static_base`` (a fixed base frame, renewed after ``max_event_time``),
+``three_frame`` (differences of three consecutive frames) and OpenCV's
+``mog2``. ``default`` is designed from the physics of
 the failure cases; see ``DefaultAlgorithm``.
 """
 
@@ -49,7 +51,7 @@ _KERNEL3 = np.ones((3, 3), np.uint8)
 
 
 class RunningAverage:
-    """Seed 002 (pyimagesearch): blur, accumulateWeighted, absdiff, threshold,
+    """The running-average algorithm (as pyimagesearch teaches it): blur, accumulateWeighted, absdiff, threshold,
     dilate. The background follows everything, moving objects included."""
 
     name = "running_average"
@@ -74,7 +76,7 @@ class RunningAverage:
 
 
 class StaticBase:
-    """Seed 000: blur and compare with a fixed base frame; ``max_event_time``
+    """The static-base algorithm: blur and compare with a fixed base frame; ``max_event_time``
     (handled by the event machine, which calls ``rebase``) picks a new base."""
 
     name = "static_base"
@@ -97,7 +99,7 @@ class StaticBase:
 
 
 class ThreeFrame:
-    """Seed 004: |N - N-2| AND |N - N-1|, thresholded."""
+    """The three-frame difference: |N - N-2| AND |N - N-1|, thresholded."""
 
     name = "three_frame"
 

@@ -1,4 +1,4 @@
-"""User-defined detection (seed 003): ``detector = "module:function"``.
+"""User-defined detection: ``detector = "module:function"``.
 
 The function is imported once at start. It takes either nothing or one
 argument, the frame's luma plane (uint8 numpy array, h x w), and returns
@@ -26,7 +26,7 @@ def load_user_detector(spec: str) -> Callable[[np.ndarray], UserResult]:
     module_name, sep, func_name = spec.partition(":")
     if not sep or not module_name or not func_name:
         raise ValueError(f"detect.detector: {spec!r} is not module:function")
-    if str(Path.cwd()) not in sys.path:  # a customize.py next to the config, as in seed 003
+    if str(Path.cwd()) not in sys.path:  # a customize.py next to the config
         sys.path.append(str(Path.cwd()))
     try:
         module = importlib.import_module(module_name)

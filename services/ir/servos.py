@@ -24,7 +24,7 @@ class ServoBank:
         self.angles: dict[str, int] = {}  # last target per servo name
 
     def for_arming(self, armed: bool) -> dict[int, int]:
-        """Targets of the servos that follow arming (seed 000: on when armed)."""
+        """Targets of the servos that follow arming (at ``angle_on`` when armed)."""
         targets = {}
         for servo in self.servos.values():
             if servo.follow_arming:

@@ -1,4 +1,4 @@
-"""Backups to a NAS that lose nothing (seeds 000 and 003).
+"""Backups to a NAS that lose nothing.
 
 ``BackupManager`` runs one thread that drains the persistent ``BackupQueue``:
 
@@ -16,7 +16,7 @@
 - optional encryption with a public key (see ``crypto``);
 - remote retention: day folders older than ``limit_days`` are deleted.
 
-``UploadTrigger`` decides when queued clips go (seed 003): at once, after N
+``UploadTrigger`` decides when queued clips go: at once, after N
 clips, or at given minutes of the hour. Pieces always go at once: their whole
 point is to leave before the camera does.
 
@@ -87,7 +87,7 @@ class UploadTrigger:
 
 
 def remote_name(cfg: BackupConfig, job: Job, encrypted: bool) -> tuple[str, str]:
-    """(folder, file name) of a job on the NAS: ``remote_dir/YYYY/MM/DD`` (seed 003)."""
+    """(folder, file name) of a job on the NAS: ``remote_dir/YYYY/MM/DD``."""
     folder = posixpath.join(cfg.remote_dir, time.strftime("%Y/%m/%d", time.localtime(job.start)))
     name = os.path.basename(job.path)
     if job.kind == "piece":

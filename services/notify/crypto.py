@@ -1,4 +1,4 @@
-"""Clip encryption so the NAS never sees plain video (seed 000).
+"""Clip encryption so the NAS never sees plain video.
 
 As in seed 000, a public key encrypts a random symmetric key per file; only
 the holder of the private key (kept off the camera) can restore a clip. The

@@ -1,4 +1,4 @@
-"""E-mail alerts with the snapshot attached (seed 001), over STARTTLS or SSL.
+"""E-mail alerts with the snapshot attached, over STARTTLS or SSL.
 
 Sending runs on a one-thread executor owned by the service, so a slow mail
 server never delays Telegram or MQTT. The password is used only for the

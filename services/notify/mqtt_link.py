@@ -1,4 +1,4 @@
-"""MQTT for Home Assistant (beyond the seeds: what Frigate users rely on).
+"""MQTT for Home Assistant (what Frigate users rely on).
 
 Topics (``P`` = ``topic_prefix``, ``C`` = camera)::
 

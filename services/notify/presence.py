@@ -1,4 +1,4 @@
-"""Who is home (seed 002): phones seen on the LAN disarm, all gone arms.
+"""Who is home: phones seen on the LAN disarm, all gone arms.
 
 A phone counts as home when its address is in the kernel's neighbour table
 (``/proc/net/arp``) as a complete entry. For IPv4 addresses we first send one

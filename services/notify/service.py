@@ -622,7 +622,7 @@ class NotifyService(Worker):
         self.telegram.answer(item.query_id, text)
 
     def save_labelled(self, event_id: str, verdict: str) -> bool:
-        """Seed 002's training mode: the snapshot with its label, as a data set.
+        """Training mode: the snapshot with its label, as a data set.
         The picture is the recorder's copy of the event snapshot, or the one an
         earlier verdict saved (relabelled: the newest verdict wins)."""
         folder = self.home.root / "dataset" / verdict

@@ -1,4 +1,4 @@
-"""Join a day's event clips into one MP4 without re-encoding (seed 004's daily file).
+"""Join a day's event clips into one MP4 without re-encoding (one file per day).
 
 Clips are remuxed packet by packet in start order; each clip's timestamps are
 shifted to follow the previous clip's last frame, so the file plays the day's

@@ -1,7 +1,7 @@
 """Where clips and snapshots go, and when continuous clips are cut.
 
 Layout: ``<storage>/YYYY/MM/DD/<camera>-<stamp><suffix>``, local time, with
-``stamp`` ``YYYYMMDD-hhmmss`` for event and edge clips (seed 003) and
+``stamp`` ``YYYYMMDD-hhmmss`` for event and edge clips and
 ``YYYYMMDD-hhmm`` for continuous clips, so both kinds share one tree without
 clashing. A name that is taken (two events in one second, a restart within a
 minute) gets ``-1``, ``-2`` ... before the suffix.

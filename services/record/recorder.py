@@ -8,7 +8,7 @@ Clips (at most one per slot at a time):
   at or before ``motion start - rec_sec_before`` (from the pre-roll ring) and
   ends at the first packet ``rec_sec_after`` after the last running event's
   end. An event that starts during the post-roll extends the clip (and is
-  linked to it in the catalogue). ``"edge"`` (seed 003): short clips from
+  linked to it in the catalogue). ``"edge"``: short clips from
   ``edge - rec_sec_before`` to ``edge + rec_sec_after`` around each start and
   end of detection; overlapping edges share a clip.
 * ``continuous`` slot: always on when ``continuous`` is set; cut at the first

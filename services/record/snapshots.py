@@ -1,5 +1,5 @@
 """Snapshots on disk: the event snapshot next to its clip, periodic ones, and
-the optional motion-mask debug image (seed 004).
+the optional motion-mask debug image.
 
 Event snapshots come from detect (``snapshot/`` JPEG; an optional second
 payload part is the motion mask). Periodic and manual snapshots are made here

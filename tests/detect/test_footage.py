@@ -59,8 +59,8 @@ def test_highway_scores(highway: Sequence) -> None:
     assert s.f1 >= 0.99, s
 
 
-def test_seed_running_average_is_fooled_by_the_tree(trees: Sequence) -> None:
-    # The comparison the default is built against: the seed's algorithm fires
+def test_running_average_is_fooled_by_the_tree(trees: Sequence) -> None:
+    # The comparison the default is built against: the running average fires
     # on the empty tree scene, which is why it is not the default.
     motion, _ = run(trees, algorithm="running_average")
     assert sum(motion[30:242]) > 100
