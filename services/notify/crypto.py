@@ -1,6 +1,6 @@
 """Clip encryption so the NAS never sees plain video.
 
-As in seed 000, a public key encrypts a random symmetric key per file; only
+A public key encrypts a random symmetric key per file; only
 the holder of the private key (kept off the camera) can restore a clip. The
 data is AES-256-GCM in 1 MiB chunks rather than one Fernet token, so a Pi
 encrypts a long clip in bounded memory, and a file cut short is detected.
