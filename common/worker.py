@@ -15,19 +15,32 @@ sees real crashes only.
 Subclasses set ``name`` (the service, also the bus endpoint their heartbeats
 and other messages go out on) and receive the config, home, bus and clock
 through the constructor, so tests can drive them without patching.
+
+Two hooks for services that are more than a bus loop:
+
+- a thread of the service that produces items (capture's camera reader) puts
+  them in an ``Inbox``; ``wait_on(inbox, handler)`` makes the loop wake for
+  them as it wakes for a socket, so nothing polls;
+- ``companion()`` returns a coroutine to run beside the loop (web's HTTP
+  server): the loop then runs on asyncio, awaiting the same sockets, and when
+  either ends the other does.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import logging
 import os
+import select
 import signal
 import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import zmq
+import zmq.asyncio
 
 from common.bus import Bus, Message, Publisher, Subscriber
 from common.messages import Heartbeat
@@ -44,6 +57,65 @@ HEARTBEAT_PERIOD = 1.0
 
 class SetupError(RuntimeError):
     """Raised by ``setup`` for a problem the user must fix (exit code 2)."""
+
+
+T = TypeVar("T")
+
+
+class Inbox(Generic[T]):
+    """Items handed from one of the service's threads to its worker loop,
+    newest kept: beyond ``keep`` waiting, the oldest is dropped and counted
+    (``replaced``). ``put`` is for the producing thread; the loop waits on the
+    inbox's file descriptor beside its sockets (``Worker.wait_on``)."""
+
+    def __init__(self, keep: int) -> None:
+        self._items: collections.deque[T] = collections.deque(maxlen=keep)
+        self._lock = threading.Lock()
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+        self.replaced = 0
+
+    def fileno(self) -> int:
+        return self._read
+
+    def put(self, item: T) -> None:
+        with self._lock:
+            if len(self._items) == self._items.maxlen:
+                self.replaced += 1
+            self._items.append(item)
+        try:
+            os.write(self._write, b"\0")
+        except BlockingIOError:
+            pass  # the pipe is full of wake-ups already: the loop is awake
+
+    def take(self) -> list[T]:
+        """Everything waiting, oldest first."""
+        try:
+            while os.read(self._read, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        with self._lock:
+            items = list(self._items)
+            self._items.clear()
+        return items
+
+    def wait(self, timeout: float) -> bool:
+        """For callers without a loop (tests): True once something is waiting."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if self._items:
+                    return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            select.select([self._read], [], [], min(left, 0.05))
+
+    def close(self) -> None:
+        os.close(self._read)
+        os.close(self._write)
 
 
 class Worker:
@@ -64,6 +136,7 @@ class Worker:
                                          "last_error": ""}
         self.degraded = ""  # a reason shown in the heartbeat, "" when all is well
         self._subscribers: list[Subscriber] = []
+        self._inboxes: list[tuple[Inbox[Any], Callable[[Any], None]]] = []
         self._poller = zmq.Poller()
         self._next_heartbeat = 0.0
 
@@ -89,6 +162,11 @@ class Worker:
         """Service-specific figures added to each heartbeat."""
         return {}
 
+    def companion(self) -> Coroutine[Any, Any, None] | None:
+        """A coroutine to run beside the bus loop until either ends (web's
+        HTTP server), or None for a plain loop."""
+        return None
+
     # -- helpers ----------------------------------------------------------------
     def subscribe(self, names: list[str] | tuple[str, ...], topics: list[bytes], **kw: Any
                   ) -> Subscriber:
@@ -96,6 +174,12 @@ class Worker:
         self._subscribers.append(sub)
         self._poller.register(sub.socket, zmq.POLLIN)
         return sub
+
+    def wait_on(self, inbox: Inbox[T], handler: Callable[[T], None]) -> None:
+        """Wake the loop for ``inbox`` and ``handle`` each item with ``handler``
+        (a failure is counted, as for a message)."""
+        self._inboxes.append((inbox, handler))
+        self._poller.register(inbox.fileno(), zmq.POLLIN)
 
     def record_error(self, what: str, exc: BaseException) -> None:
         self.counters["errors"] += 1
@@ -131,29 +215,69 @@ class Worker:
         return code
 
     def serve(self) -> int:
-        """Run until stopped, then drain; the exit code. A service with an
-        event loop of its own (the web's asyncio) replaces this."""
-        self.loop()
+        """Run until stopped, then drain; the exit code."""
+        companion = self.companion()
+        code = 0
+        if companion is None:
+            self.loop()
+        else:
+            code = asyncio.run(self._serve_with(companion))
         if not self.force_exit:
             self.drain()
-        return 0
+        return code
 
     def loop(self) -> None:
         wait = POLL_TIMEOUT
         while not self.stop_requested:
-            ready = dict(self._poller.poll(int(wait * 1000)))
-            for sub in self._subscribers:
-                if sub.socket in ready:
-                    self.dispatch(sub)
-            now = self.clock()
-            try:
-                asked = self.tick(now)
-            except Exception as exc:  # noqa: BLE001 - counted; a worker outlives its bugs
-                self.record_error("tick", exc)
-                asked = None
-            wait = POLL_TIMEOUT if asked is None else max(0.0, min(asked, POLL_TIMEOUT))
-            if now >= self._next_heartbeat:
-                self.heartbeat(now)
+            self._step(dict(self._poller.poll(int(wait * 1000))))
+            wait = self._after_step()
+
+    async def _serve_with(self, companion: Coroutine[Any, Any, None]) -> int:
+        bus = asyncio.create_task(self._loop_async())
+        other = asyncio.create_task(companion)
+        done, _ = await asyncio.wait({bus, other}, return_when=asyncio.FIRST_COMPLETED)
+        self.stop_requested = True  # whichever ended first (a signal, a crash) ends the other
+        await asyncio.gather(bus, other, return_exceptions=True)
+        failed = [t.exception() for t in done if t.exception() is not None]
+        for exc in failed:
+            log.error("%s: %s", self.name, exc)
+        return 1 if failed else 0
+
+    async def _loop_async(self) -> None:
+        """``loop`` on asyncio: the same sockets, awaited instead of blocked on."""
+        poller = zmq.asyncio.Poller()
+        for sub in self._subscribers:
+            poller.register(sub.socket, zmq.POLLIN)
+        for inbox, _ in self._inboxes:
+            poller.register(inbox.fileno(), zmq.POLLIN)
+        wait = POLL_TIMEOUT
+        while not self.stop_requested:
+            self._step(dict(await poller.poll(int(wait * 1000))))
+            wait = self._after_step()
+
+    def _step(self, ready: dict[Any, int]) -> None:
+        for sub in self._subscribers:
+            if sub.socket in ready:
+                self.dispatch(sub)
+        for inbox, handler in self._inboxes:
+            if inbox.fileno() in ready:
+                for item in inbox.take():
+                    try:
+                        handler(item)
+                    except Exception as exc:  # noqa: BLE001 - as for a bad message
+                        self.record_error(f"handling {type(item).__name__}", exc)
+
+    def _after_step(self) -> float:
+        """tick and heartbeat; the next wait."""
+        now = self.clock()
+        try:
+            asked = self.tick(now)
+        except Exception as exc:  # noqa: BLE001 - counted; a worker outlives its bugs
+            self.record_error("tick", exc)
+            asked = None
+        if now >= self._next_heartbeat:
+            self.heartbeat(now)
+        return POLL_TIMEOUT if asked is None else max(0.0, min(asked, POLL_TIMEOUT))
 
     def dispatch(self, sub: Subscriber) -> None:
         """``handle`` every message waiting on ``sub``; a failure is counted,

@@ -4,9 +4,9 @@ stalls the capture loop, and reopens it with back-off when it fails."""
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 
+from common.worker import Inbox
 from services.capture.sources import Captured, Source, SourceError
 
 log = logging.getLogger(__name__)
@@ -18,10 +18,11 @@ class SourceReader:
     def __init__(self, source: Source, max_backoff: float, opened: bool = False) -> None:
         self.source = source
         self.max_backoff = max_backoff
-        self.frames: queue.Queue[Captured] = queue.Queue(maxsize=2)
+        # Newest wins: a capture loop that fell behind gets the latest frames
+        # (frames.replaced counts those dropped before the loop took them).
+        self.frames: Inbox[Captured] = Inbox(keep=2)
         self.state = "streaming" if opened else "connecting"
         self.reconnects = 0
-        self.stale = 0  # frames replaced before the capture loop took them
         self.last_error = ""
         self._opened = opened
         self._stop = threading.Event()
@@ -34,6 +35,7 @@ class SourceReader:
         self._stop.set()
         self._thread.join(timeout=2.0)
         self.source.close()
+        self.frames.close()
 
     def _run(self) -> None:
         backoff = FIRST_BACKOFF
@@ -59,7 +61,7 @@ class SourceReader:
                 continue
             backoff = FIRST_BACKOFF
             self.state = "streaming"
-            self._offer(captured)
+            self.frames.put(captured)
 
     def _failed(self, exc: SourceError, backoff: float) -> None:
         if self.state != "reconnecting":
@@ -67,16 +69,3 @@ class SourceReader:
                         exc, self.max_backoff)
         self.state = "reconnecting"
         self.last_error = str(exc)
-
-    def _offer(self, captured: Captured) -> None:
-        """Newest wins: a capture loop that fell behind gets the latest frame."""
-        while True:
-            try:
-                self.frames.put_nowait(captured)
-                return
-            except queue.Full:
-                try:
-                    self.frames.get_nowait()
-                    self.stale += 1
-                except queue.Empty:
-                    pass

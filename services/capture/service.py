@@ -6,8 +6,9 @@
     video endpoint   h264/         the annotated main stream, one access unit
                                    per message, SPS/PPS before each keyframe
 
-Frames come from a ``SourceReader`` thread; this thread does everything that
-touches sockets. Every buffer handed to the bus is freshly made for it and
+Frames come from a ``SourceReader`` thread through an ``Inbox`` the worker
+loop waits on (``wait_on``), so each frame goes out as soon as it is read;
+this thread does everything that touches sockets. Every buffer handed to the bus is freshly made for it and
 never written again (zero-copy send).
 """
 
@@ -57,6 +58,7 @@ class CaptureService(Worker):
         if self.source.encodes_h264:
             self.source.annotate = self._annotate_in_place  # type: ignore[attr-defined]
         self.reader = SourceReader(self.source, c.reconnect_max_seconds, opened=opened)
+        self.wait_on(self.reader.frames, self._publish)
         self.reader.start()
         self.brightness: float | None = None
         self._brightness_at = 0.0
@@ -72,12 +74,9 @@ class CaptureService(Worker):
 
     def tick(self, now: float) -> float | None:
         self._publish_camera_packets()
-        try:
-            captured = self.reader.frames.get(timeout=0.05)
-        except queue.Empty:
-            return 0.0
-        self._publish(captured)
-        return 0.0
+        # A camera that encodes h264 itself hands its packets over a queue:
+        # look again soon rather than at the default wait.
+        return 0.02 if getattr(self.source, "packets", None) is not None else None
 
     def _publish(self, cap: Captured) -> None:
         c = self.config.capture
@@ -134,7 +133,7 @@ class CaptureService(Worker):
         self.degraded = "" if self.reader.state == "streaming" else \
             f"source {self.reader.state}: {self.reader.last_error}"
         return {"frames": self._frames, "fps": round(fps, 2), "source": self.reader.state,
-                "reconnects": self.reader.reconnects, "stale": self.reader.stale,
+                "reconnects": self.reader.reconnects, "stale": self.reader.frames.replaced,
                 "encode_ms": round(self._encode_ms, 2)}
 
     def drain(self) -> None:

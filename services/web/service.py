@@ -12,9 +12,11 @@ and one command (``Arm``, ``Disarm``, ``Mute``, ``Unmute``) when the page
 arms, disarms or mutes; notify applies it and the page shows the ``state/``
 notify then announces.
 
-Lifecycle. uvicorn owns SIGTERM/SIGINT while it serves and hands them back to
-the Worker's handler when it returns; open streams end within a second of
-``ctx.stopping``.
+Lifecycle. The HTTP server is the worker's ``companion``: the worker base runs
+its bus loop on the same asyncio loop (awaiting the same sockets) and ends
+either when the other ends. uvicorn owns SIGTERM/SIGINT while it serves and
+hands them back to the Worker's handler when it returns; open streams end
+within a second of ``ctx.stopping``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from typing import Any
 
 import uvicorn
 import zmq
-import zmq.asyncio
 
 from common.arming import Arming
 from common.bus import STATUS_ENDPOINTS, Message, Subscriber
@@ -79,7 +80,6 @@ class WebService(Worker):
                               send=self.send_command, clock=self.clock)
         self.frame_subs: dict[str, tuple[Subscriber, LiveChannel]] = {}
         self.video_subs: dict[str, tuple[Subscriber, H264Channel]] = {}
-        self.event_subs: list[Subscriber] = []
         self._subscribed: dict[int, bool] = {}
         if web.local_camera:
             self._camera_subscribers(self.camera, frames=["frames"], video=["video"],
@@ -120,8 +120,7 @@ class WebService(Worker):
                                  server_key=key)
             self.frame_subs[camera] = (sub, self.hub.channels[camera])
         if events or event_urls:
-            self.event_subs.append(self.subscribe(events, EVENT_TOPICS, endpoints=event_urls,
-                                                  server_key=key))
+            self.subscribe(events, EVENT_TOPICS, endpoints=event_urls, server_key=key)
 
     # -- bus ---------------------------------------------------------------------------
     def send_command(self, cls: type[Header], **fields: Any) -> None:
@@ -166,21 +165,9 @@ class WebService(Worker):
                 self._subscribed[id(sub)] = wanted
                 log.debug("%s %s %s", channel.camera, topic.decode(), "on" if wanted else "off")
 
-    async def _bus_loop(self) -> None:
-        poller = zmq.asyncio.Poller()
-        subs = ([s for s, _ in self.frame_subs.values()] +
-                [s for s, _ in self.video_subs.values()] + self.event_subs)
-        for sub in subs:
-            poller.register(sub.socket, zmq.POLLIN)
-        while not self.stop_requested:
-            self._follow_viewers()
-            ready = dict(await poller.poll(100))
-            for sub in subs:
-                if sub.socket in ready:
-                    self.dispatch(sub)
-            now = self.clock()
-            if now >= self._next_heartbeat:
-                self.heartbeat(now)
+    def tick(self, now: float) -> float | None:
+        self._follow_viewers()
+        return None
 
     def status_counters(self) -> dict[str, Any]:
         return {"viewers": self.hub.viewers, "encoded": self.hub.encoded_count,
@@ -189,13 +176,12 @@ class WebService(Worker):
                 "feed_listeners": self.feed.listeners}
 
     # -- lifecycle ---------------------------------------------------------------------
-    def serve(self) -> int:
-        log.info("web on %s://%s:%d", "https" if self.ctx.tls else "http",
-                 self.config.web.host, self.config.web.port)
-        return asyncio.run(self.serve_async())
-
-    async def serve_async(self) -> int:
+    async def companion(self) -> None:
+        """The HTTP server, beside the bus loop the worker base runs on the same
+        asyncio loop; it ends when a stop is asked, and a stop is asked when it
+        ends (uvicorn takes SIGTERM while it serves)."""
         web = self.config.web
+        log.info("web on %s://%s:%d", "https" if self.ctx.tls else "http", web.host, web.port)
         server = uvicorn.Server(uvicorn.Config(
             self.app, host=web.host, port=web.port, log_config=None, access_log=False,
             ssl_certfile=web.certfile_path or None, ssl_keyfile=web.keyfile_path or None,
@@ -211,20 +197,19 @@ class WebService(Worker):
             # JPEG and h264 do not deflate; compressing each copy per viewer cost
             # 6x the CPU of 20 h264 viewers (measured with bench/stream.py).
             ws_per_message_deflate=False))
-        bus = asyncio.create_task(self._bus_loop())
-        served = asyncio.create_task(server.serve(sockets=[self.listener]))
-        done, _ = await asyncio.wait({bus, served}, return_when=asyncio.FIRST_COMPLETED)
-        # Whichever ended first (a signal through uvicorn, a stop request, a crash)
-        # ends the other.
-        self.ctx.stopping = True
-        self.stop_requested = True
-        server.should_exit = True
-        await asyncio.gather(bus, served, return_exceptions=True)
-        for task in done:
-            if task.exception() is not None:
-                log.error("web: %s", task.exception())
-                return 1
-        return 0
+
+        async def stop_when_asked() -> None:
+            while not (self.stop_requested or server.should_exit):
+                await asyncio.sleep(0.1)
+            self.ctx.stopping = True  # open streams end within a second
+            server.should_exit = True
+
+        watcher = asyncio.create_task(stop_when_asked())
+        try:
+            await server.serve(sockets=[self.listener])
+        finally:
+            self.ctx.stopping = True
+            watcher.cancel()
 
     def teardown(self) -> None:
         listener = getattr(self, "listener", None)
