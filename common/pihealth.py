@@ -48,6 +48,7 @@ class Reading:
     disk_path: str
     disk_free: int | None  # bytes
     disk_total: int | None
+    disk_read_only: bool | None = None
 
     @property
     def flags_now(self) -> list[str]:
@@ -114,17 +115,20 @@ def read_health(cfg: HealthConfig, disk_path: Path) -> Reading:
     total, available = _meminfo(_read_text(cfg.meminfo_path))
     free: int | None = None
     disk_total: int | None = None
+    read_only: bool | None = None
     try:
         st = os.statvfs(disk_path)
         free, disk_total = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+        read_only = bool(st.f_flag & os.ST_RDONLY)
     except OSError:
         pass  # not mounted (a USB disk pulled): unknown
-    return Reading(throttled, temperature, total, available, str(disk_path), free, disk_total)
+    return Reading(throttled, temperature, total, available, str(disk_path), free, disk_total,
+                   read_only)
 
 
 @dataclass(frozen=True)
 class Transition:
-    condition: str  # "power", "temperature", "disk", "memory"
+    condition: str  # "power", "temperature", "read-only", "disk", "memory"
     raised: bool  # False: the all-clear
     text: str
 
@@ -164,6 +168,10 @@ class Problems:
                         f"CPU at {r.temperature:.1f} °C (alert at {cfg.temperature_alert_c:g})"
                         if hot else "",
                         r.temperature < cfg.temperature_alert_c - TEMPERATURE_MARGIN_C))
+        if r.disk_read_only is not None:
+            # A card that turns read-only is a card dying (or a USB disk gone bad).
+            out.append(("read-only", f"{r.disk_path} is read-only: no clip can be kept"
+                        if r.disk_read_only else "", not r.disk_read_only))
         if r.disk_free is not None and cfg.disk_free_alert_mb > 0:
             limit = cfg.disk_free_alert_mb * 1e6
             out.append(("disk",

@@ -45,6 +45,7 @@ import zmq.asyncio
 from common.bus import Bus, Message, Publisher, Subscriber
 from common.messages import Heartbeat
 from common.paths import Home
+from common.writebudget import process_write_bytes
 
 if TYPE_CHECKING:
     from common.config import Config
@@ -299,6 +300,7 @@ class Worker:
         counters["out"] += self.bus.published()
         counters["dropped"] += sum(s.stats.gaps + s.stats.stale for s in self._subscribers)
         counters["malformed"] = sum(s.stats.malformed for s in self._subscribers)
+        counters["write_bytes"] = process_write_bytes()  # what this service costs the card
         try:
             counters.update(self.status_counters())
         except Exception as exc:  # noqa: BLE001 - a heartbeat must go out regardless

@@ -116,7 +116,8 @@ class Recorder:
         # After a failed write (a full disk), no clip opens before retry_at, and
         # the wait doubles per failure: not one empty clip per keyframe.
         self.retry_at = 0.0
-        self.backoff = 0.0
+        self.backoff = 0.0  # > 0 from a failed write until one succeeds
+        self.last_write_error = ""
         self.counters: dict[str, Any] = {"clips": 0, "skipped": 0, "write_errors": 0,
                                          "bad_motion": 0}
 
@@ -314,6 +315,7 @@ class Recorder:
 
     def _write_failed(self, s: _Session, exc: Exception) -> None:
         self.counters["write_errors"] += 1
+        self.last_write_error = f"{s.path}: {exc}"[:300]
         self.backoff = min(max(1.0, self.backoff * 2), MAX_RETRY_SECONDS)
         self.retry_at = self.clock() + self.backoff
         if self.counters["write_errors"] <= 20:

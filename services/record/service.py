@@ -36,6 +36,7 @@ class RecordService(Worker):
 
     def setup(self) -> None:
         cfg = self.config.record
+        self.counters.update({"clip_bytes": 0, "signed": 0})
         self.storage = Path(cfg.storage_dir).expanduser() if cfg.storage_dir \
             else self.home.recordings_dir
         self.staging = Path(cfg.staging_dir).expanduser() if cfg.staging_dir else None
@@ -65,6 +66,7 @@ class RecordService(Worker):
         self._next_retention = 0.0
         self._next_periodic = self.clock() + cfg.periodic_snapshot_minutes * 60
         self._forced_until = 0.0
+        self._write_alarm = False
         self.subscribe(["video"], [VideoPacket.TOPIC])
         self.subscribe(["detect"], [Motion.TOPIC, Snapshot.TOPIC])
         self.subscribe(["notify", "web"], [Forget.TOPIC, Label.TOPIC])
@@ -139,7 +141,21 @@ class RecordService(Worker):
             self._next_retention = now + RETENTION_CHECK_SECONDS
             self._retention(now)
         self._flush()
+        self._watch_writes(now)
         return None
+
+    def _watch_writes(self, now: float) -> None:
+        """A write that fails (the card turned read-only, a USB disk pulled, a
+        full disk) is told at once, and again when clips are written again."""
+        failing = self.recorder.backoff > 0
+        if failing == self._write_alarm:
+            return
+        self._write_alarm = failing
+        text = (f"cannot write clips: {self.recorder.last_write_error}" if failing else
+                "all clear: clips are written again")
+        assert self.pub is not None
+        self.pub.publish(Notice, ts=now, kind="storage", text=text, all_clear=not failing,
+                         source=self.name)
 
     def _retention(self, now: float) -> None:
         plan = self.retention.check(now, self.recorder.open_paths(),
@@ -164,6 +180,7 @@ class RecordService(Worker):
     def _publish(self, note: ClipNote) -> None:
         assert self.pub is not None
         if note.phase == "finished":
+            self.counters["clip_bytes"] += note.size  # the writes a camera is for
             self._sign(Path(note.path))
         ts = note.start if note.phase == "started" else (note.end or note.start)
         self.pub.publish(Recording, ts=ts, phase=note.phase, path=note.path, start=note.start,
@@ -177,7 +194,7 @@ class RecordService(Worker):
             proof = self.signer.sign(clip)
             self.catalogue.set_proof(clip, sha256=proof.sha256, prev_sha256=proof.prev_sha256,
                                      chain_seq=proof.seq, signature=proof.signature)
-            self.counters["signed"] = self.counters.get("signed", 0) + 1
+            self.counters["signed"] += 1
         except OSError as exc:
             self.record_error(f"signing {clip.name}", exc)
 

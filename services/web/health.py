@@ -16,6 +16,7 @@ import psutil
 
 from common.messages import Heartbeat
 from common.pihealth import read_health
+from common.writebudget import DAY, card_life_years, disk_of
 
 if TYPE_CHECKING:
     from common.config import HealthConfig
@@ -116,4 +117,37 @@ def system_stats(storage: Path, health: HealthConfig) -> dict[str, Any]:
         "temperature": cpu_temperature(),
         "boot_time": round(psutil.boot_time(), 1),
         "pi": read_health(health, storage).view(),
+    }
+
+
+def write_budget(board: HealthBoard, camera: str, storage: Path, home: Path
+                 ) -> dict[str, Any]:
+    """MB a day each of ``camera``'s services writes (clips apart), where the
+    clips go, and the card's expected life at this rate. The rate is each
+    process's writes since it started over its uptime, so it settles as the
+    services run (a fresh start includes the catalogue's creation)."""
+    services: dict[str, float] = {}
+    clips_per_day = 0.0
+    for (cam, name), sh in board.services.items():
+        written = sh.counters.get("write_bytes")
+        uptime = sh.last_seen - sh.started
+        if cam != camera or not isinstance(written, int) or uptime <= 0:
+            continue
+        clip_bytes = sh.counters.get("clip_bytes", 0)
+        clip_bytes = clip_bytes if isinstance(clip_bytes, int) else 0
+        services[name] = max(0, written - clip_bytes) / uptime * DAY / 1e6
+        clips_per_day += clip_bytes / uptime * DAY / 1e6
+    storage_disk, card = disk_of(storage), disk_of(home)
+    clips_on_card = not storage_disk.usb and storage_disk.device == card.device
+    card_mb_day = sum(services.values()) + (clips_per_day if clips_on_card else 0.0)
+    return {
+        "services_mb_day": {k: round(v, 2) for k, v in sorted(services.items())},
+        "total_mb_day": round(sum(services.values()), 2),
+        "clips_mb_day": round(clips_per_day, 1),
+        "clips_on_card": clips_on_card,
+        "card_mb_day": round(card_mb_day, 1),
+        "card_size": card.size,
+        "card_life_years": (None if (y := card_life_years(card_mb_day * 1e6, card.size)) is None
+                            else round(y, 1)),
+        "storage": asdict(storage_disk),
     }

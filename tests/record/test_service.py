@@ -18,7 +18,7 @@ from common.bus import Bus
 from common.catalogue import CatalogueReader, CatalogueWriter, day_of
 from common.clipchain import PUBLIC_FILE, Proof, load_public_key, proof_path, verify
 from common.config import RecordConfig, parse_config
-from common.messages import Heartbeat, Motion, Recording, Snapshot, VideoPacket
+from common.messages import Heartbeat, Motion, Notice, Recording, Snapshot, VideoPacket
 from common.paths import Home
 from services.record.fmp4 import probe
 from services.record.recorder import Recorder
@@ -205,3 +205,58 @@ def test_export_day_joins_event_clips(tmp_path):
                           str(out)], check=False, cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=60)
     assert run.returncode == 2 and "YYYY-MM-DD" in run.stderr
+
+
+@pytest.mark.timeout(90)
+def test_a_write_error_is_told_at_once_and_its_end_too(tmp_path):
+    """The clips' disk is full (a real tmpfs): record sends one storage notice
+    while it cannot write, and one all-clear once a clip is written again."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
+                      capture_output=True, check=False).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root (CAP_SYS_ADMIN)")
+    home = Home(tmp_path / "home").ensure()
+    cfg_file = tmp_path / "pisentry.toml"
+    cfg_file.write_text(CONFIG.replace("[record]\n", f'[record]\nstorage_dir = "{mount}"\n'
+                                       "continuous = true\n"))
+    bus = Bus(parse_config({}), home)
+    video = bus.publisher("video")
+    out = bus.subscriber(["record"], [Recording.TOPIC, Heartbeat.TOPIC, Notice.TOPIC])
+    proc = start_recorder(home, cfg_file, tmp_path / "record.log")
+    notices: list[Notice] = []
+    filler = mount / "filler"
+    try:
+        wait_for(out, lambda h: isinstance(h, Heartbeat), 20)
+        packets = make_gop_stream(4.0, fps=10.0)
+        pts0 = time.monotonic_ns() // 1000
+        t0 = time.time()
+        with open(filler, "wb") as f:  # the disk full: the first clip cannot open
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        phase = "full"
+        for i in range(600):
+            p = packets[i % len(packets)]
+            time.sleep(max(0.0, t0 + i / 10 - time.time()))
+            video.publish(VideoPacket, [p.data], ts=time.time(), pts=pts0 + i * 100_000,
+                          keyframe=p.keyframe, width=p.width, height=p.height, fps=p.fps)
+            notices += [m.header for m in out.read() if isinstance(m.header, Notice)]
+            if phase == "full" and notices:
+                filler.unlink()  # room again: the next try writes
+                phase = "freed"
+            elif phase == "freed" and len(notices) >= 2:
+                break
+        assert [n.all_clear for n in notices] == [False, True], (notices,
+                                                                  (tmp_path / "record.log")
+                                                                  .read_text()[-2000:])
+        assert notices[0].kind == "storage" and notices[0].text.startswith("cannot write clips")
+        assert notices[1].text == "all clear: clips are written again"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        bus.close()
+        subprocess.run(["umount", "-l", str(mount)], check=False)

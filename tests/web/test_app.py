@@ -278,3 +278,18 @@ def test_status_shows_the_pis_power_flags_from_the_configured_file(home: Home,
     flags.write_text("50000\n")
     pi = e.client.get("/api/status", headers=e.keyed()).json()["system"]["pi"]
     assert pi["flags_now"] == [] and pi["flags_since_boot"] == ["under-voltage", "throttled"]
+
+
+def test_status_shows_each_services_writes_a_day_and_the_card_life(env: WebEnv) -> None:
+    from common.messages import Heartbeat
+
+    now = time.time()
+    for service, written, clips in (("record", 3_000_000, 2_000_000), ("detect", 50_000, 0)):
+        env.ctx.board.heartbeat(Heartbeat("cam1", 0, now, service, 1, now - 3600, "ok",
+                                          {"write_bytes": written, "clip_bytes": clips}), now)
+    w = env.client.get("/api/status", headers=env.keyed()).json()["system"]["writes"]
+    # an hour's writes times 24, the clips apart
+    assert w["services_mb_day"] == {"detect": 1.2, "record": 24.0}
+    assert w["total_mb_day"] == 25.2 and w["clips_mb_day"] == 48.0
+    assert w["clips_on_card"] is True and w["card_mb_day"] == 73.2
+    assert w["card_life_years"] > 1 and w["storage"]["path"] == str(env.ctx.media_root)

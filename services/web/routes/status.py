@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from common.config import masked_dump
 from common.messages import Arm, Disarm, Mute, Unmute
 from services.web.context import WebContext
-from services.web.health import system_stats
+from services.web.health import system_stats, write_budget
 from services.web.schemas import ArmOut, CameraOut, MuteIn, StatusOut, arm_out
 
 
@@ -33,6 +33,8 @@ def router(ctx: WebContext) -> APIRouter:
     async def status() -> StatusOut:
         now = ctx.clock()
         system = await asyncio.to_thread(system_stats, ctx.media_root, ctx.config.health)
+        system["writes"] = write_budget(ctx.board, ctx.config.general.camera, ctx.media_root,
+                                        ctx.home.root)
         return StatusOut(camera=ctx.config.general.camera, time=now, armed=arm_out(ctx.arming),
                          all_alive=ctx.board.all_alive(now), services=ctx.board.view(now),
                          cameras=cameras_view(), system=system,

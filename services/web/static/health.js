@@ -15,6 +15,20 @@ function powerText(pi) {
   return `${now}${boot} (throttled=${pi.throttled_hex})`;
 }
 
+// What wears the SD card, per service a day (clips apart), and its expected life.
+function writesText(w) {
+  const per = Object.entries(w.services_mb_day).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ");
+  const life = w.card_life_years == null ? "" : `; card life about ${w.card_life_years} years at this rate`;
+  const clips = w.clips_on_card ? `, clips ${w.clips_mb_day} MB/day on the card too` : `, clips ${w.clips_mb_day} MB/day elsewhere`;
+  return `${w.total_mb_day.toFixed(1)} MB/day (${per || "no figures yet"})${clips}${life}`;
+}
+
+function diskText(d) {
+  const kind = d.usb ? "USB disk" : "not USB (the card?)";
+  const ro = d.read_only ? " — READ-ONLY" : "";
+  return `${d.path} on ${d.device || "?"} (${kind}, ${d.fstype || "?"} at ${d.mount || "?"})${ro}`;
+}
+
 async function refresh() {
   const st = await api("/api/status");
   showArm(st.armed);
@@ -26,6 +40,8 @@ async function refresh() {
     row(["Disk", s.disk.error ? s.disk.error : `${s.disk.percent} % used, ${bytes(s.disk.free)} free (${s.disk.path})`]),
     row(["Temperature", s.temperature == null ? "no sensor" : `${s.temperature.toFixed(1)} °C`]),
     row(["Power", powerText(s.pi)]),
+    row(["Card writes", writesText(s.writes)]),
+    row(["Recordings disk", diskText(s.writes.storage)]),
     row(["Viewers", `${st.web.viewers} live, ${st.web.encoded} frames encoded`]));
   const box = document.getElementById("services");
   box.replaceChildren();
