@@ -16,6 +16,10 @@ every run and every algorithm sees the same pixels:
   image (luma from mostly the red channel, which near-infrared resembles,
   brighter, flatter contrast) and back at two thirds;
 - ``shake``: every 60 frames, 12 frames shifted by up to 3 px in x and y.
+
+Weather, insects, headlights and the other kinds of shake are random
+processes drawn from a seed (``services.detect.derived``): score them over
+several seeds.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from services.detect.derived import DERIVED_CASES, make_case
 
 STRESS_CASES = ("light_switch", "dusk", "ir_switch", "shake")
 
@@ -111,12 +117,16 @@ def stress_luma(bgr: np.ndarray, index: int, n: int, case: str,
 
 def iter_luma(seq: Sequence, case: str = "none", seed: int = 7) -> Iterator[np.ndarray]:
     rng = np.random.default_rng(seed)
+    derived = make_case(case, seed, seq.fps) if case in DERIVED_CASES else None
     n = len(seq.frames)
     for i, path in enumerate(seq.frames):
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
             raise ValueError(f"{path}: cannot read")
-        yield stress_luma(bgr, i, n, case, rng)
+        if derived is not None:
+            yield derived(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), i)
+        else:
+            yield stress_luma(bgr, i, n, case, rng)
 
 
 @dataclass

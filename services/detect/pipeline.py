@@ -26,7 +26,9 @@ import numpy as np
 from services.detect.algorithms import AlgoResult, MotionAlgorithm, make_algorithm
 from services.detect.confirm import Confirmer, make_confirmer
 from services.detect.events import EventChange, EventMachine
-from services.detect.regions import Regions, working_size
+from services.detect.regions import Blobs, Regions, working_size
+from services.detect.relight import relit
+from services.detect.shake import Stabiliser
 from services.detect.user import load_user_detector
 
 if TYPE_CHECKING:
@@ -61,6 +63,7 @@ class Detector:
         self.confirmer = confirmer if confirmer is not None else make_confirmer(config.confirm)
         # Build the regions once now so a bad mask fails at start, not on frame 1.
         self.regions = Regions(config, (160, 120))
+        self.stabiliser = Stabiliser()
         self._frame_shape: tuple[int, int] | None = None
         self._suppress = 0
         self._next_confirm = float("-inf")
@@ -71,6 +74,7 @@ class Detector:
         """New background from the next frame; report no motion for
         ``settle_frames`` frames (the IR illuminator just switched)."""
         self.algorithm.rebase()
+        self.stabiliser.reset()
         self._suppress = max(self._suppress, settle_frames)
 
     def process(self, luma: np.ndarray, ts: float,
@@ -99,9 +103,20 @@ class Detector:
                               255, -1)
             result = AlgoResult(fg)
         else:
+            small, (mx, my) = self.stabiliser.align(small)
             result = self.algorithm.apply(small)
+            if result.global_change:
+                self.stabiliser.reset()
+            elif mx or my:  # no real picture there after the shake was undone
+                result.fg[:, :mx] = 0
+                result.fg[:, -mx:] = 0
+                result.fg[:my] = 0
+                result.fg[-my:] = 0
 
         blobs = self.regions.blobs(result.fg)
+        background = getattr(self.algorithm, "bg", None)
+        if blobs.boxes and self.user is None and background is not None:
+            blobs = self._drop_relit(blobs, small, background)
         quiet = result.global_change or result.learning or self._suppress > 0
         if self._suppress > 0:
             self._suppress -= 1
@@ -124,6 +139,25 @@ class Detector:
         return FrameResult(ts, motion, moving, blobs.boxes if moving else [],
                            blobs.area if moving else 0.0, score, blobs.zones if moving else [],
                            result.global_change, changes, ms, blobs.fg)
+
+    def _drop_relit(self, blobs: Blobs, frame: np.ndarray, background: np.ndarray) -> Blobs:
+        """The blobs less those that are the background under moving light."""
+        w, h = self.regions.size
+        keep, pixels = [], blobs.pixels
+        assert blobs.fg is not None
+        for box in blobs.boxes:
+            px = (round(box[0] * w), round(box[1] * h), max(1, round(box[2] * w)),
+                  max(1, round(box[3] * h)))
+            if relit(frame, background, px):
+                x, y, bw, bh = px
+                pixels -= cv2.countNonZero(blobs.fg[y:y + bh, x:x + bw])
+            else:
+                keep.append(box)
+        if len(keep) == len(blobs.boxes):
+            return blobs
+        pixels = max(0, pixels) if keep else 0
+        return Blobs(keep, pixels / self.regions.active_pixels, pixels,
+                     blobs.zones if keep else [], blobs.fg)
 
     def stop(self, ts: float) -> list[EventChange]:
         return self.events.stop(ts)

@@ -9,10 +9,11 @@ from services.detect.evalset import Sequence, iter_luma, score
 from services.detect.pipeline import Detector
 
 
-def run(seq: Sequence, case: str = "none", **cfg: object) -> tuple[list[bool], list[tuple[int, str]]]:
+def run(seq: Sequence, case: str = "none", seed: int = 7,
+        **cfg: object) -> tuple[list[bool], list[tuple[int, str]]]:
     det = Detector(DetectConfig(**cfg))
     motion, changes = [], []
-    for i, luma in enumerate(iter_luma(seq, case)):
+    for i, luma in enumerate(iter_luma(seq, case, seed)):
         res = det.process(luma, i / seq.fps)
         motion.append(res.motion)
         changes += [(i, c.phase) for c in res.changes]
@@ -43,7 +44,28 @@ def test_camera_shake_stays_under_one_percent_false_alarms(trees: Sequence) -> N
     motion, _ = run(trees, "shake")
     s = score(trees, motion)
     assert s.false_alarm_rate <= 0.01, s
-    assert s.recall >= 0.5, s  # the person walks in while the camera shakes
+    assert s.recall >= 0.9, s  # the person walks in while the camera shakes
+
+
+# Several seeds: each is another random scene of the same kind, so a pass is
+# not a pass on one lucky draw.
+@pytest.mark.parametrize("seed", [11, 12, 13])
+@pytest.mark.parametrize("case", ["shake_sway", "shake_burst", "shake_vibrate", "rain", "snow",
+                                  "insects"])
+def test_shake_weather_and_insects_stay_under_one_percent_false_alarms(
+        trees: Sequence, case: str, seed: int) -> None:
+    motion, _ = run(trees, case, seed)
+    s = score(trees, motion)
+    assert s.false_alarm_rate <= 0.01, s
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_headlights_sweeping_the_empty_scene_rarely_fire(trees: Sequence, seed: int) -> None:
+    motion, _ = run(trees, "headlights", seed)
+    s = score(trees, motion)
+    # 27 % of empty frames fired before relighting was judged; the 1 % target
+    # is met on some scenes, not all (the benchmark has the figures).
+    assert s.false_alarm_rate <= 0.05, s
 
 
 def test_light_switch_in_traffic_keeps_finding_cars(highway: Sequence) -> None:
