@@ -115,7 +115,7 @@ class Stabiliser:
             ref += alpha * cur
         if abs(dx) < self.min_shift and abs(dy) < self.min_shift:
             return image, (0, 0)
-        m = np.float32([[1, 0, -dx], [0, 1, -dy]])
+        m = np.array([[1, 0, -dx], [0, 1, -dy]], np.float32)
         # The strip the move uncovers keeps the unmoved picture, not a smear
         # of the edge: once the shaking stops it is right again, and the
         # background never learns a smear.
