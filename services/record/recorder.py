@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any
 import av
 
 from common.catalogue import CatalogueWriter
+from common.fmp4 import Fmp4Writer, KeyframeGate
 from common.messages import Motion
-from services.record.fmp4 import ClipWriter
 from services.record.naming import clip_path, next_boundary
 from services.record.ring import GopRing, Packet
 
@@ -74,7 +74,7 @@ class _Session:
     event_ids: list[str] = field(default_factory=list)
     stop_at: float | None = None  # capture ts where the clip ends; None: open-ended
     boundary: float = 0.0  # continuous: cut at the first keyframe at/after this
-    writer: ClipWriter | None = None
+    writer: Fmp4Writer | None = None
     path: Path | None = None  # where it is being written
     final: Path | None = None  # where it ends up (differs with a staging folder)
     start_ts: float = 0.0
@@ -112,7 +112,7 @@ class Recorder:
         self.sessions: dict[str, _Session] = {}
         self.events: dict[str, _EventInfo] = {}  # running events
         self.outbox: list[ClipNote] = []
-        self.need_keyframe = True
+        self.gate = KeyframeGate()  # the ring and every clip start at a keyframe
         # After a failed write (a full disk), no clip opens before retry_at, and
         # the wait doubles per failure: not one empty clip per keyframe.
         self.retry_at = 0.0
@@ -124,12 +124,10 @@ class Recorder:
     # -- inputs -------------------------------------------------------------------
     def on_video(self, pkt: Packet, gap: int = 0) -> None:
         if gap:
-            self.need_keyframe = True
-        if self.need_keyframe:
-            if not pkt.keyframe:
-                self.counters["skipped"] += 1
-                return
-            self.need_keyframe = False
+            self.gate.restart()  # the frames a gap lost may be this GOP's references
+        if not self.gate.admit(pkt.keyframe):
+            self.counters["skipped"] += 1
+            return
         self.ring.add(pkt)
         for slot in list(self.sessions):
             self._feed(self.sessions[slot], pkt)
@@ -284,7 +282,7 @@ class Recorder:
         s.boundary = next_boundary(first.ts, self.cfg.continuous_minutes)
         s.last_progress = self.clock()
         try:
-            s.writer = ClipWriter(s.path, first.width, first.height, first.fps,
+            s.writer = Fmp4Writer(s.path, first.width, first.height, first.fps,
                                   self.cfg.fragment_seconds)
         except (OSError, av.error.FFmpegError) as exc:  # full disk, read-only card ...
             if s.path.exists() and _size(s.path) == 0:
@@ -307,7 +305,7 @@ class Recorder:
     def _write(self, s: _Session, pkt: Packet) -> None:
         assert s.writer is not None
         try:
-            s.writer.write(pkt)
+            s.writer.write(pkt.data, pkt.pts, pkt.keyframe, pkt.ts)
         except (OSError, av.error.FFmpegError) as exc:
             self._write_failed(s, exc)
             return

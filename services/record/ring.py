@@ -39,10 +39,9 @@ class GopRing:
         self.trimmed = 0  # GOPs dropped to honour max_bytes early
 
     def add(self, pkt: Packet) -> None:
-        """Append a packet; the caller drops non-keyframes until the first keyframe."""
+        """Append a packet. The caller admits packets through its
+        ``common.fmp4.KeyframeGate``, so the first one is a keyframe."""
         if pkt.keyframe or not self._gops:
-            if not pkt.keyframe:
-                return  # cannot start a GOP on a P-frame
             self._gops.append([])
         self._gops[-1].append(pkt)
         self.bytes += len(pkt.data)

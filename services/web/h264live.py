@@ -1,10 +1,11 @@
 """h264 live view without re-encoding: the camera's access units remuxed into
 fragmented MP4 for the browser's Media Source Extensions.
 
-One ``LiveMuxer`` per camera, shared by every viewer, as the JPEG path is:
-PyAV's mp4 muxer (copy, never decode) writes an init segment (``ftyp`` +
-``moov``) once and then one media segment (``moof`` + ``mdat``) per access
-unit (out when the next unit comes: one frame of latency). ``H264Channel`` keeps the init segment and fans the segments out to
+One fMP4 writer to memory (``common.fmp4.Fmp4Writer``, the one record's clips
+use) per camera, shared by every viewer, as the JPEG path is: it writes an
+init segment (``ftyp`` + ``moov``) once and then one media segment (``moof``
++ ``mdat``) per access unit (out when the next unit comes: one frame of
+latency). ``H264Channel`` keeps the init segment and fans the segments out to
 viewer queues; a new viewer gets the init segment and then segments from the
 next keyframe on, so it never sees a picture it cannot decode (picamera2's
 sinks do the same: ignore everything before the first keyframe).
@@ -17,47 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 from collections.abc import Callable
-from dataclasses import dataclass
-from fractions import Fraction
+
+from common.fmp4 import Fmp4Writer, Segment
 
 log = logging.getLogger(__name__)
 
-US = Fraction(1, 1_000_000)
-_BOX = struct.Struct(">I4s")
 QUEUE_SEGMENTS = 64  # ~6 s at 10 fps; a viewer further behind starts over
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    data: bytes
-    keyframe: bool
-
-
-class _Sink:
-    """The file object PyAV writes to: collects bytes and cuts whole boxes."""
-
-    def __init__(self) -> None:
-        self.buf = bytearray()
-
-    def write(self, data: bytes) -> int:
-        self.buf += data
-        return len(data)
-
-    def boxes(self) -> list[tuple[bytes, bytes]]:
-        """Whole (type, box bytes) ready in the buffer, removed from it."""
-        out = []
-        while len(self.buf) >= 8:
-            size, kind = _BOX.unpack_from(self.buf)
-            if size < 8 or len(self.buf) < size:
-                break
-            out.append((bytes(kind), bytes(self.buf[:size])))
-            del self.buf[:size]
-        return out
-
-    def flush(self) -> None:
-        pass
 
 
 def codec_string(access_unit: bytes) -> str:
@@ -71,70 +38,6 @@ def codec_string(access_unit: bytes) -> str:
     raise ValueError("no SPS in this access unit")
 
 
-class LiveMuxer:
-    """Annex-B access units in, fMP4 out (init once, then one segment per unit)."""
-
-    def __init__(self, width: int, height: int, fps: float) -> None:
-        import av  # here, not at the top: PyAV is loaded once someone watches h264
-
-        self._packet = av.Packet
-        self._sink = _Sink()
-        self._out = av.open(self._sink, "w", format="mp4", options={
-            "movflags": "frag_every_frame+empty_moov+default_base_moof",
-            "flush_packets": "1"})
-        stream = self._out.add_stream("h264", rate=Fraction(fps or 10).limit_denominator(1001))
-        stream.width, stream.height = width, height
-        self._stream = stream
-        self._frame_us = int(1_000_000 / (fps or 10))
-        self._base: int | None = None
-        self._last = -1
-        self.init: bytes | None = None
-        self._pending = b""
-        # The muxer writes a unit's fragment when the next unit arrives (it needs
-        # its duration), so keyframe flags wait here until their fragment comes out.
-        self._flags: list[bool] = []
-
-    def feed(self, access_unit: bytes, pts_us: int, keyframe: bool) -> list[Segment]:
-        if self._base is None:
-            if not keyframe:
-                return []  # the muxer needs SPS/PPS first, and so does every viewer
-            self._base = pts_us
-        pts = pts_us - self._base
-        if pts <= self._last:
-            pts = self._last + self._frame_us  # keep time running forward
-        packet = self._packet(access_unit)
-        packet.pts = packet.dts = pts
-        packet.time_base = US
-        packet.duration = self._frame_us
-        packet.is_keyframe = keyframe
-        packet.stream = self._stream
-        self._flags.append(keyframe)
-        self._out.mux(packet)
-        self._last = pts
-        return self._collect()
-
-    def _collect(self) -> list[Segment]:
-        out = []
-        init = b""
-        for kind, box in self._sink.boxes():
-            if kind in (b"ftyp", b"moov"):
-                init += box
-            elif kind == b"moof":
-                self._pending = box
-            elif kind == b"mdat" and self._pending:
-                out.append(Segment(self._pending + box, self._flags.pop(0)))
-                self._pending = b""
-        if init:
-            self.init = (self.init or b"") + init
-        return out
-
-    def close(self) -> None:
-        try:
-            self._out.close()
-        except Exception as exc:  # noqa: BLE001 - closing a dead muxer must not raise
-            log.debug("closing live muxer: %s", exc)
-
-
 class H264Channel:
     """One camera's h264 live stream and its viewers."""
 
@@ -145,7 +48,7 @@ class H264Channel:
         self.init: bytes | None = None
         self.generation = 0  # bumps when the stream restarts: viewers must re-init
         self.segments_out = 0
-        self._muxer: LiveMuxer | None = None
+        self._muxer: Fmp4Writer | None = None
         self._shape: tuple[int, int, float] | None = None
         self._last_pts = -1
         self._viewers: set[asyncio.Queue[Segment | None]] = set()
@@ -167,11 +70,13 @@ class H264Channel:
         restarted = self._last_pts >= 0 and abs(pts_us - self._last_pts) > 2_000_000
         self._last_pts = pts_us
         if self._muxer is None or shape != self._shape or restarted:
-            if not keyframe:
-                return
-            self._restart(shape, access_unit)
+            self._restart(shape)
         assert self._muxer is not None
-        segments = self._muxer.feed(access_unit, pts_us, keyframe)
+        if not self._muxer.write(access_unit, pts_us, keyframe):
+            return  # nothing before the stream's first keyframe (common.fmp4.KeyframeGate)
+        if not self.codec:
+            self.codec = codec_string(access_unit)  # a keyframe: SPS in band
+        segments = self._muxer.segments()
         if self.init is None and self._muxer.init:
             self.init = self._muxer.init
             self._ready.set()
@@ -189,14 +94,17 @@ class H264Channel:
                 q.put_nowait(seg)
                 self.segments_out += 1
 
-    def _restart(self, shape: tuple[int, int, float], access_unit: bytes) -> None:
+    def _restart(self, shape: tuple[int, int, float]) -> None:
         if self._muxer is not None:
-            self._muxer.close()
+            try:
+                self._muxer.close()
+            except Exception as exc:  # noqa: BLE001 - closing a dead muxer must not raise
+                log.debug("closing live muxer: %s", exc)
             for q in self._viewers:  # a new init segment: viewers must start again
                 q.put_nowait(None) if not q.full() else None
-        self._muxer = LiveMuxer(*shape)
+        self._muxer = Fmp4Writer(None, *shape)
         self._shape = shape
-        self.codec = codec_string(access_unit)
+        self.codec = ""
         self.init = None
         self._ready.clear()  # cleared, not replaced: waiters hold this one
         self.generation += 1

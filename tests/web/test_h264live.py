@@ -10,8 +10,9 @@ import av
 import numpy as np
 import pytest
 
+from common.fmp4 import Fmp4Writer
 from services.capture.encoder import H264Encoder
-from services.web.h264live import H264Channel, LiveMuxer, codec_string
+from services.web.h264live import H264Channel, codec_string
 
 
 def access_units(n: int, start_pts: int = 0) -> list[tuple[bytes, bool, int]]:
@@ -31,8 +32,11 @@ def decoded_frames(data: bytes) -> int:
 
 def test_muxer_makes_playable_fmp4_that_a_late_viewer_can_join() -> None:
     units = access_units(25)
-    mux = LiveMuxer(320, 240, 10)
-    segments = [s for au, key, pts in units for s in mux.feed(au, pts, key)]
+    mux = Fmp4Writer(None, 320, 240, 10)
+    segments = []
+    for au, key, pts in units:
+        mux.write(au, pts, key)
+        segments += mux.segments()
     assert mux.init and mux.init[4:8] == b"ftyp"
     assert len(segments) == 24  # each unit's fragment comes out with the next unit
     assert [i for i, s in enumerate(segments) if s.keyframe] == [0, 10, 20]
