@@ -52,7 +52,7 @@ from services.detect.pipeline import Detector
 def run_detector(config: DetectConfig, seq: Sequence, frames: list[np.ndarray]
                  ) -> tuple[list[bool], list[float], int]:
     det = Detector(config)
-    onsets = OnsetBackfill(config.frames_to_start)
+    onsets = OnsetBackfill(det.start_frames)
     motion, ms, events = [], [], 0
     for i, luma in enumerate(frames):
         res = det.process(luma, i / seq.fps)

@@ -153,6 +153,22 @@ class ZoneConfig(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_ -]{1,32}$", description="Zone name, shown in alerts")
     polygon: Polygon = Field(description="Corners in normalised [x, y] coordinates")
     required: bool = Field(False, description="An event alerts only if it touches a required zone")
+    loiter_seconds: float = Field(
+        0.0, ge=0, le=86400,
+        description="Loitering: alert when something stays in the zone this long (0: off); a "
+                    "required zone with it counts only once something has stayed")
+
+
+class LineConfig(Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_ -]{1,32}$", description="Line name, shown in alerts")
+    points: list[NormPoint] = Field(
+        min_length=2, max_length=2,
+        description="Two [x, y] points (normalised); crossing the segment between them counts")
+    direction: Literal["any", "forward", "backward"] = Field(
+        "any", description="forward: from the right of first->second point to its left, as "
+                           "seen in the picture; backward: the other way")
+    required: bool = Field(False, description="An event alerts only if something crossed a "
+                                              "required line (or touched a required zone)")
 
 
 class ConfirmConfig(Section):
@@ -194,6 +210,9 @@ class DetectConfig(Section):
                                  description="Polygons (normalised) where motion is ignored")
     mask_image: str = Field("", description="Image file: black pixels are ignored")
     zones: list[ZoneConfig] = Field(default_factory=list)
+    lines: list[LineConfig] = Field(default_factory=list,
+                                    description="Lines whose crossing (with a direction) is "
+                                                "reported, and can be required for alerts")
     confirm: ConfirmConfig = Field(default_factory=ConfirmConfig)
     snapshot_quality: int = Field(85, ge=10, le=100, description="JPEG quality of snapshots")
     mask_snapshot: bool = Field(

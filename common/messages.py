@@ -114,6 +114,8 @@ class Motion(Header):
     labels: list[str] = field(default_factory=list)
     zones: list[str] = field(default_factory=list)
     alert: bool = True  # False when zones/labels required for alerting are missing
+    loitering: dict[str, float] = field(default_factory=dict)  # zone -> seconds someone stayed
+    crossings: list[str] = field(default_factory=list)  # "Line:forward" | "Line:backward"
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,8 @@ class EventChange:
     zones: list[str] = field(default_factory=list)
     alert: bool = True
     reason: str = ""  # for "end": "quiet" | "max_time" | "stopped"
+    loitering: dict[str, float] = field(default_factory=dict)  # zone -> seconds someone stayed
+    crossings: list[str] = field(default_factory=list)  # "Line:forward" | "Line:backward"
 
 
 @dataclass(slots=True)
@@ -47,6 +49,8 @@ class _Event:
     zones: set[str] = field(default_factory=set)
     labels: dict[str, float] = field(default_factory=dict)
     alert: bool = False
+    loitering: dict[str, float] = field(default_factory=dict)
+    crossings: list[str] = field(default_factory=list)
 
 
 def new_event_id(ts: float) -> str:
@@ -54,10 +58,16 @@ def new_event_id(ts: float) -> str:
 
 
 class EventMachine:
-    def __init__(self, config: DetectConfig, update_seconds: float | None = None) -> None:
+    def __init__(self, config: DetectConfig, update_seconds: float | None = None,
+                 frames_to_start: int | None = None) -> None:
         self.config = config
         self.update_seconds = config.update_seconds if update_seconds is None else update_seconds
-        self.required_zones = {z.name for z in config.zones if z.required}
+        # The tracker already asks for persistence: then one frame is enough here.
+        self.frames_to_start = config.frames_to_start if frames_to_start is None else frames_to_start
+        self.required_zones = {z.name for z in config.zones if z.required and not z.loiter_seconds}
+        # A required zone with loitering counts once someone stayed there.
+        self.required_loiter = {z.name for z in config.zones if z.required and z.loiter_seconds}
+        self.required_lines = {ln.name for ln in config.lines if ln.required}
         self.require_label = config.confirm.require_label and config.confirm.method != "none"
         self.streak = 0
         self.cooldown_until = float("-inf")
@@ -78,7 +88,7 @@ class EventMachine:
                 self.streak += 1
             else:
                 self.streak = 0
-            if self.streak < self.config.frames_to_start:
+            if self.streak < self.frames_to_start:
                 return False, changes
             ev = self.event = _Event(new_event_id(ts), ts, ts, ts, boxes, area, score,
                                      set(zones))
@@ -113,20 +123,34 @@ class EventMachine:
         ev.alert = self._alert(ev)
         return [self._change("update", ev, ts)]
 
+    def add_tracks(self, ts: float, loitering: dict[str, float],
+                   crossings: list[str]) -> list[EventChange]:
+        """Zones someone stayed in long enough, and lines crossed, in the current event."""
+        ev = self.event
+        if ev is None or not (loitering or crossings):
+            return []
+        ev.loitering.update(loitering)
+        ev.crossings += [c for c in crossings if c not in ev.crossings]
+        ev.alert = self._alert(ev)
+        return [self._change("update", ev, ts)]
+
     def stop(self, ts: float) -> list[EventChange]:
         """End an open event (service stopping or paused)."""
         return [self._end(ts, "stopped")] if self.event is not None else []
 
     def _alert(self, ev: _Event) -> bool:
-        if self.required_zones and not (ev.zones & self.required_zones):
-            return False
+        if self.required_zones or self.required_loiter or self.required_lines:
+            crossed = {c.split(":", 1)[0] for c in ev.crossings}
+            if not (ev.zones & self.required_zones or self.required_loiter & set(ev.loitering)
+                    or self.required_lines & crossed):
+                return False
         return not (self.require_label and not ev.labels)
 
     def _change(self, phase: str, ev: _Event, ts: float, reason: str = "") -> EventChange:
         ev.last_update = ts
         return EventChange(phase, ev.event_id, ts, list(ev.boxes), round(ev.area, 5),
                            round(ev.score, 4), sorted(ev.labels), sorted(ev.zones), ev.alert,
-                           reason)
+                           reason, dict(ev.loitering), list(ev.crossings))
 
     def _end(self, ts: float, reason: str) -> EventChange:
         assert self.event is not None

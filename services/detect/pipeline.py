@@ -6,7 +6,8 @@ runs on the camera:
 
     luma -> working image (INTER_AREA: averaging also lowers sensor noise)
          -> algorithm (or the user's function) -> foreground mask
-         -> mask / blobs / zones -> area filter -> event machine (persistence)
+         -> mask / blobs / zones -> area filter -> tracks (persistence, travel,
+            loitering, line crossing) -> event machine
          -> optional confirmation on the motion regions only
 
 No sockets here; the caller passes capture timestamps.
@@ -29,6 +30,7 @@ from services.detect.events import EventChange, EventMachine
 from services.detect.regions import Blobs, Regions, working_size
 from services.detect.relight import relit
 from services.detect.shake import Stabiliser
+from services.detect.tracks import Tracker
 from services.detect.user import load_user_detector
 
 if TYPE_CHECKING:
@@ -59,11 +61,15 @@ class Detector:
         self.config = config
         self.user = load_user_detector(config.detector) if config.detector else None
         self.algorithm: MotionAlgorithm = make_algorithm(config)
-        self.events = EventMachine(config)
+        # A user's detector decides for itself; the built-in ones start an
+        # event on the first frame with a confirmed track.
+        self.tracking = self.user is None
+        self.events = EventMachine(config, frames_to_start=1 if self.tracking else None)
         self.confirmer = confirmer if confirmer is not None else make_confirmer(config.confirm)
         # Build the regions once now so a bad mask fails at start, not on frame 1.
         self.regions = Regions(config, (160, 120))
         self.stabiliser = Stabiliser()
+        self.tracker = Tracker(config, self.regions.zones)
         self._frame_shape: tuple[int, int] | None = None
         self._suppress = 0
         self._next_confirm = float("-inf")
@@ -75,6 +81,7 @@ class Detector:
         ``settle_frames`` frames (the IR illuminator just switched)."""
         self.algorithm.rebase()
         self.stabiliser.reset()
+        self.tracker.reset()
         self._suppress = max(self._suppress, settle_frames)
 
     def process(self, luma: np.ndarray, ts: float,
@@ -90,6 +97,7 @@ class Detector:
                 log.info("frame size changed %s -> %s: new background", self._frame_shape, (w, h))
             self._frame_shape = (h, w)
             self.regions = Regions(self.config, working_size(w, h, self.config.working_height))
+            self.tracker = Tracker(self.config, self.regions.zones)
             self.algorithm.rebase()
         size = self.regions.size
         small = luma if (w, h) == size else cv2.resize(luma, size, interpolation=cv2.INTER_AREA)
@@ -126,8 +134,14 @@ class Detector:
         else:
             moving = not quiet and blobs.pixels > 0 and blobs.area >= trigger
         score = min(1.0, blobs.area / (4 * trigger)) if trigger > 0 and moving else float(moving)
-        motion, changes = self.events.step(ts, moving, blobs.boxes, blobs.area, score,
+        news = self.tracker.update(ts, blobs.boxes if moving else []) if self.tracking else None
+        # No event without a track that lasted and travelled; an open event
+        # goes on while anything moves (a track may break, the event should not).
+        counts = moving and (news is None or news.confirmed > 0 or self.events.active)
+        motion, changes = self.events.step(ts, counts, blobs.boxes, blobs.area, score,
                                            blobs.zones)
+        if news is not None and (news.loitering or news.crossings):
+            changes += self.events.add_tracks(ts, news.loitering, news.crossings)
         if self.events.rebase_requested:  # max_event_time: the scene changed for good
             self.events.rebase_requested = False
             self.algorithm.rebase()
@@ -158,6 +172,11 @@ class Detector:
         pixels = max(0, pixels) if keep else 0
         return Blobs(keep, pixels / self.regions.active_pixels, pixels,
                      blobs.zones if keep else [], blobs.fg)
+
+    @property
+    def start_frames(self) -> int:
+        """Frames of motion before an event starts (a replay back-fills them)."""
+        return self.tracker.min_hits if self.tracking else self.config.frames_to_start
 
     def stop(self, ts: float) -> list[EventChange]:
         return self.events.stop(ts)

@@ -87,7 +87,7 @@ def iter_frames(path: Path, fps: float | None) -> tuple[float, Iterator[tuple[np
 def replay(path: Path, config: DetectConfig, out: TextIO, jsonl: bool,
            fps: float | None = None) -> dict[str, float]:
     detector = Detector(config)
-    onsets = OnsetBackfill(config.frames_to_start)
+    onsets = OnsetBackfill(detector.start_frames)
     rate, frames = iter_frames(path, fps)
     count = moving = events = errors = 0
     times: list[float] = []

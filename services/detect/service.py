@@ -166,7 +166,8 @@ class DetectService(Worker):
         assert self.pub is not None
         self.pub.publish(Motion, ts=change.ts, event_id=change.event_id, phase=change.phase,
                          boxes=change.boxes, area=change.area, score=change.score,
-                         labels=change.labels, zones=change.zones, alert=change.alert)
+                         labels=change.labels, zones=change.zones, alert=change.alert,
+                         loitering=change.loitering, crossings=change.crossings)
         if change.phase != "start":
             return
         self.stats["events"] += 1

@@ -30,6 +30,8 @@ class EventInfo:
     ts: float
     labels: list[str] = field(default_factory=list)
     zones: list[str] = field(default_factory=list)
+    loitering: dict[str, float] = field(default_factory=dict)  # zone -> seconds someone stayed
+    crossings: list[str] = field(default_factory=list)  # "Line:forward"
     score: float = 0.0
     alerted: bool = False  # the decision: this event is an alert
     silent: bool = False
@@ -56,6 +58,12 @@ def caption(info: EventInfo) -> str:
     parts = [f"Motion on {info.camera} at {when}"]
     if info.labels:
         parts.append("label: " + ", ".join(info.labels))
+    who = ", ".join(info.labels) if info.labels else "something"
+    for zone, seconds in sorted(info.loitering.items()):
+        parts.append(f"{who} in {zone} for {seconds:.0f} s")
+    for crossing in info.crossings:
+        line, _, way = crossing.partition(":")
+        parts.append(f"{who} crossed {line} ({way})")
     if info.zones:
         parts.append("zone: " + ", ".join(info.zones))
     if info.grouped:
@@ -104,6 +112,8 @@ class AlertPolicy:
         info = self._info(motion.event_id, motion.camera, motion.ts)
         info.labels = sorted(set(info.labels) | set(motion.labels))
         info.zones = sorted(set(info.zones) | set(motion.zones))
+        info.loitering.update(motion.loitering)
+        info.crossings += [c for c in motion.crossings if c not in info.crossings]
         info.score = max(info.score, motion.score)
         if info.alerted or (motion.phase == "end" and not missed_start) or not motion.alert:
             out = self._ready(info)

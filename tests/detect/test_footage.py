@@ -6,17 +6,23 @@ import pytest
 
 from common.config import DetectConfig
 from services.detect.evalset import Sequence, iter_luma, score
+from services.detect.events import OnsetBackfill
 from services.detect.pipeline import Detector
 
 
 def run(seq: Sequence, case: str = "none", seed: int = 7,
         **cfg: object) -> tuple[list[bool], list[tuple[int, str]]]:
+    """Per-frame motion scored as the benchmark does (an event's onset frames,
+    seen before it was confirmed, count as motion), and the event changes."""
     det = Detector(DetectConfig(**cfg))
+    onsets = OnsetBackfill(det.start_frames)
     motion, changes = [], []
     for i, luma in enumerate(iter_luma(seq, case, seed)):
         res = det.process(luma, i / seq.fps)
-        motion.append(res.motion)
+        started = any(c.phase == "start" for c in res.changes)
+        motion += [m for m, _ in onsets.push(res.motion, res.raw, started, i)]
         changes += [(i, c.phase) for c in res.changes]
+    motion += [m for m, _ in onsets.flush()]
     return motion, changes
 
 

@@ -128,3 +128,17 @@ def test_no_picture_is_held_once_it_cannot_be_needed() -> None:
     assert policy.events["quiet"].snapshot is not None  # may still alert if armed in time
     policy.on_motion(motion("quiet", t + 5, phase="end"), Arming(armed=False), t + 5)
     assert [e.snapshot for e in policy.events.values()] == [None, None]
+
+
+def test_caption_says_who_stayed_where_and_what_crossed() -> None:
+    policy = AlertPolicy(cooldown_seconds=0)
+    t = local_ts(12, 0)
+    policy.on_snapshot("a", "cam1", t, b"x")
+    assert policy.on_motion(motion("a", t, alert=False), ARMED, t) is None
+    late = Motion(camera="cam1", seq=1, ts=t + 40, event_id="a", phase="update", alert=True,
+                  labels=["person"], zones=["Driveway"], loitering={"Driveway": 40.2},
+                  crossings=["Gate:forward"])
+    alert = policy.on_motion(late, ARMED, t + 40)
+    assert alert is not None
+    assert "person in Driveway for 40 s" in alert.caption
+    assert "person crossed Gate (forward)" in alert.caption

@@ -1,0 +1,172 @@
+"""Short-lived tracks of what moves: persistence, loitering, line crossing.
+
+A greedy nearest-centre tracker on the detector's boxes (normalised
+``[x, y, w, h]``), frame to frame. A box joins the track whose last box is
+nearest, when the centres are closer than the larger box's diagonal and the
+sizes are alike; a track lives through ``MAX_MISSES`` frames without a box.
+
+What it is for: a person or a car moves less than its own size from one
+frame to the next and keeps its size, so it makes one track that lasts and
+travels. A rain streak, a snowflake at the lens or an insect fluttering in
+the IR light jumps further than its size between frames or is gone the next
+frame, so it never makes a track that lasts; a flickering light lasts but
+stays where it is. A track is *confirmed* (counts for an event) once it has
+``min_hits`` boxes and has travelled (its centre moved by ``MIN_TRAVEL`` of
+the frame, or its size changed by half: someone walking at the camera).
+
+The same tracks give zone *loitering* (a confirmed track whose ground point,
+the bottom centre of its box, stays in a zone for the zone's
+``loiter_seconds``: reported once per track and zone) and *line crossing*
+(its ground point goes from one side of a configured line segment to the
+other, across the segment; "forward" is from the right of the line's first
+point->second point to its left, as seen in the picture).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from common.config import DetectConfig
+    from services.detect.regions import Zone
+
+MAX_MISSES = 2
+MIN_TRAVEL = 0.02  # of the frame's width/height
+MIN_GROWTH = 1.5  # box area ratio that counts as travel (coming at the camera)
+MAX_SIZE_RATIO = 4.0  # box areas of one track, frame to frame
+
+
+@dataclass(slots=True)
+class Track:
+    track_id: int
+    first_ts: float
+    last_ts: float
+    first_center: tuple[float, float]
+    first_area: float
+    box: list[float]
+    hits: int = 1
+    misses: int = 0
+    confirmed: bool = False
+    entered: dict[str, float] = field(default_factory=dict)  # zone -> ts the ground point went in
+    loitered: set[str] = field(default_factory=set)
+    ground: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def center(self) -> tuple[float, float]:
+        x, y, w, h = self.box
+        return x + w / 2, y + h / 2
+
+
+@dataclass(slots=True)
+class TrackNews:
+    """What one frame's tracks say."""
+
+    confirmed: int = 0  # confirmed tracks seen on this frame
+    loitering: dict[str, float] = field(default_factory=dict)  # zone -> seconds, newly reached
+    crossings: list[str] = field(default_factory=list)  # "Line:forward" / "Line:backward"
+
+
+def _area(box: list[float]) -> float:
+    return max(box[2] * box[3], 1e-6)
+
+
+def _side(p: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
+    return (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
+
+
+def _crosses(p: tuple[float, float], q: tuple[float, float], a: tuple[float, float],
+             b: tuple[float, float]) -> bool:
+    """Whether the step p -> q crosses the segment a-b."""
+    d1, d2 = _side(p, a, b), _side(q, a, b)
+    d3, d4 = _side(a, p, q), _side(b, p, q)
+    return d1 * d2 < 0 and d3 * d4 < 0
+
+
+class Tracker:
+    def __init__(self, config: DetectConfig, zones: list[Zone]) -> None:
+        self.min_hits = config.frames_to_start + 1
+        self.zones = zones
+        self.loiter = {z.name: z.loiter_seconds for z in config.zones if z.loiter_seconds > 0}
+        self.lines = [(ln.name, (ln.points[0][0], ln.points[0][1]),
+                       (ln.points[1][0], ln.points[1][1]), ln.direction) for ln in config.lines]
+        self.tracks: list[Track] = []
+        self._next_id = 1
+
+    def reset(self) -> None:
+        self.tracks = []
+
+    def update(self, ts: float, boxes: list[list[float]]) -> TrackNews:
+        news = TrackNews()
+        free = list(range(len(boxes)))
+        # Greedy: the closest (track, box) pairs first.
+        pairs = []
+        for ti, tr in enumerate(self.tracks):
+            cx, cy = tr.center
+            for bi, box in enumerate(boxes):
+                bx, by = box[0] + box[2] / 2, box[1] + box[3] / 2
+                dist = math.hypot(bx - cx, by - cy)
+                gate = max(math.hypot(tr.box[2], tr.box[3]), math.hypot(box[2], box[3]))
+                ratio = _area(box) / _area(tr.box)
+                if dist <= gate and 1 / MAX_SIZE_RATIO <= ratio <= MAX_SIZE_RATIO:
+                    pairs.append((dist, ti, bi))
+        pairs.sort()
+        matched: set[int] = set()
+        for _, ti, bi in pairs:
+            if ti in matched or bi not in free:
+                continue
+            matched.add(ti)
+            free.remove(bi)
+            self._hit(self.tracks[ti], ts, boxes[bi], news)
+        for ti, tr in enumerate(self.tracks):
+            if ti not in matched:
+                tr.misses += 1
+        self.tracks = [t for t in self.tracks if t.misses <= MAX_MISSES]
+        for bi in free:
+            box = boxes[bi]
+            tr = Track(self._next_id, ts, ts, (box[0] + box[2] / 2, box[1] + box[3] / 2),
+                       _area(box), list(box))
+            tr.ground = self._ground(box)
+            self._next_id += 1
+            self.tracks.append(tr)
+        news.confirmed = sum(1 for t in self.tracks if t.confirmed and t.misses == 0)
+        return news
+
+    @staticmethod
+    def _ground(box: list[float]) -> tuple[float, float]:
+        return box[0] + box[2] / 2, box[1] + box[3]
+
+    def _hit(self, tr: Track, ts: float, box: list[float], news: TrackNews) -> None:
+        before = tr.ground
+        tr.box, tr.last_ts, tr.misses = list(box), ts, 0
+        tr.hits += 1
+        tr.ground = self._ground(box)
+        if not tr.confirmed and tr.hits >= self.min_hits:
+            cx, cy = tr.center
+            travelled = max(abs(cx - tr.first_center[0]), abs(cy - tr.first_center[1]))
+            growth = max(_area(box) / tr.first_area, tr.first_area / _area(box))
+            tr.confirmed = travelled >= MIN_TRAVEL or growth >= MIN_GROWTH
+        if not tr.confirmed:
+            return
+        for name, a, b, direction in self.lines:
+            if _crosses(before, tr.ground, a, b):
+                # Right of a->b to its left is "forward" (image y grows downwards).
+                way = "forward" if _side(tr.ground, a, b) < 0 else "backward"
+                if direction in ("any", way):
+                    news.crossings.append(f"{name}:{way}")
+        for zone in self.zones:
+            if zone.name not in self.loiter:
+                continue
+            h, w = zone.mask.shape
+            gx = min(w - 1, max(0, int(tr.ground[0] * w)))
+            gy = min(h - 1, max(0, int(tr.ground[1] * h) - 1))
+            if zone.mask[gy, gx] == 0:
+                tr.entered.pop(zone.name, None)
+                continue
+            since = tr.entered.setdefault(zone.name, ts)
+            stayed = ts - since
+            if stayed >= self.loiter[zone.name] and zone.name not in tr.loitered:
+                tr.loitered.add(zone.name)
+                news.loitering[zone.name] = round(stayed, 1)
+
