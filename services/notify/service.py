@@ -1,8 +1,10 @@
 """The notify service: alerts out (Telegram, e-mail, MQTT, hooks), chat control
 in, arming state, and backups to a NAS.
 
-Wiring only; the decisions live in ``alerts``, ``commands``, ``backup`` and
-``presence``. Subscriptions: ``motion/`` and ``snapshot/`` from detect,
+Wiring only, read top to bottom: the decisions live in ``alerts`` (whether an
+event alerts), ``presence`` and ``common.arming`` (the arm state), the ways out
+in ``fanout`` (Telegram, mail, MQTT), the chat's replies in ``chat``, training
+mode in ``dataset``, uploads in ``backup``. Subscriptions: ``motion/`` and ``snapshot/`` from detect,
 ``recording/`` from record, ``heartbeat/`` from every service, commands
 (``control/``) from web and record. notify owns the arm state: every change
 goes through ``common.arming.apply`` here, is saved here and goes out as
@@ -24,12 +26,12 @@ import os
 import queue
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common.arming import ArmingCommand, ArmingStore, ArmSchedule, apply
-from common.bus import STATUS_ENDPOINTS, Bus, Message, Subscriber
+from common.bus import STATUS_ENDPOINTS, Bus, Message
+from common.catalogue import CatalogueReader
 from common.clipchain import proof_path
 from common.messages import (
     ARMING_COMMANDS,
@@ -39,29 +41,20 @@ from common.messages import (
     Disarm,
     Forget,
     Heartbeat,
-    Label,
-    LiveFrame,
     Motion,
-    Mute,
     Notice,
     Recording,
-    Rotate,
     Snapshot,
-    Unmute,
 )
 from common.paths import Home, write_json_atomically
 from common.pihealth import Problems, read_health
 from common.watch import Gone, Watch
 from common.worker import SetupError, Worker
 from services.notify.alerts import AlertOut, AlertPolicy
-from services.notify.commands import (
-    HELP,
-    ChatCommand,
-    CommandError,
-    Incoming,
-    parse_command,
-    parse_label,
-)
+from services.notify.chat import Chat
+from services.notify.commands import Incoming
+from services.notify.dataset import DataSet
+from services.notify.fanout import Fanout
 from services.notify.hooks import HookRunner
 from services.notify.presence import Presence
 
@@ -72,7 +65,6 @@ log = logging.getLogger(__name__)
 
 STATE_REPUBLISH = 10.0
 PRESENCE_PERIOD = 30.0
-SNAPSHOT_WAIT = 5.0
 ALERT_PHOTO_WAIT = 2.0  # an alert whose snapshot is this late goes out as text
 HEARTBEAT_STALE = 3.0
 BACKUP_CATCH_UP_SECONDS = 3600.0  # finished clips re-queued at start (seen by nobody)
@@ -98,18 +90,17 @@ class NotifyService(Worker):
         self.schedule = ArmSchedule(self.cfg.arm_schedule)
         self.presence = (Presence(self.cfg.presence_hosts, self.cfg.presence_away_seconds)
                          if self.cfg.presence_hosts else None)
+        self.fanout = Fanout(config, self.counters, self.clock)
+        self.dataset = DataSet(home, self.camera, self.clock)
         self.telegram: Any = None
         self.mqtt: Any = None
+        self.chat: Chat | None = None
         self.backup: Any = None
-        self.mail: ThreadPoolExecutor | None = None
         self.heartbeats: dict[str, tuple[float, str]] = {}
-        self.snapshot_waiters: list[tuple[int, float]] = []
-        self._live: Subscriber | None = None  # open only while a /snapshot waits
         self.last_event_ts = 0.0
         self._next_state = 0.0
         self._next_presence = 0.0
-        self.counters.update({"mail_sent": 0, "mail_failed": 0, "clips_sent": 0,
-                              "notices": 0, "arming_save_errors": 0})
+        self.counters["arming_save_errors"] = 0
         self.problems = Problems(config.health)
         self._next_health = 0.0
         # A hub watches the cameras it shows: silence of one is told here.
@@ -136,16 +127,17 @@ class NotifyService(Worker):
 
             if not cfg.telegram.token.get_secret_value() or not cfg.telegram.chat_ids:
                 raise SetupError("notify.telegram is enabled but has no token or no chat_ids")
-            self.telegram = TelegramLink(cfg.telegram, self.inbox)
+            self.telegram = self.fanout.telegram = TelegramLink(cfg.telegram, self.inbox)
+            self.chat = Chat(self, self.telegram, self.bus, self.home, self.fanout, self.dataset)
             self.telegram.start()
         if cfg.email.enabled:
             if not (cfg.email.host and cfg.email.recipients):
                 raise SetupError("notify.email is enabled but has no host or no recipients")
-            self.mail = ThreadPoolExecutor(1, thread_name_prefix="mail")
+            self.fanout.start_mail()
         if cfg.mqtt.enabled:
             from services.notify.mqtt_link import MqttLink
 
-            self.mqtt = MqttLink(cfg.mqtt, self.camera, self._mqtt_arm)
+            self.mqtt = self.fanout.mqtt = MqttLink(cfg.mqtt, self.camera, self._mqtt_arm)
             self.mqtt.armed(self.arming.armed)
             self.mqtt.start()
         if cfg.backup.enabled:
@@ -173,11 +165,8 @@ class NotifyService(Worker):
         already on the NAS costs one size check and is not sent twice."""
         since = self.clock() - BACKUP_CATCH_UP_SECONDS
         try:
-            cat = self._catalogue()
-            try:
+            with CatalogueReader(self.home.catalogue) as cat:
                 clips = cat.clips(camera=self.camera, limit=200)
-            finally:
-                cat.close()
         except Exception as exc:  # noqa: BLE001 - no catalogue yet: nothing to catch up
             log.debug("backup catch-up: %s", exc)
             return
@@ -186,8 +175,7 @@ class NotifyService(Worker):
                 self.backup.enqueue_clip(clip.path, clip.camera, clip.start)
 
     def drain(self) -> None:
-        if self.mail is not None:
-            self.mail.shutdown(wait=False, cancel_futures=False)
+        self.fanout.stop_mail()
 
     def teardown(self) -> None:
         # Bounded waits: the whole stop stays within the worker's 2 s. An upload cut
@@ -199,8 +187,8 @@ class NotifyService(Worker):
                 except Exception as exc:  # noqa: BLE001 - stopping one part must not stop the others
                     log.warning("stopping %s: %s", type(part).__name__, exc)
         self.hooks.stop()
-        if self._live is not None:
-            self._live.close()
+        if self.chat is not None:
+            self.chat.close()
 
     def status_counters(self) -> dict[str, Any]:
         out: dict[str, Any] = {**self.policy.counters, **self.hooks.counters,
@@ -256,15 +244,7 @@ class NotifyService(Worker):
             self.hooks.start("on_event_start", self.cfg.hooks.on_event_start, env)
         elif m.phase == "end":
             self.hooks.start("on_event_end", self.cfg.hooks.on_event_end, env)
-        if self.mqtt is not None:
-            kind = {"start": "new"}.get(m.phase, m.phase)
-            self.mqtt.publish_json("events", {"type": kind, "event_id": m.event_id,
-                                              "camera": m.camera, "ts": m.ts,
-                                              "labels": m.labels, "zones": m.zones,
-                                              "score": m.score, "boxes": m.boxes,
-                                              "alert": m.alert})
-            if m.phase in ("start", "end"):
-                self.mqtt.motion(m.phase == "start")
+        self.fanout.motion(m)
 
     def on_snapshot(self, s: Snapshot, jpeg: bytes) -> None:
         if not jpeg:
@@ -274,8 +254,7 @@ class NotifyService(Worker):
             alert = self.policy.on_snapshot(s.event_id, s.camera, s.ts, jpeg)
             if alert is not None:
                 self.send_alert(alert)
-            if self.mqtt is not None:
-                self.mqtt.snapshot(jpeg)
+            self.fanout.snapshot(jpeg)
 
     def on_recording(self, r: Recording) -> None:
         if r.phase == "progress":
@@ -287,11 +266,7 @@ class NotifyService(Worker):
         self.hooks.start("on_recording", self.cfg.hooks.on_recording,
                          {"PISENTRY_EVENT": r.event_id, "PISENTRY_CAMERA": r.camera,
                           "PISENTRY_PHASE": "recording", "PISENTRY_PATH": r.path})
-        if self.mqtt is not None:
-            self.mqtt.publish_json("recording", {"path": r.path, "start": r.start,
-                                                 "end": r.end, "duration": r.duration,
-                                                 "size": r.size, "event_id": r.event_id,
-                                                 "reason": r.reason})
+        self.fanout.recording(r)
         if self.backup is not None:
             self.backup.enqueue_clip(r.path, r.camera, r.start)
             proof = proof_path(Path(r.path))
@@ -300,8 +275,8 @@ class NotifyService(Worker):
         tg = self.cfg.telegram
         if self.telegram is not None and tg.send_clip and r.event_id and \
                 self.policy.alerted(r.event_id):
-            self.send_clip(tg.chat_ids, r.path, f"Clip of the event on {r.camera} "
-                                                f"({r.duration:.0f} s)")
+            self.fanout.clip(tg.chat_ids, r.path, f"Clip of the event on {r.camera} "
+                                                  f"({r.duration:.0f} s)")
 
     def on_notice(self, n: Notice) -> None:
         self.tell(n.kind, f"{n.camera}: {n.text[:500]}", n.source or "?", all_clear=n.all_clear)
@@ -309,32 +284,9 @@ class NotifyService(Worker):
     def tell(self, kind: str, text: str, source: str, all_clear: bool = False,
              photo: bytes = b"") -> None:
         """The one way a notice goes out (a full disk eating unsent clips, the
-        Pi under-powered, a watched camera silent, and their all-clears): told
-        even when muted, on Telegram, by mail and on MQTT, never silently
-        logged only."""
-        self.counters["notices"] += 1
+        Pi under-powered, a watched camera silent, and their all-clears)."""
         log.warning("notice (%s) from %s: %s", kind, source, text)
-        if self.telegram is not None:
-            if photo:
-                self.telegram.send_photo(self.cfg.telegram.chat_ids, photo, text[:1000])
-            else:
-                self.telegram.send_text(self.cfg.telegram.chat_ids, text)
-        if self.mail is not None:
-            subject = ("pisentry: all clear: " if all_clear else "pisentry: ") + text[:80]
-            self.mail.submit(self._mail_notice, subject, text, photo)
-        if self.mqtt is not None:
-            self.mqtt.publish_json("notice", {"kind": kind, "text": text,
-                                              "all_clear": all_clear, "ts": self.clock()})
-
-    def _mail_notice(self, subject: str, text: str, photo: bytes) -> None:
-        from services.notify.mailer import build_message, send_mail
-
-        try:
-            send_mail(self.cfg.email, build_message(self.cfg.email, subject, text, photo or None))
-            self.counters["mail_sent"] += 1
-        except Exception as exc:  # noqa: BLE001 - smtplib, ssl and socket errors alike
-            self.counters["mail_failed"] += 1
-            log.error("mail to %s failed: %s", self.cfg.email.host, exc)
+        self.fanout.notice(kind, text, all_clear, photo)
 
     def on_watched(self, header: Any, msg: Message) -> None:
         """A message of a camera this hub watches: heartbeats keep it alive,
@@ -373,36 +325,7 @@ class NotifyService(Worker):
 
     def send_alert(self, alert: AlertOut) -> None:
         write_json_atomically(self.alerted_file, self.policy.alerted_ids())
-        if self.telegram is not None:
-            self.telegram.send_alert(alert.event_id, alert.photo, alert.caption, alert.silent,
-                                     self.clock())
-        if self.mail is not None:
-            self.mail.submit(self._mail, alert)
-
-    def _mail(self, alert: AlertOut) -> None:
-        from services.notify.mailer import build_message, send_mail
-
-        cfg = self.cfg.email
-        subject = alert.caption.splitlines()[0]
-        try:
-            send_mail(cfg, build_message(cfg, subject, alert.caption, alert.photo or None,
-                                         f"{alert.camera}-{alert.event_id}.jpg"))
-            self.counters["mail_sent"] += 1
-        except Exception as exc:  # noqa: BLE001 - smtplib, ssl and socket errors alike
-            self.counters["mail_failed"] += 1
-            log.error("mail to %s failed: %s", cfg.host, exc)
-
-    def send_clip(self, chats: list[int], path: str, caption: str) -> None:
-        try:
-            size = Path(path).stat().st_size
-        except OSError:
-            self.telegram.send_text(chats, f"{caption}: the file is gone")
-            return
-        if size > self.cfg.telegram.max_clip_mb * 1024 * 1024:
-            self.telegram.send_text(chats, f"{caption}: {size / 1e6:.0f} MB, too large to send")
-            return
-        self.counters["clips_sent"] += 1
-        self.telegram.send_video(chats, path, caption)
+        self.fanout.alert(alert)
 
     def change_arming(self, command: ArmingCommand, now: float) -> None:
         """The one place the arm state changes: apply, save, announce. A
@@ -418,8 +341,7 @@ class NotifyService(Worker):
         log.info("arming: armed=%s muted_until=%.0f by %s", self.arming.armed,
                  self.arming.muted_until, self.arming.changed_by)
         self.publish_state(now)
-        if self.mqtt is not None:
-            self.mqtt.armed(self.arming.armed)
+        self.fanout.armed(self.arming.armed)
 
     def own_arming(self, cls: type[ArmingCommand], by: str, now: float, **fields: float
                    ) -> None:
@@ -435,6 +357,17 @@ class NotifyService(Worker):
                          muted_until=self.arming.muted_until,
                          changed_by=self.arming.changed_by or self.name,
                          changed_at=self.arming.changed_at)
+
+    def send(self, cls: type, **fields: Any) -> None:
+        """One message on our endpoint (a command to ir or record)."""
+        assert self.pub is not None
+        fields.setdefault("source", self.name)
+        self.pub.publish(cls, ts=self.clock(), **fields)
+
+    def event_facts(self, event_id: str) -> tuple[float, list[str], list[str]]:
+        """(start, labels, zones) of an event as the alert policy saw it."""
+        info = self.policy.events.get(event_id)
+        return (info.ts, info.labels, info.zones) if info else (0.0, [], [])
 
     def _mqtt_arm(self, armed: bool) -> None:
         self.inbox.put(Incoming("mqtt", 0, "arm" if armed else "disarm"))
@@ -456,8 +389,8 @@ class NotifyService(Worker):
         self._forget_uploaded_clips(now)
         for alert in self.policy.overdue(now, ALERT_PHOTO_WAIT):
             self.send_alert(alert)
-        if self.snapshot_waiters:
-            self._serve_snapshot(now)
+        if self.chat is not None:
+            self.chat.tick(now)
         wanted = self.schedule.edge(now)
         if wanted is not None and wanted != self.arming.armed:
             self.own_arming(Arm if wanted else Disarm, "schedule", now)
@@ -479,52 +412,15 @@ class NotifyService(Worker):
                 path = self.backup.deleted_local.get_nowait()
             except queue.Empty:
                 return
-            self.pub.publish(Forget, ts=now, path=path, source=self.name)
+            self.send(Forget, path=path)
 
     def on_incoming(self, item: Incoming, now: float) -> None:
         if item.kind == "mqtt":
             self.own_arming(Arm if item.text == "arm" else Disarm, "mqtt", now)
-        elif item.kind == "label":
-            self.on_label(item)
-        elif item.kind == "command":
-            try:
-                command = parse_command(item.text)
-            except CommandError as exc:
-                self.telegram.send_text([item.chat_id], str(exc))
-                return
-            if command is not None:
-                self.run_command(command, item.chat_id, now)
-
-    def run_command(self, cmd: ChatCommand, chat: int, now: float) -> None:
-        reply: str | None = None
-        by = f"telegram:{chat}"
-        if cmd.name == "help":
-            reply = HELP
-        elif cmd.name == "status":
-            reply = self.status_text(now)
-        elif cmd.name in ("arm", "disarm"):
-            self.own_arming(Arm if cmd.name == "arm" else Disarm, by, now)
-            reply = "Armed: alerts are on" if self.arming.armed else "Disarmed: alerts are off"
-        elif cmd.name == "mute":
-            self.own_arming(Mute, by, now, until=now + cmd.minutes * 60)
-            reply = f"Muted for {cmd.minutes:g} min"
-        elif cmd.name == "unmute":
-            self.own_arming(Unmute, by, now)
-            reply = "Unmuted"
-        elif cmd.name == "rotate":
-            assert self.pub is not None
-            self.pub.publish(Rotate, ts=now, angles={"pan": cmd.pan, "tilt": cmd.tilt},
-                             source=self.name)
-            reply = f"Rotating to pan {cmd.pan}, tilt {cmd.tilt}"
-        elif cmd.name == "snapshot":
-            self.snapshot_waiters.append((chat, now + SNAPSHOT_WAIT))
-            if self._live is None:
-                self._live = self.bus.subscriber(["frames"], [LiveFrame.TOPIC],
-                                                 latest_only=True)
-        elif cmd.name == "clip":
-            self.send_latest_clip(chat)
-        if reply:
-            self.telegram.send_text([chat], reply)
+        elif self.chat is not None and item.kind == "label":
+            self.chat.on_label(item)
+        elif self.chat is not None and item.kind == "command":
+            self.chat.on_command(item, now)
 
     def status_text(self, now: float) -> str:
         a = self.arming
@@ -544,102 +440,3 @@ class NotifyService(Worker):
             lines.append(f"backup: {stats['backup_pending']} pending, "
                          f"{stats['backup_uploaded']} uploaded")
         return "\n".join(lines)
-
-    def _serve_snapshot(self, now: float) -> None:
-        """Answer waiting /snapshot requests with the newest live frame."""
-        frames = self._live.read() if self._live is not None else []
-        if not frames and any(deadline > now for _, deadline in self.snapshot_waiters):
-            return
-        chats = sorted({chat for chat, _ in self.snapshot_waiters})
-        self.snapshot_waiters.clear()
-        if self._live is not None:
-            self._live.close()  # raw frames cost bandwidth: listen only while asked
-            self._live = None
-        if not frames:
-            self.telegram.send_text(chats, "No picture: no live frames (is capture running?)")
-            return
-        from services.notify.picture import frame_to_jpeg
-
-        frame = frames[-1]
-        try:
-            jpeg = frame_to_jpeg(frame.header, frame.payload[0])
-        except ValueError as exc:
-            self.telegram.send_text(chats, f"No picture: {exc}")
-            return
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(frame.header.ts))
-        self.telegram.send_photo(chats, jpeg, f"{frame.header.camera} at {when}")
-
-    def _catalogue(self) -> Any:
-        from common.catalogue import CatalogueReader
-
-        return CatalogueReader(self.home.catalogue)
-
-    def _event_snapshot(self, event_id: str) -> bytes | None:
-        try:
-            with self._catalogue() as cat:
-                rows = [r for r in cat.snapshots_for(event_id) if r.kind == "event"]
-            return Path(rows[0].path).read_bytes() if rows else None
-        except Exception as exc:  # noqa: BLE001 - no catalogue or file: nothing to save
-            log.warning("no snapshot of %s for the data set: %s", event_id, exc)
-            return None
-
-    def send_latest_clip(self, chat: int) -> None:
-        try:
-            cat = self._catalogue()
-            try:
-                clip = cat.latest_clip(self.camera)
-            finally:
-                cat.close()
-        except Exception as exc:  # noqa: BLE001 - the catalogue is optional here
-            log.warning("catalogue: %s", exc)
-            clip = None
-        if clip is None:
-            self.telegram.send_text([chat], "No clip recorded yet")
-            return
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(clip.start))
-        self.send_clip([chat], clip.path, f"Latest clip, {when} ({clip.duration:.0f} s)")
-
-    def on_label(self, item: Incoming) -> None:
-        parsed = parse_label(item.text)
-        if parsed is None:
-            self.telegram.answer(item.query_id, "Unknown button")
-            return
-        event_id, verdict = parsed
-        assert self.pub is not None
-        # record writes the verdict into its catalogue; we only ask
-        self.pub.publish(Label, ts=self.clock(), event_id=event_id, verdict=verdict,
-                         source=f"telegram:{item.chat_id}")
-        known = False
-        try:
-            with self._catalogue() as cat:
-                known = cat.event(event_id) is not None
-        except Exception as exc:  # noqa: BLE001 - the catalogue is optional here
-            log.warning("catalogue: cannot look up %s: %s", event_id, exc)
-        saved = self.save_labelled(event_id, verdict)
-        text = "Saved as " + ("a real alarm" if verdict == "real" else "a false alarm")
-        if not (known or saved):
-            text = "That event is no longer known"
-        self.telegram.answer(item.query_id, text)
-
-    def save_labelled(self, event_id: str, verdict: str) -> bool:
-        """Training mode: the snapshot with its label, as a data set.
-        The picture is the recorder's copy of the event snapshot, or the one an
-        earlier verdict saved (relabelled: the newest verdict wins)."""
-        folder = self.home.root / "dataset" / verdict
-        safe = "".join(c for c in event_id if c.isalnum() or c in "-_")[:64] or "event"
-        earlier = list(self.home.root.glob(f"dataset/*/{safe}.jpg"))
-        jpeg = earlier[0].read_bytes() if earlier else self._event_snapshot(event_id)
-        if jpeg is None:
-            return False
-        folder.mkdir(parents=True, exist_ok=True)
-        for other in earlier:
-            if other.parent != folder:
-                other.unlink(missing_ok=True)
-                other.with_suffix(".json").unlink(missing_ok=True)
-        (folder / f"{safe}.jpg").write_bytes(jpeg)
-        info = self.policy.events.get(event_id)
-        meta = {"event_id": event_id, "verdict": verdict, "camera": self.camera,
-                "labelled_at": self.clock(), "ts": info.ts if info else 0.0,
-                "labels": info.labels if info else [], "zones": info.zones if info else []}
-        (folder / f"{safe}.json").write_text(json.dumps(meta))
-        return True

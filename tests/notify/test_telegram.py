@@ -102,7 +102,7 @@ def test_commands_drive_arming_the_bus_and_clips(telegram: FakeTelegram,
                        cv2.IMREAD_COLOR)
     assert got.shape == picture.shape
     assert np.abs(got.astype(int) - picture.astype(int)).mean() < 3  # the same picture
-    wait_until(lambda: h.svc._live is None, 2, "the live subscription to close")
+    wait_until(lambda: h.svc.chat._live is None, 2, "the live subscription to close")
     # /clip sends the newest finished clip from the catalogue.
     clip = tmp_path / "latest.mp4"
     clip.write_bytes(b"latest-clip")
