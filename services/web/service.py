@@ -22,6 +22,7 @@ within a second of ``ctx.stopping``.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import socket
@@ -67,8 +68,11 @@ class WebService(Worker):
             self.listener = socket.create_server((web.host, web.port), family=family,
                                                  backlog=128)
         except OSError as exc:
-            raise SetupError(f"web cannot listen on {web.host}:{web.port}: "
-                             f"{exc.strerror or exc}") from None
+            if exc.errno == errno.EADDRINUSE:
+                raise SetupError(f"{web.host}:{web.port} is in use by another program; "
+                                 "set web.port") from None
+            raise SetupError(f"cannot listen on {web.host}:{web.port}: {exc.strerror or exc}; "
+                             "check web.host and web.port") from None
         self._initial_password()
         cameras = ([self.camera] if web.local_camera else []) + [c.name for c in web.cameras]
         expected = {self.camera: [s for s in self.config.general.services if s in SERVICES]

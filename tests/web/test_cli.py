@@ -93,7 +93,9 @@ def test_web_fails_fast_when_the_port_is_taken(home: Home) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         cfg = home.root / "c.toml"
-        cfg.write_text(f"[web]\nport = {busy.getsockname()[1]}\n")
+        port = busy.getsockname()[1]
+        cfg.write_text(f"[web]\nport = {port}\n")
         r = pisentry("web", "--config", str(cfg), home=home, timeout=20)
     assert r.returncode == 2
-    assert "web cannot listen on 127.0.0.1" in r.stderr and "Traceback" not in r.stderr
+    assert (f"web cannot start: 127.0.0.1:{port} is in use by another program; set web.port"
+            in r.stderr) and "Traceback" not in r.stderr
