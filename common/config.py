@@ -568,6 +568,14 @@ class HealthConfig(Section):
     watch_timeout_seconds: float = Field(
         10.0, ge=2, le=3600, description="A hub alerts when a camera of web.cameras sends no "
                                          "heartbeat for this long")
+    selftest_time: str = Field(
+        "", pattern=r"^(|\d\d:\d\d)$",
+        description="HH:MM (local) of the daily self-test: a passer-by drawn into the frames "
+                    "and followed through detect, record, notify and the NAS (empty: only "
+                    "on demand, from the web or Telegram /selftest)")
+    selftest_timeout_seconds: float = Field(
+        90.0, ge=10, le=3600, description="A self-test stage not reached this long after the "
+                                          "start fails the run (and is alerted)")
 
 
 class Config(Section):

@@ -116,6 +116,7 @@ class Motion(Header):
     alert: bool = True  # False when zones/labels required for alerting are missing
     loitering: dict[str, float] = field(default_factory=dict)  # zone -> seconds someone stayed
     crossings: list[str] = field(default_factory=list)  # "Line:forward" | "Line:backward"
+    test_run: str = ""  # the self-test run this event is (never an intrusion), "" if none
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +325,22 @@ class Tune(Command):
                                "range 1..30")
 
 
+@dataclass(frozen=True, slots=True)
+class SelfTest(Command):
+    """Run the pipeline's self-test (to notify, which runs it: from web,
+    Telegram ``/selftest`` or its daily schedule); notify then sends the same
+    command, with its ``run_id``, to capture (draw a passer-by for
+    ``seconds``) and detect (label the event it makes as this test)."""
+
+    TOPIC: ClassVar[bytes] = b"control/selftest/"
+    run_id: str = ""  # "" when asking for a run; notify names it
+    seconds: float = 4.0
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.seconds <= 30.0:
+            raise CommandError(f"self-test seconds {self.seconds!r} is out of range 1..30")
+
+
 COMMAND_PREFIX = Command.TOPIC  # subscribe to this for every command
 ARMING_COMMANDS = (Arm, Disarm, Mute, Unmute)
 
@@ -370,6 +387,7 @@ TOPICS: dict[bytes, type[Header]] = {
         Label,
         Notice,
         Tune,
+        SelfTest,
         ArmState,
         Heartbeat,
     )

@@ -22,10 +22,11 @@ from typing import Any
 import cv2
 
 from common.bus import Message, Publisher
-from common.messages import Brightness, Frame, LiveFrame, VideoPacket
+from common.messages import Brightness, Frame, LiveFrame, SelfTest, VideoPacket
 from common.worker import SetupError, Worker
 from services.capture import frames as pictures
 from services.capture.encoder import H264Encoder
+from services.capture.passerby import PasserBy
 from services.capture.reader import SourceReader
 from services.capture.sources import Captured, Source, SourceError, make_source
 
@@ -44,6 +45,8 @@ class CaptureService(Worker):
         self.frames_pub: Publisher = self.bus.publisher("frames")
         self.video_pub: Publisher = self.bus.publisher("video")
         self.subscribe(["ir"], [Brightness.TOPIC], hwm=10)
+        self.subscribe(["notify"], [SelfTest.TOPIC], hwm=10)
+        self.passer = PasserBy()
         try:
             self.source: Source = make_source(c)
             self.source.open()
@@ -68,7 +71,11 @@ class CaptureService(Worker):
         self._frames = 0
 
     def handle(self, msg: Message) -> None:
-        if isinstance(msg.header, Brightness) and msg.header.connected:
+        if isinstance(msg.header, SelfTest) and msg.header.run_id:
+            log.info("self-test %s: a passer-by for %.0f s", msg.header.run_id,
+                     msg.header.seconds)
+            self.passer.walk(self.clock(), msg.header.seconds)
+        elif isinstance(msg.header, Brightness) and msg.header.connected:
             self.brightness = msg.header.level
             self._brightness_at = msg.header.ts
 
@@ -81,6 +88,7 @@ class CaptureService(Worker):
     def _publish(self, cap: Captured) -> None:
         c = self.config.capture
         main = cap.bgr if self.source.encodes_h264 else pictures.orient(cap.bgr, c)
+        self.passer.draw(main, cap.ts)
         lores = cap.lores_yuv if cap.lores_yuv is not None else pictures.to_i420(
             main, c.lores_width, c.lores_height)
         height = lores.shape[0] * 2 // 3

@@ -23,7 +23,15 @@ import numpy as np
 
 from common.arming import ArmingStore
 from common.bus import Message
-from common.messages import ArmState, Brightness, Frame, LiveFrame, Motion, Snapshot
+from common.messages import (
+    ArmState,
+    Brightness,
+    Frame,
+    LiveFrame,
+    Motion,
+    SelfTest,
+    Snapshot,
+)
 from common.worker import SetupError, Worker
 from services.detect.events import EventChange
 from services.detect.pipeline import Detector
@@ -67,7 +75,10 @@ class DetectService(Worker):
             raise SetupError(str(exc)) from None
         self.subscribe(["frames"], [Frame.TOPIC, LiveFrame.TOPIC], latest_only=True)
         self.subscribe(["ir"], [Brightness.TOPIC])
-        self.subscribe(["notify"], [ArmState.TOPIC])
+        self.subscribe(["notify"], [ArmState.TOPIC, SelfTest.TOPIC])
+        self.test_until = 0.0  # a self-test's passer-by may start an event until then
+        self.test_run = ""
+        self.test_events: dict[str, str] = {}  # event id -> the self-test run it is
         self.live: tuple[float, np.ndarray] | None = None
         self.lores: tuple[Frame, np.ndarray] | None = None
         self.ir_level: float | None = None
@@ -92,6 +103,12 @@ class DetectService(Worker):
             self._brightness(h)
         elif isinstance(h, ArmState) and h.camera == self.camera:
             self._pause(not h.armed)
+        elif isinstance(h, SelfTest) and h.run_id:
+            # The passer-by is drawn for `seconds`; an event it starts a little
+            # later (frames to start, a busy Pi) is still the test's.
+            self.test_run, self.test_until = h.run_id, self.clock() + h.seconds + 5.0
+            if self.paused:
+                self.detector.rebase()  # disarmed: watch for the test only
 
     def _bad(self, what: str, exc: Exception) -> None:
         self.stats["bad_frames"] += 1
@@ -120,7 +137,7 @@ class DetectService(Worker):
         self.last_frame_wall = self.clock()
         self.stats["frames"] += 1
         self.lores = (h, pixels)
-        if self.paused:
+        if self.paused and self.clock() >= self.test_until and not self.test_events:
             return
         if h.format == "bgr24":
             luma = cv2.cvtColor(pixels.reshape(h.height, h.width, 3), cv2.COLOR_BGR2GRAY)
@@ -164,10 +181,18 @@ class DetectService(Worker):
 
     def _send(self, change: EventChange, fg: np.ndarray | None) -> None:
         assert self.pub is not None
+        if change.phase == "start" and self.clock() < self.test_until:
+            self.test_events[change.event_id] = self.test_run
+            self.test_until = 0.0  # one event per run
+        run = self.test_events.get(change.event_id, "")
+        if change.phase == "end":
+            self.test_events.pop(change.event_id, None)
+        # A test event is labelled as one everywhere and is never an intrusion.
+        labels = [*change.labels, "selftest"] if run else change.labels
         self.pub.publish(Motion, ts=change.ts, event_id=change.event_id, phase=change.phase,
                          boxes=change.boxes, area=change.area, score=change.score,
-                         labels=change.labels, zones=change.zones, alert=change.alert,
-                         loitering=change.loitering, crossings=change.crossings)
+                         labels=labels, zones=change.zones, alert=change.alert and not run,
+                         loitering=change.loitering, crossings=change.crossings, test_run=run)
         if change.phase != "start":
             return
         self.stats["events"] += 1

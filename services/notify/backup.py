@@ -140,6 +140,7 @@ class BackupManager:
         # Local clips deleted after a confirmed upload, for the service thread to
         # tell the recorder (it owns the catalogue, and sockets are not shared).
         self.deleted_local: queue.Queue[str] = queue.Queue()
+        self.uploaded: queue.Queue[str] = queue.Queue()  # clips now on the NAS, for the service
         self._next_connect = 0.0
         self._next_retention = 0.0
         self._piece_offsets: dict[str, int] = {}
@@ -310,6 +311,7 @@ class BackupManager:
             log.info("backup: %s -> %s (%d bytes)", job.path, final, size)
         if job.kind == "clip":
             self._after_clip(store, folder, name, job)
+            self.uploaded.put(job.path)
         self.queue.remove(job)
 
     def _after_clip(self, store: RemoteStore, folder: str, name: str, job: Job) -> None:

@@ -49,6 +49,8 @@ class ChatHost(Protocol):
 
     def event_facts(self, event_id: str) -> tuple[float, list[str], list[str]]: ...
 
+    def start_selftest(self, by: str, now: float) -> bool: ...
+
 
 class Chat:
     def __init__(self, host: ChatHost, telegram: Any, bus: Bus, home: Home, fanout: Fanout,
@@ -98,6 +100,9 @@ class Chat:
                                                  latest_only=True)
         elif cmd.name == "clip":
             self.send_latest_clip(chat)
+        elif cmd.name == "selftest":
+            reply = ("Self-test started: a passer-by through every stage; the report follows"
+                     if host.start_selftest(by, now) else "A self-test is already running")
         if reply:
             self.telegram.send_text([chat], reply)
 

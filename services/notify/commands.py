@@ -15,7 +15,8 @@ HELP = (
     "/mute [minutes] - silence alerts (default 60 min), /unmute\n"
     "/snapshot - a picture now\n"
     "/clip - the latest clip\n"
-    "/rotate PAN TILT - point the camera (degrees)"
+    "/rotate PAN TILT - point the camera (degrees)\n"
+    "/selftest - run the self-test now (a passer-by through every stage)"
 )
 
 DEFAULT_MUTE_MINUTES = 60.0
@@ -38,7 +39,8 @@ class ChatCommand:
     """What the user typed; ``minutes`` is for mute, ``pan`` and ``tilt`` for
     rotate (the parser fills in every field a command uses)."""
 
-    name: str  # status | arm | disarm | mute | unmute | snapshot | clip | rotate | help
+    name: str  # status | arm | disarm | mute | unmute | snapshot | clip | rotate | selftest
+    # | help
     minutes: float = 0.0
     pan: int = 0
     tilt: int = 0
@@ -56,7 +58,8 @@ def parse_command(text: str) -> ChatCommand | None:
         return None
     name = words[0][1:].split("@", 1)[0].lower()  # "/status@MyBot" in group chats
     rest = words[1:]
-    if name in ("status", "arm", "disarm", "unmute", "snapshot", "clip", "help", "start"):
+    if name in ("status", "arm", "disarm", "unmute", "snapshot", "clip", "help", "start",
+                "selftest"):
         return ChatCommand("help" if name == "start" else name)
     if name == "mute":
         minutes = DEFAULT_MUTE_MINUTES

@@ -108,6 +108,12 @@ class Fanout:
             self.mqtt.armed(armed)
 
     # -- mail (on the mail thread) -------------------------------------------------
+    def mail_one(self, subject: str, text: str, photo: bytes) -> bool:
+        """One mail; True once the server took it (the self-test's proof)."""
+        failed = self.counters["mail_failed"]
+        self._mail(subject, text, photo, "snapshot.jpg")
+        return bool(self.counters["mail_failed"] == failed)
+
     def _mail(self, subject: str, text: str, photo: bytes, photo_name: str) -> None:
         from services.notify.mailer import build_message, send_mail
 

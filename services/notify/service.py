@@ -44,6 +44,7 @@ from common.messages import (
     Motion,
     Notice,
     Recording,
+    SelfTest,
     Snapshot,
 )
 from common.paths import Home, write_json_atomically
@@ -57,6 +58,7 @@ from services.notify.dataset import DataSet
 from services.notify.fanout import Fanout
 from services.notify.hooks import HookRunner
 from services.notify.presence import Presence
+from services.notify.selftest import SelfTester, daily_due
 
 if TYPE_CHECKING:
     from common.config import Config
@@ -102,6 +104,8 @@ class NotifyService(Worker):
         self._next_presence = 0.0
         self.counters["arming_save_errors"] = 0
         self.problems = Problems(config.health)
+        self.selftest: SelfTester | None = None  # made in setup, once the backup is
+        self._selftest_day = ""  # the local day the daily run last started
         self._next_health = 0.0
         # A hub watches the cameras it shows: silence of one is told here.
         hub = config.web.cameras
@@ -157,6 +161,9 @@ class NotifyService(Worker):
                 raise SetupError(f"notify.backup.encrypt_public_key: {exc}") from None
             self.backup.start()
             self._catch_up_backups()
+        self.selftest = SelfTester(self.camera, self.config.health.selftest_timeout_seconds,
+                                   self.home.state_dir / "selftest.json", self.fanout,
+                                   self.backup, self.send, self.tell)
         self.publish_state(self.clock())
 
     def _catch_up_backups(self) -> None:
@@ -195,6 +202,9 @@ class NotifyService(Worker):
                                "armed": self.arming.armed,
                                "muted": self.arming.muted(self.clock()),
                                "health_problems": list(self.problems.active.values())}
+        if self.selftest is not None and self.selftest.run is not None:
+            run = self.selftest.run
+            out["selftest"] = run.report() if run.done else "running"
         if self.watch is not None:
             out["watch_silent"] = sorted(self.watch.gone)
         if self.telegram is not None:
@@ -229,9 +239,14 @@ class NotifyService(Worker):
             self.change_arming(header, self.clock())
         elif isinstance(header, Notice):
             self.on_notice(header)
+        elif isinstance(header, SelfTest) and not header.run_id:
+            self.start_selftest(header.source or "?", self.clock())
 
     def on_motion(self, m: Motion) -> None:
         now = self.clock()
+        if m.test_run and self.selftest is not None:
+            self.selftest.on_motion(m, now)
+            return
         if m.phase == "start":
             self.last_event_ts = m.ts
         alert = self.policy.on_motion(m, self.arming, now)
@@ -250,6 +265,8 @@ class NotifyService(Worker):
         if not jpeg:
             log.warning("snapshot %s from %s has no JPEG; dropped", s.kind, s.camera)
             return
+        if self.selftest is not None and self.selftest.on_snapshot(s.event_id, jpeg):
+            return
         if s.kind == "event" and s.event_id:
             alert = self.policy.on_snapshot(s.event_id, s.camera, s.ts, jpeg)
             if alert is not None:
@@ -262,6 +279,8 @@ class NotifyService(Worker):
                 self.backup.enqueue_piece(r.path, r.camera, r.start, r.size)
             return
         if r.phase != "finished":
+            return
+        if self.selftest is not None and self.selftest.on_clip(r, self.clock()):
             return
         self.hooks.start("on_recording", self.cfg.hooks.on_recording,
                          {"PISENTRY_EVENT": r.event_id, "PISENTRY_CAMERA": r.camera,
@@ -287,6 +306,10 @@ class NotifyService(Worker):
         Pi under-powered, a watched camera silent, and their all-clears)."""
         log.warning("notice (%s) from %s: %s", kind, source, text)
         self.fanout.notice(kind, text, all_clear, photo)
+
+    def start_selftest(self, by: str, now: float) -> bool:
+        """A self-test run (see ``selftest``); False if one is running."""
+        return self.selftest is not None and self.selftest.start(by, now)
 
     def on_watched(self, header: Any, msg: Message) -> None:
         """A message of a camera this hub watches: heartbeats keep it alive,
@@ -376,6 +399,12 @@ class NotifyService(Worker):
     def tick(self, now: float) -> float | None:
         if now >= self._next_health:
             self.check_health(now)
+        if self.selftest is not None:
+            self.selftest.tick(now)
+            day = daily_due(self.config.health.selftest_time, now, self._selftest_day)
+            if day:
+                self._selftest_day = day
+                self.start_selftest("schedule", now)
         if self.watch is not None:
             for gone in self.watch.check(now):
                 self.tell_gone(gone, now)

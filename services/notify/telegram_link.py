@@ -136,10 +136,11 @@ class TelegramLink:
         for chat in chats:
             self._submit(f"clip to {chat}", time.time(), lambda chat=chat: _send(chat))
 
-    def send_text(self, chats: list[int], text: str) -> None:
+    def send_text(self, chats: list[int], text: str, silent: bool = False) -> None:
         for chat in chats:
             self._submit(f"text to {chat}", time.time(),
-                         lambda chat=chat: self.bot.send_message(chat, text))
+                         lambda chat=chat: self.bot.send_message(
+                             chat, text, disable_notification=silent))
 
     def answer(self, query_id: str, text: str) -> None:
         self._submit("button answer", time.time(),

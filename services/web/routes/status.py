@@ -4,13 +4,14 @@ owner of the arm state, as one command."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
 from fastapi import APIRouter
 
 from common.config import masked_dump
-from common.messages import Arm, Disarm, Mute, Unmute
+from common.messages import Arm, Disarm, Mute, SelfTest, Unmute
 from services.web.context import WebContext
 from services.web.health import system_stats, write_budget
 from services.web.schemas import ArmOut, CameraOut, MuteIn, StatusOut, arm_out
@@ -63,6 +64,22 @@ def router(ctx: WebContext) -> APIRouter:
         if not body.minutes:
             return arm_out(await ctx.change_arming(Unmute))
         return arm_out(await ctx.change_arming(Mute, until=ctx.clock() + body.minutes * 60))
+
+    @router.post("/api/selftest", status_code=202,
+                 summary="Run the self-test now (notify runs it; the result comes in "
+                         "GET /api/selftest and as a message)")
+    def selftest_start() -> dict[str, Any]:
+        ctx.send(SelfTest, source="web")
+        return {"asked": True}
+
+    @router.get("/api/selftest", summary="The last self-test: each stage's delay, or the "
+                                         "stage that failed")
+    def selftest_last() -> dict[str, Any]:
+        try:
+            result = json.loads((ctx.home.state_dir / "selftest.json").read_text())
+        except (OSError, ValueError):
+            return {"report": "no self-test yet"}
+        return result if isinstance(result, dict) else {"report": "unreadable result"}
 
     @router.get("/api/config", summary="The effective config, secrets masked")
     def config() -> dict[str, Any]:

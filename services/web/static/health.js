@@ -29,8 +29,16 @@ function diskText(d) {
   return `${d.path} on ${d.device || "?"} (${kind}, ${d.fstype || "?"} at ${d.mount || "?"})${ro}`;
 }
 
+function selftestCell(t) {
+  const cell = el("span", { text: (t && t.report) || "no self-test yet" });
+  const button = el("button", { type: "button", text: "Run now" });
+  button.addEventListener("click", async () => { button.disabled = true; await post("/api/selftest"); });
+  return el("span", {}, cell, " ", button);
+}
+
 async function refresh() {
   const st = await api("/api/status");
+  st.selftest = await api("/api/selftest");
   showArm(st.armed);
   const s = st.system;
   const sys = document.getElementById("system");
@@ -42,6 +50,7 @@ async function refresh() {
     row(["Power", powerText(s.pi)]),
     row(["Card writes", writesText(s.writes)]),
     row(["Recordings disk", diskText(s.writes.storage)]),
+    row(["Self-test", selftestCell(st.selftest)]),
     row(["Viewers", `${st.web.viewers} live, ${st.web.encoded} frames encoded`]));
   const box = document.getElementById("services");
   box.replaceChildren();
