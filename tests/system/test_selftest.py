@@ -58,8 +58,8 @@ def test_a_self_test_reports_every_stage_and_its_delay(system: System) -> None:
     result = run_selftest(system)
     assert result["ok"], result
     delays = result["delays"]
-    assert list(delays) == ["detect", "record", "notify", "nas"]
-    assert 0 < delays["detect"] < delays["record"] <= delays["notify"] and delays["nas"] > 0
+    assert set(delays) == {"detect", "record", "notify", "nas"}
+    assert 0 < delays["detect"] < delays["record"] <= min(delays["notify"], delays["nas"])
     assert result["report"].startswith("self-test passed: detect ")
     # the test message: marked as a test and silent; then the report, silent too
     test_photo = [c for c in tg.of("sendPhoto") if c.t >= started
@@ -85,7 +85,7 @@ def test_a_self_test_with_the_nas_down_reports_the_failing_stage(system: System)
     finally:
         system.peers.nas.start()
     assert not result["ok"] and result["failed"] == "nas"
-    assert list(result["delays"]) == ["detect", "record", "notify"]
+    assert set(result["delays"]) == {"detect", "record", "notify"}
     assert result["report"].startswith(
         f"self-test FAILED: no clip reached the NAS within {TIMEOUT} s (reached: detect ")
     alerted = [c for c in tg.of("sendMessage") if c.t >= started
