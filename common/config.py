@@ -613,15 +613,31 @@ def _apply_env(raw: dict[str, Any]) -> None:
         node[path[-1]] = value
 
 
+def field_errors(exc: ValidationError) -> list[tuple[str, str]]:
+    """Every problem as (dotted key, line), the line in the words ``pisentry
+    check-config`` prints: the web settings show these next to each field."""
+    out = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        problem = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        out.append((key, f"{key}: {problem}"))
+    return out
+
+
 def _first_error(exc: ValidationError) -> str:
-    errors = exc.errors()
-    err = errors[0]
-    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    errors = field_errors(exc)
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    problem = err["msg"]
-    if err["type"] == "extra_forbidden":
-        problem = "unknown key"
-    return f"{key}: {problem}{more}"
+    return f"{errors[0][1]}{more}"
+
+
+def validate_config(raw: dict[str, Any]) -> tuple[Config | None, list[tuple[str, str]]]:
+    """``raw`` (secrets from the environment applied, as on load) as a
+    ``Config``, or None and every problem (see ``field_errors``)."""
+    _apply_env(raw)
+    try:
+        return Config.model_validate(raw), []
+    except ValidationError as exc:
+        return None, field_errors(exc)
 
 
 def parse_config(raw: dict[str, Any], source: str = "config") -> Config:

@@ -11,9 +11,14 @@ from common.cli import run_worker, service_main
 
 
 def run(args: argparse.Namespace) -> int:
+    from common.config import Config
+    from common.paths import Home
     from services.web.service import WebService
 
-    return run_worker(WebService, args, view=False)
+    def web(config: Config, home: Home) -> WebService:
+        return WebService(config, home, config_path=args.config)
+
+    return run_worker(web, args, view=False)
 
 
 if __name__ == "__main__":

@@ -109,6 +109,9 @@ def ensure_initial_password(home: Home) -> str | None:
         return None
     password = secrets.token_urlsafe(12)  # 96 bits
     set_password(home, password)
+    from services.web import wizard  # a fresh instance: its first login opens the wizard
+
+    wizard.set_state(home, "pending")
     return password
 
 

@@ -44,6 +44,8 @@ class WebContext:
     counters: dict[str, Any] = field(default_factory=dict)
     stopping: bool = False
     video: dict[str, H264Channel] = field(default_factory=dict)
+    config_path: Path | None = None  # --config, else the home's config.toml
+    settings_applier: Any = None  # set by routes.settings
 
     def __post_init__(self) -> None:
         self.arming = ArmingStore(self.home).load()  # then as notify announces it

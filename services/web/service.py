@@ -27,6 +27,7 @@ import logging
 import os
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -56,6 +57,10 @@ EVENT_TOPICS = [b"heartbeat/", b"motion/", b"snapshot/", b"recording/", b"state/
 class WebService(Worker):
     name = "web"
 
+    def __init__(self, *args: Any, config_path: str | None = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.config_path = config_path  # the file the settings page saves
+
     def setup(self) -> None:
         web = self.config.web
         if bool(web.certfile_path) != bool(web.keyfile_path):
@@ -81,7 +86,8 @@ class WebService(Worker):
         self.board = HealthBoard(expected)
         self.feed = EventFeed()
         self.ctx = WebContext(self.config, self.home, self.hub, self.board, self.feed,
-                              send=self.send_command, clock=self.clock)
+                              send=self.send_command, clock=self.clock,
+                              config_path=Path(self.config_path) if self.config_path else None)
         self.frame_subs: dict[str, tuple[Subscriber, LiveChannel]] = {}
         self.video_subs: dict[str, tuple[Subscriber, H264Channel]] = {}
         self._subscribed: dict[int, bool] = {}
