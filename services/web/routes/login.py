@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
-from services.web import guard
+from services.web import guard, wizard
 from services.web.context import WebContext
 from services.web.schemas import LoginIn
 
@@ -68,8 +68,9 @@ def router(ctx: WebContext, gate: guard.Gate) -> APIRouter:
             log.info("failed login from %s", client)
             return _login_failed(form, 401, "wrong user name or password")
         gate.limiter.succeeded(client, now)
-        response: Response = (Response(status_code=303, headers={"Location": "/"}) if form
-                              else JSONResponse({"ok": True}))
+        landing = wizard.landing(ctx.home)
+        response: Response = (Response(status_code=303, headers={"Location": landing}) if form
+                              else JSONResponse({"ok": True, "next": landing}))
         response.set_cookie(guard.COOKIE, gate.new_session(), max_age=int(gate.lifetime),
                             httponly=True, samesite="strict", secure=ctx.tls, path="/")
         log.info("login from %s", client)
