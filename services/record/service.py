@@ -17,7 +17,7 @@ from typing import Any
 
 from common.bus import Message
 from common.catalogue import CatalogueError, CatalogueWriter
-from common.clipchain import ClipSigner
+from common.clipchain import ProofError, sign_in_child
 from common.messages import Forget, Label, Motion, Notice, Recording, Snapshot, VideoPacket
 from common.worker import SetupError, Worker
 from services.record.recorder import ClipNote, Recorder
@@ -51,10 +51,10 @@ class RecordService(Worker):
             self.catalogue = CatalogueWriter(self.home.catalogue)
         except CatalogueError as exc:
             raise SetupError(str(exc)) from None
-        try:
-            self.signer = ClipSigner(self.home.state_dir, self.camera)
-        except (OSError, ValueError) as exc:  # a damaged key file: ProofError, ValueError
-            raise SetupError(f"record: clip signing key: {exc}") from None
+        try:  # the key made, or checked, now: a damaged one is a setup error
+            sign_in_child(self.home.state_dir, self.camera)
+        except ProofError as exc:
+            raise SetupError(f"record: {exc}") from None
         for note in recover(self.catalogue, self.storage, self.staging):
             log.info("recovered %s (%.1f s)", note.path, note.duration)
             self._publish(note)
@@ -191,11 +191,12 @@ class RecordService(Worker):
         """Its proof beside the clip before anyone hears it is finished, so
         the backup ships both (see ``common.clipchain``)."""
         try:
-            proof = self.signer.sign(clip)
+            proof = sign_in_child(self.home.state_dir, self.camera, clip)
+            assert proof is not None
             self.catalogue.set_proof(clip, sha256=proof.sha256, prev_sha256=proof.prev_sha256,
                                      chain_seq=proof.seq, signature=proof.signature)
             self.counters["signed"] += 1
-        except OSError as exc:
+        except (OSError, ProofError) as exc:
             self.record_error(f"signing {clip.name}", exc)
 
     # -- lifecycle ----------------------------------------------------------------------

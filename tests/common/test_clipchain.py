@@ -118,3 +118,18 @@ def test_the_chain_continues_across_a_restart_of_the_signer(tmp_path: Path) -> N
     first = ClipSigner(home.state_dir, "cam1").sign(a)
     second = ClipSigner(home.state_dir, "cam1").sign(b)
     assert (second.seq, second.prev_sha256, second.prev_name) == (1, first.sha256, "a.mp4")
+
+
+def test_record_signs_in_a_child_and_a_damaged_key_is_one_clear_line(tmp_path: Path) -> None:
+    from common.clipchain import ProofError, sign_in_child
+
+    home = Home(tmp_path / "home").ensure()
+    clip = tmp_path / "a.mp4"
+    clip.write_bytes(b"clip")
+    assert sign_in_child(home.state_dir, "cam1") is None  # the key made
+    proof = sign_in_child(home.state_dir, "cam1", clip)
+    assert proof is not None and proof.seq == 0 and proof_path(clip).exists()
+    assert verify(home, clip)[0] == 0  # its proof beside it is found
+    (home.state_dir / KEY_FILE).write_text("not a key")
+    with pytest.raises(ProofError, match="clip signing: "):
+        sign_in_child(home.state_dir, "cam1")
