@@ -21,13 +21,22 @@ from pydantic import BaseModel, Field
 
 from common.config import Config
 from common.config_store import ConfigStore
-from services.web import auth, guard, notifier_check, wizard
+from services.web import auth, guard, wizard
 from services.web.context import WebContext
 from services.web.routes.login import static_file
 from services.web.settings_apply import Applier
 from services.web.settings_form import form, secret_keys
 
 log = logging.getLogger(__name__)
+
+
+def _notifier_check() -> Any:
+    """The test buttons' module, imported on the first press: it brings paramiko
+    and cryptography (about 12 MB), which a web process that nobody sets up from
+    should not carry (the heavy-library system test pins what web maps)."""
+    from services.web import notifier_check
+
+    return notifier_check
 
 PAGES = {"/settings": "settings.html", "/wizard": "wizard.html"}
 SECRETS = secret_keys()
@@ -151,6 +160,7 @@ def router(ctx: WebContext, gate: guard.Gate) -> APIRouter:
     @router.post("/api/settings/test/{notifier}", summary="Try a notifier with the saved config")
     async def test(notifier: Annotated[Literal["telegram", "email", "mqtt", "nas"],
                                        PathParam()]) -> dict[str, Any]:
+        notifier_check = _notifier_check()
         config = saved_config()
         camera = config.general.camera
         notify = config.notify
@@ -172,6 +182,7 @@ def router(ctx: WebContext, gate: guard.Gate) -> APIRouter:
     @router.post("/api/settings/telegram/chats",
                  summary="Chats that have written to the bot (getUpdates)")
     async def telegram_chats() -> dict[str, Any]:
+        notifier_check = _notifier_check()
         try:
             chats = await notifier_check.telegram_chats(saved_config().notify.telegram)
         except notifier_check.TelegramCheckError as exc:
