@@ -192,9 +192,11 @@ class SupervisorClient:
         """Why ``name`` is down, in its own words (its log's last setup error
         or last line), or supervisord's when it could not even be spawned."""
         raw = self._call("getProcessInfo", name)
-        if raw["spawnerr"]:
-            return str(raw["spawnerr"])
         tail = self._call("tailProcessStdoutLog", name, 0, TAIL_BYTES)[0]
+        # A setup error that ends the process before startsecs also sets
+        # spawnerr ("Exited too quickly"): the service's own line says more.
+        if raw["spawnerr"] and f"{name}{SETUP_FAILED}" not in tail:
+            return str(raw["spawnerr"])
         return reason_from_log(tail, name) or str(raw["description"])
 
     def restart(self, *names: str, wait: bool = True) -> list[ProcessInfo]:

@@ -5,38 +5,43 @@ the previous config back and restart them on it.
 A restarted service has come up when a heartbeat from its new pid arrives
 (a worker sends its first one after ``setup``); it has failed when
 supervisord sees the new process end (a setup error exits 2) or no
-heartbeat comes in time. Its one-line error is the "cannot start" line from
-the tail of its log, read through supervisord too.
+heartbeat comes in time. Its one-line error is the reason
+``common.supervisor_client`` reads from the tail of its log.
 
 The web service cannot watch itself restart: a change to ``[web]`` is saved,
-answered, and then web is restarted by a separate short-lived process
-(``python -m common.supervisor_rpc restart web``).
+answered, and then web is restarted by a separate short-lived
+``supervisorctl restart web`` (its own stop would end a call made from here).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import re
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from common.config import Config
 from common.config_store import ConfigStore, changed_sections
 from common.config_view import SERVICES
 from common.paths import Home
-from common.supervisor_rpc import FAILED_STATES, Supervisor, SupervisorError
+from common.supervisor_client import (
+    CONF_NAME,
+    DOWN_STATES,
+    ProcessInfo,
+    SupervisorClient,
+    SupervisorError,
+    SupervisorUnavailable,
+)
 from services.web.health import HealthBoard
 
 log = logging.getLogger(__name__)
 
 # Sections every service reads; any other section is its service's own.
 SHARED_SECTIONS = ("general", "bus", "health")
-SETUP_LINE = re.compile(r"(\S+ cannot start: .*|pisentry: config error: .*)$")
 
 
 def services_for(sections: list[str]) -> list[str]:
@@ -68,7 +73,7 @@ class Applier:
         self.store = store
         self.home = home
         self.board = board
-        self.supervisor = Supervisor.of(home)
+        self.supervisor = SupervisorClient.for_home(home, timeout=30.0)
         self.setup_timeout = setup_timeout
         self.lock = asyncio.Lock()  # one save at a time
 
@@ -83,8 +88,9 @@ class Applier:
             log.info("config saved by %s: %s changed", by, ", ".join(sections))
             wanted = services_for(sections)
             try:
-                running = await asyncio.to_thread(self.supervisor.processes)
-            except SupervisorError as exc:
+                running = {p.name for p in await asyncio.to_thread(
+                    self.supervisor.processes, False)}
+            except (SupervisorUnavailable, SupervisorError) as exc:
                 # Not under `pisentry run` (a service started by hand): saved only.
                 log.warning("config saved but not applied: %s", exc)
                 outcome.not_running = wanted
@@ -108,43 +114,37 @@ class Applier:
 
     def restart_web_later(self) -> None:
         """web restarts itself from a separate process, after this answer is sent."""
-        env = {**os.environ, "PISENTRY_HOME": str(self.home.root)}
-        subprocess.Popen([sys.executable, "-m", "common.supervisor_rpc", "restart", "web"],
-                         env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        supervisorctl = Path(sys.executable).with_name("supervisorctl")
+        subprocess.Popen([str(supervisorctl), "-c", str(self.home.run_dir / CONF_NAME),
+                          "restart", "web"], start_new_session=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         stdin=subprocess.DEVNULL)
 
     async def _restart(self, services: list[str]) -> dict[str, str]:
-        """Restart ``services``; service -> error line for each that did not come up."""
-        for name in services:
-            await asyncio.to_thread(self.supervisor.stop, name)
-        for name in services:
-            await asyncio.to_thread(self.supervisor.start, name)
+        """Restart ``services``; service -> its one-line error for each that did not come up."""
+        await asyncio.to_thread(self.supervisor.stop, *services)
+        await asyncio.to_thread(self.supervisor.start, *services, wait=False)
         results = await asyncio.gather(*(self._came_up(name) for name in services))
         return {name: why for name, why in zip(services, results, strict=True) if why}
+
+    def _process(self, name: str) -> ProcessInfo:
+        # A client each: these run in threads side by side, and a client's
+        # connection is not for two threads at once.
+        with SupervisorClient.for_home(self.home, timeout=30.0) as client:
+            return client.process(name)
 
     async def _came_up(self, name: str) -> str:
         """"" once ``name`` runs its new process past setup, else why not."""
         deadline = time.monotonic() + self.setup_timeout
         first_pid = 0
         while time.monotonic() < deadline:
-            info = await asyncio.to_thread(self.supervisor.process, name)
-            if info.state in FAILED_STATES or (first_pid and info.pid not in (0, first_pid)):
-                return await self._error_line(name, info.description)
+            info = await asyncio.to_thread(self._process, name)
+            if info.state in DOWN_STATES or (first_pid and info.pid not in (0, first_pid)):
+                return info.reason or info.description
             if info.pid:
                 first_pid = first_pid or info.pid
                 if any(h.service == name and h.pid == info.pid
                        for h in self.board.services.values()):
                     return ""
             await asyncio.sleep(0.2)
-        return await self._error_line(name, f"no heartbeat within {self.setup_timeout:.0f} s")
-
-    async def _error_line(self, name: str, fallback: str) -> str:
-        try:
-            tail = await asyncio.to_thread(self.supervisor.log_tail, name)
-        except SupervisorError:
-            return fallback
-        for line in reversed(tail.splitlines()):
-            m = SETUP_LINE.search(line)
-            if m:
-                return m.group(1)
-        return fallback
+        return f"no heartbeat within {self.setup_timeout:.0f} s"

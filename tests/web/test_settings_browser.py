@@ -167,7 +167,10 @@ def test_1_wizard_on_first_login(setup: dict) -> None:
     assert page.input_value("#telegram-password") == NEW_PASSWORD
     page.click("#find-chats")
     allow = page.locator('.allow-chat[data-chat="777001"]')
-    allow.wait_for(timeout=60_000)
+    try:
+        allow.wait_for(timeout=60_000)
+    except Exception:  # noqa: BLE001 - any wait failure: show the page and the logs
+        raise AssertionError(page.inner_text("#step") + setup["pipeline"].output()) from None
     assert TOKEN in setup["config"].read_text()
     allow.click()
     page.locator("#chat-list .ok").wait_for(timeout=60_000)
@@ -258,7 +261,7 @@ def test_3_a_failing_change_is_rolled_back_and_a_good_one_restarts_only_its_serv
     page.wait_for_function("() => /Not applied|Saved/.test(document.getElementById("
                            "'save-result').textContent)", timeout=180_000)
     said = page.inner_text("#save-result")
-    assert said.startswith("Not applied: capture: capture cannot start: capture.source=file: "
+    assert said.startswith("Not applied: capture: capture.source=file: "
                            "/nonexistent/porch.mp4: no such file or folder"), said
     assert "previous config was put back and is running again" in said
     shoot(page, "settings-rollback", focus="#f-capture__path")
