@@ -171,6 +171,22 @@ class LineConfig(Section):
                                               "required line (or touched a required zone)")
 
 
+class CameraHealthConfig(Section):
+    enabled: bool = Field(True, description="Tell when the camera is covered, blinded, blurred, "
+                                            "moved, frozen, offline or sees endless night motion")
+    hold_seconds: float = Field(5.0, ge=1, le=3600,
+                                description="Covered, blinded or frozen this long: a notice")
+    moved_seconds: float = Field(20.0, ge=1, le=3600,
+                                 description="Moved or out of focus this long: a notice")
+    offline_seconds: float = Field(10.0, ge=0, le=3600,
+                                   description="No frame this long: a notice (0: never)")
+    night_motion_minutes: float = Field(
+        10.0, ge=0, le=720, description="Motion on 90 % of the night for this long: a notice "
+                                        "(0: never)")
+    repeat_minutes: float = Field(30.0, ge=0, le=1440,
+                                  description="The same notice again at most this often")
+
+
 class ConfirmConfig(Section):
     method: Literal["none", "hog", "onnx"] = Field(
         "none", description="Second stage run on motion regions to confirm a person/object")
@@ -214,6 +230,7 @@ class DetectConfig(Section):
                                     description="Lines whose crossing (with a direction) is "
                                                 "reported, and can be required for alerts")
     confirm: ConfirmConfig = Field(default_factory=ConfirmConfig)
+    camera_health: CameraHealthConfig = Field(default_factory=CameraHealthConfig)
     snapshot_quality: int = Field(85, ge=10, le=100, description="JPEG quality of snapshots")
     mask_snapshot: bool = Field(
         False, description="Also publish the motion mask of each event start (Snapshot kind "

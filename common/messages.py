@@ -290,7 +290,10 @@ class Label(Command):
 class Notice(Command):
     """Something the owner must hear about even when muted (to notify), e.g.
     ``kind`` ``storage``: clips deleted before their upload; ``health``: the
-    Pi under-powered or hot; ``watch``: a camera gone silent. ``all_clear``
+    Pi under-powered or hot; ``watch``: a camera gone silent; ``camera_<what>``
+    (from detect): the camera covered, blinded, blurred, moved, frozen,
+    offline or seeing endless night motion, with the camera's picture as an
+    optional payload (one JPEG) that notify sends as the photo. ``all_clear``
     says that an earlier notice of the same kind is over (its ``text`` says
     which), so every alert about a condition has one all-clear."""
 

@@ -272,3 +272,40 @@ def make_case(case: str, seed: int, fps: float) -> Case:
         return _CASES[case](np.random.default_rng(seed), fps)
     except KeyError:
         raise ValueError(f"unknown derived case {case!r}; known: {', '.join(_CASES)}") from None
+
+
+# Tampering, from a given frame on (``start``): what the camera-health checks
+# must notice. "stop" (no frames at all) is played by the caller.
+TAMPER_CASES = ("cover", "blind", "blur", "shift", "freeze")
+
+
+class Tamper:
+    def __init__(self, case: str, rng: np.random.Generator, start: int, end: int) -> None:
+        self.case, self.rng, self.start, self.end = case, rng, start, end
+        self.frozen: np.ndarray | None = None
+        self.level = rng.uniform(10, 40)
+        self.angle = rng.uniform(-8, 8)
+        self.move = rng.uniform(0.15, 0.3) * float(rng.choice([-1.0, 1.0]))
+
+    def __call__(self, luma: np.ndarray, i: int) -> np.ndarray:
+        if not self.start <= i < self.end:
+            return luma
+        h, w = luma.shape
+        s = h / WORKING_ROWS
+        if self.case == "cover":  # a hand or a bag over the lens: dark, a little light bleeding
+            xx = np.arange(w, dtype=np.float32)[None, :]
+            img = self.level + 6.0 * (xx / w) + self.rng.normal(0, 1.5, (h, w))
+            return np.clip(img, 0, 255).astype(np.uint8)
+        if self.case == "blind":  # a torch into the lens
+            return np.clip(luma.astype(np.float32) * 4.0 + 120, 0, 255).astype(np.uint8)
+        if self.case == "blur":  # fog or grease on the lens
+            return cv2.GaussianBlur(luma, (0, 0), 3.0 * s)
+        if self.case == "shift":  # knocked: turned by a quarter of the view and tilted
+            m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), self.angle, 1.0)
+            m[0, 2] += self.move * w
+            return cv2.warpAffine(luma, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+        if self.case == "freeze":
+            if self.frozen is None:
+                self.frozen = luma.copy()
+            return self.frozen
+        raise ValueError(f"unknown tamper case {self.case!r}")

@@ -30,6 +30,7 @@ from services.detect.events import EventChange, EventMachine
 from services.detect.regions import Blobs, Regions, working_size
 from services.detect.relight import relit
 from services.detect.shake import Stabiliser
+from services.detect.tamper import CameraHealth, Finding
 from services.detect.tracks import Tracker
 from services.detect.user import load_user_detector
 
@@ -52,6 +53,7 @@ class FrameResult:
     changes: list[EventChange] = field(default_factory=list)
     ms: float = 0.0  # processing time of this frame
     fg: np.ndarray | None = None  # working-size foreground (after the mask)
+    health: list[Finding] = field(default_factory=list)  # camera-health notices and all-clears
 
 
 class Detector:
@@ -70,6 +72,8 @@ class Detector:
         self.regions = Regions(config, (160, 120))
         self.stabiliser = Stabiliser()
         self.tracker = Tracker(config, self.regions.zones)
+        self.health = CameraHealth(config.camera_health) if config.camera_health.enabled else None
+        self.night = False  # the IR light is on (set by the service from the IR controller)
         self._frame_shape: tuple[int, int] | None = None
         self._suppress = 0
         self._next_confirm = float("-inf")
@@ -101,6 +105,7 @@ class Detector:
             self.algorithm.rebase()
         size = self.regions.size
         small = luma if (w, h) == size else cv2.resize(luma, size, interpolation=cv2.INTER_AREA)
+        seen = small
 
         if self.user is not None:
             found, boxes = self.user(luma)
@@ -149,10 +154,11 @@ class Detector:
                 and ts >= self._next_confirm and image is not None):
             self._next_confirm = ts + self.config.confirm.interval_ms / 1000.0
             changes += self._confirm(ts, image(), blobs.boxes)
+        health = self.health.frame(seen, ts, self.night, moving) if self.health else []
         ms = (time.perf_counter() - t0) * 1000.0
         return FrameResult(ts, motion, moving, blobs.boxes if moving else [],
                            blobs.area if moving else 0.0, score, blobs.zones if moving else [],
-                           result.global_change, changes, ms, blobs.fg)
+                           result.global_change, changes, ms, blobs.fg, health)
 
     def _drop_relit(self, blobs: Blobs, frame: np.ndarray, background: np.ndarray) -> Blobs:
         """The blobs less those that are the background under moving light."""

@@ -29,6 +29,7 @@ from common.messages import (
     Frame,
     LiveFrame,
     Motion,
+    Notice,
     SelfTest,
     Snapshot,
 )
@@ -36,6 +37,7 @@ from common.worker import SetupError, Worker
 from services.detect.events import EventChange
 from services.detect.pipeline import Detector
 from services.detect.snapshot import annotate, encode_jpeg, lores_to_bgr
+from services.detect.tamper import Finding
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +139,8 @@ class DetectService(Worker):
         self.last_frame_wall = self.clock()
         self.stats["frames"] += 1
         self.lores = (h, pixels)
+        if self.detector.health is not None:
+            self.detector.health.last_frame = h.ts  # frames come, paused or not
         if self.paused and self.clock() >= self.test_until and not self.test_events:
             return
         if h.format == "bgr24":
@@ -147,6 +151,8 @@ class DetectService(Worker):
         self.stats["ms_last"] = round(res.ms, 3)
         for change in res.changes:
             self._send(change, res.fg)
+        for finding in res.health:
+            self._notice(finding)
 
     def _brightness(self, h: Brightness) -> None:
         # The IR illuminator switching changes the whole picture in a way no
@@ -156,6 +162,8 @@ class DetectService(Worker):
             self.detector.rebase(self.cfg.ir_settle_frames)
             self.stats["ir_rebases"] += 1
         self.ir_level = h.ir_level
+        # The night profile: camera health compares with its night reference.
+        self.detector.night = h.ir_level > 0.05
 
     def _pause(self, paused: bool) -> None:
         if paused == self.paused:
@@ -215,7 +223,25 @@ class DetectService(Worker):
                          width=img.shape[1], height=img.shape[0])
         self.stats["snapshots"] += 1
 
+    def _notice(self, finding: Finding) -> None:
+        """A camera-health notice or all-clear for notify, with the picture
+        the camera sends now (or sent last) as its photo."""
+        assert self.pub is not None
+        parts: list[bytes] = []
+        try:
+            parts = [encode_jpeg(self._picture(finding.ts), self.cfg.snapshot_quality)]
+        except (BadFrame, ValueError, cv2.error):
+            pass  # no picture yet: the words go alone
+        self.pub.publish(Notice, parts, ts=finding.ts, kind=f"camera_{finding.kind}",
+                         text=finding.text, all_clear=finding.all_clear, source=self.name)
+        self.stats["notices"] = self.stats.get("notices", 0) + 1
+        log.warning("camera health: %s%s", "all clear: " if finding.all_clear else "",
+                    finding.text)
+
     def tick(self, now: float) -> float | None:
+        if self.detector.health is not None:
+            for finding in self.detector.health.tick(now):
+                self._notice(finding)
         # Frames stopped (capture restarting) while an event was open: end it
         # rather than leave the recorder waiting forever.
         if (self.detector.events.active

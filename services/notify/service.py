@@ -115,7 +115,8 @@ class NotifyService(Worker):
     # -- lifecycle -------------------------------------------------------------------
     def setup(self) -> None:
         cfg = self.cfg
-        self.subscribe(["detect"], [Motion.TOPIC, Snapshot.TOPIC])
+        # detect also tells when the camera itself is in trouble (Notice)
+        self.subscribe(["detect"], [Motion.TOPIC, Snapshot.TOPIC, Notice.TOPIC])
         self.subscribe(["record"], [Recording.TOPIC])
         self.subscribe([n for n in STATUS_ENDPOINTS if n != self.name], [Heartbeat.TOPIC])
         # web arms, disarms and mutes; record sends a Notice when it had to
@@ -238,7 +239,7 @@ class NotifyService(Worker):
         elif isinstance(header, ARMING_COMMANDS):
             self.change_arming(header, self.clock())
         elif isinstance(header, Notice):
-            self.on_notice(header)
+            self.on_notice(header, bytes(msg.payload[0]) if msg.payload else b"")
         elif isinstance(header, SelfTest) and not header.run_id:
             self.start_selftest(header.source or "?", self.clock())
 
@@ -297,8 +298,9 @@ class NotifyService(Worker):
             self.fanout.clip(tg.chat_ids, r.path, f"Clip of the event on {r.camera} "
                                                   f"({r.duration:.0f} s)")
 
-    def on_notice(self, n: Notice) -> None:
-        self.tell(n.kind, f"{n.camera}: {n.text[:500]}", n.source or "?", all_clear=n.all_clear)
+    def on_notice(self, n: Notice, photo: bytes = b"") -> None:
+        self.tell(n.kind, f"{n.camera}: {n.text[:500]}", n.source or "?", all_clear=n.all_clear,
+                  photo=photo)
 
     def tell(self, kind: str, text: str, source: str, all_clear: bool = False,
              photo: bytes = b"") -> None:
