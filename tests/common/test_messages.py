@@ -75,3 +75,21 @@ def test_optional_fields_take_defaults_and_unknown_fields_are_ignored():
                 "phase": "end", "future_field": 1})
     motion = decode(b"motion/", raw)
     assert motion.boxes == [] and motion.alert is True
+
+
+@pytest.mark.parametrize("topic, fields, kind", [
+    (b"control/selfdestruct/", {"source": "x"}, "unknown-topic"),  # a command nobody knows
+    (b"control/mute/", {"source": "web", "until": float("nan")}, "bad-field"),
+    (b"control/mute/", {"source": "web"}, "missing-field"),
+    (b"control/rotate/", {"source": "t", "angles": {"pan": "thirty"}}, "bad-field"),
+    (b"control/rotate/", {"source": "t", "angles": {}}, "bad-field"),
+    (b"control/label/", {"source": "t", "event_id": "e1", "verdict": "maybe"}, "bad-field"),
+    (b"control/tune/", {"source": "t", "threshold": 0, "min_area": 0.1, "frames_to_start": 2},
+     "bad-field"),
+    (b"control/ir/", {"source": "t", "mode": "blink", "level": 0.0}, "bad-field"),
+])
+def test_a_command_of_unknown_kind_or_out_of_range_is_a_message_error(topic, fields, kind):
+    raw = _raw({"v": PROTOCOL_VERSION, "camera": "c", "seq": 1, "ts": 1.0, **fields})
+    with pytest.raises(MessageError) as err:
+        decode(topic, raw)
+    assert err.value.kind == kind
