@@ -415,14 +415,25 @@ def _schema(cls: type[Header]) -> tuple[tuple[str, tuple[type, ...], bool], ...]
     return tuple(out)
 
 
-_SCHEMAS = {cls: _schema(cls) for cls in TOPICS.values()}
-_NAMES = {cls: tuple(name for name, _, _ in schema) for cls, schema in _SCHEMAS.items()}
+_SCHEMAS: dict[type[Header], tuple[tuple[str, tuple[type, ...], bool], ...]] = {}
+_NAMES: dict[type[Header], tuple[str, ...]] = {}
+
+
+def _fields_of(cls: type[Header]) -> tuple[tuple[str, tuple[type, ...], bool], ...]:
+    """Worked out on a class's first use: resolving the type hints of every
+    header at import cost each service tens of milliseconds at every start."""
+    schema = _SCHEMAS.get(cls)
+    if schema is None:
+        schema = _SCHEMAS[cls] = _schema(cls)
+        _NAMES[cls] = tuple(name for name, _, _ in schema)
+    return schema
 
 
 def encode(header: Header) -> list[bytes]:
     """Topic and header frames for ``header``; append the payload yourself."""
     cls = type(header)
     body = {"v": PROTOCOL_VERSION}
+    _fields_of(cls)
     for name in _NAMES[cls]:
         body[name] = getattr(header, name)
     return [cls.TOPIC, msgpack.packb(body, use_bin_type=True)]
@@ -453,7 +464,7 @@ def decode(topic: bytes, raw_header: bytes | memoryview) -> Header:
     if version != PROTOCOL_VERSION:
         raise MessageError("version", f"{cls.__name__} has v={version!r}, want {PROTOCOL_VERSION}")
     kwargs: dict[str, Any] = {}  # each value checked against its field's type above
-    for name, accepted, required in _SCHEMAS[cls]:
+    for name, accepted, required in _fields_of(cls):
         if name not in body:
             if required:
                 raise MessageError("missing-field", f"{cls.__name__}.{name}")

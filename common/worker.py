@@ -28,7 +28,6 @@ Two hooks for services that are more than a bus loop:
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import logging
 import os
@@ -40,7 +39,6 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import zmq
-import zmq.asyncio
 
 from common.bus import Bus, Message, Publisher, Subscriber
 from common.messages import Heartbeat
@@ -222,6 +220,8 @@ class Worker:
         if companion is None:
             self.loop()
         else:
+            import asyncio  # only for a service with a companion: the others never load it
+
             code = asyncio.run(self._serve_with(companion))
         if not self.force_exit:
             self.drain()
@@ -234,6 +234,8 @@ class Worker:
             wait = self._after_step()
 
     async def _serve_with(self, companion: Coroutine[Any, Any, None]) -> int:
+        import asyncio
+
         bus = asyncio.create_task(self._loop_async())
         other = asyncio.create_task(companion)
         done, _ = await asyncio.wait({bus, other}, return_when=asyncio.FIRST_COMPLETED)
@@ -246,6 +248,8 @@ class Worker:
 
     async def _loop_async(self) -> None:
         """``loop`` on asyncio: the same sockets, awaited instead of blocked on."""
+        import zmq.asyncio
+
         poller = zmq.asyncio.Poller()
         for sub in self._subscribers:
             poller.register(sub.socket, zmq.POLLIN)
