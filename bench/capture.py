@@ -1,0 +1,401 @@
+"""What the capture path costs, stage by stage, and side by side with Motion.
+
+    .venv/bin/python bench/capture.py stages [--size 640x480] [--frames 300]
+    .venv/bin/python bench/capture.py peer [--repeats 3] [--cases highway,trees]
+                                           [--services capture,detect]
+
+``stages``: ms per frame of every step a frame of an MJPEG camera goes
+through in the capture service and in detect, timed offline on the shared
+footage served the way the peer harness serves it (resized, JPEG q90), with
+the very functions the services call: receive (PyAV demuxing the
+multipart stream, here from a file), JPEG decode, lores resize/convert,
+timestamp, h264 encode, bus publish (real PUB socket to a real subscriber
+over ipc), live-view conversion (amortised over ``live_fps``) and detect
+(``Detector.process``). One thread, OpenCV on one thread as in the services.
+
+``peer``: the live runs. For each case and repeat, Motion (movie output off,
+or on with ``--services ...,record``) and then pisentry read the same
+real-time MJPEG feed from ``../shared/peer``'s harness (feed server, sampler
+of the whole process tree's utime+stime and PSS, the same event scorer),
+back to back, so their ratio is taken under the same load. The per-frame
+overhead row is the capture service's measured CPU per frame minus the sum
+of its offline stages. Needs ``motion`` on PATH (the bench installs nothing
+and says when it is missing) and ``../shared/peer`` and ``../shared/eval``.
+
+JSON in ``bench/out/capture_stages.json`` / ``bench/out/capture_peer.json``.
+Figures are from an x86 VM shared with other work; nothing here ran on a Pi.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import zmq
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from common.bus import Publisher, Subscriber
+from common.config import parse_config
+from common.messages import Frame, LiveFrame
+from services.capture import frames as pictures
+from services.capture.encoder import H264Encoder
+from services.detect.pipeline import Detector
+
+SHARED = Path(os.environ.get("EVAL_SHARED", REPO.parent / "shared"))
+PEER = SHARED / "peer"
+EVAL = SHARED / "eval"
+OUT = REPO / "bench" / "out"
+CASES = {  # name: (sequence folder, frame glob, fps)
+    "highway": ("cdnet_highway", "input/in*.jpg", 30.0),
+    "trees": ("wallflower_wavingtrees", "b*.bmp", 15.0),
+}
+
+
+# -- stages ---------------------------------------------------------------------
+def feed_jpegs(case: str, size: tuple[int, int], count: int) -> list[bytes]:
+    """Frames as the peer feed serves them: resized (linear), JPEG q90."""
+    folder, pattern, _ = CASES[case]
+    files = sorted(glob.glob(str(EVAL / folder / pattern)))
+    if not files:
+        files = sorted(glob.glob(str(EVAL / folder / "**" / "*.*"), recursive=True))
+        files = [f for f in files if f.lower().endswith((".jpg", ".bmp", ".png"))]
+    if not files:
+        raise SystemExit(f"no frames under {EVAL / folder}")
+    out = []
+    for path in files[:count]:
+        img = cv2.imread(path, cv2.IMREAD_COLOR)
+        img = cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)
+        buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])[1]
+        out.append(buf.tobytes())
+    return out
+
+
+def write_multipart(jpegs: list[bytes], path: str) -> None:
+    with open(path, "wb") as f:
+        f.writelines(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                     + str(len(j)).encode() + b"\r\n\r\n" + j + b"\r\n" for j in jpegs)
+
+
+def per_frame_ms(fn: Callable[[int], Any], n: int, repeats: int = 3) -> float:
+    """Median over ``repeats`` of the mean CPU ms of ``fn(i)`` for i < n
+    (process CPU time, so other work on the machine does not count)."""
+    runs = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        for i in range(n):
+            fn(i)
+        runs.append(1000 * (time.process_time() - t0) / n)
+    return round(statistics.median(runs), 3)
+
+
+def cmd_stages(args: argparse.Namespace) -> dict[str, Any]:
+    import av
+
+    cv2.setNumThreads(1)
+    w, h = (int(x) for x in args.size.split("x"))
+    config = parse_config({"capture": {"source": "url", "url": "http://127.0.0.1:1/",
+                                       "width": w, "height": h, "fps": args.fps}})
+    c = config.capture
+    jpegs_ = feed_jpegs(args.case, (w, h), args.frames)
+    n = len(jpegs_)
+    tmp = tempfile.mkdtemp(prefix="pisentry-capture-bench-")
+    try:
+        stream = os.path.join(tmp, "feed.mjpeg")
+        write_multipart(jpegs_, stream)
+
+        def receive_all() -> list[Any]:
+            with av.open(stream, format="mpjpeg") as cont:
+                return [bytes(p) for p in cont.demux(video=0) if p.size]
+
+        t0 = time.process_time()
+        for _ in range(3):
+            packets = receive_all()
+        receive_ms = round(1000 * (time.process_time() - t0) / (3 * len(packets)), 3)
+
+        codec = av.CodecContext.create("mjpeg", "r")
+
+        def decode_bgr(i: int) -> np.ndarray:
+            frame = codec.decode(av.Packet(jpegs_[i]))[0]
+            return frame.to_ndarray(format="bgr24")
+
+        bgr = [decode_bgr(i) for i in range(n)]
+        lores = [pictures.to_i420(b, c.lores_width, c.lores_height) for b in bgr]
+        text = pictures.annotation_text(c, time.time(), 0.5)
+        encoder = H264Encoder(w, h, c.fps, c.keyframe_interval, c.bitrate)
+
+        ctx = zmq.Context.instance()
+        pub_sock = ctx.socket(zmq.PUB)
+        url = f"ipc://{tmp}/frames.sock"
+        pub_sock.bind(url)
+        sub_sock = ctx.socket(zmq.SUB)
+        sub_sock.setsockopt(zmq.SUBSCRIBE, b"")
+        sub_sock.connect(url)
+        pub = Publisher(pub_sock, "cam", url)
+        sub = Subscriber(sub_sock, latest_only=False)
+        time.sleep(0.3)
+
+        def publish_lores(i: int) -> None:
+            y = lores[i]
+            pub.publish(Frame, [y], ts=time.time(), width=y.shape[1],
+                        height=y.shape[0] * 2 // 3, format="yuv420")
+            sub.read()
+
+        def live(i: int) -> None:
+            small = cv2.resize(bgr[i], (c.live_width, c.live_height))
+            pub.publish(LiveFrame, [small], ts=time.time(), width=c.live_width,
+                        height=c.live_height, format="bgr24")
+            sub.read()
+
+        detector = Detector(config.detect)
+        luma = [y[: y.shape[0] * 2 // 3] for y in lores]
+
+        def detect(i: int) -> None:
+            detector.process(luma[i], i / c.fps)
+
+        from services.capture import jpeg as jpegs
+
+        scale = jpegs.reduction(w, h, *pictures.fit(w, h, c.lores_width, c.lores_height))
+        gray = [pictures.to_lores_gray(jpegs.decode_gray(j, scale), c) for j in jpegs_]
+
+        def gray_lores(i: int) -> np.ndarray:
+            jpegs.jpeg_size(jpegs_[i])
+            return pictures.to_lores_gray(jpegs.decode_gray(jpegs_[i], scale), c)
+
+        def publish_gray(i: int) -> None:
+            y = gray[i]
+            pub.publish(Frame, [y], ts=time.time(), width=y.shape[1], height=y.shape[0],
+                        format="gray")
+            sub.read()
+
+        def live_jpeg(i: int) -> None:
+            width, height = jpegs.jpeg_size(jpegs_[i])
+            pub.publish(LiveFrame, [jpegs_[i]], ts=time.time(), width=width, height=height,
+                        format="jpeg")
+            sub.read()
+
+        detector_gray = Detector(config.detect)
+
+        def detect_gray(i: int) -> None:
+            detector_gray.process(gray[i], i / c.fps)
+
+        live_share = min(1.0, c.live_fps / c.fps)
+        before = {
+            "receive (demux multipart)": receive_ms,
+            "JPEG decode to BGR (PyAV mjpeg + bgr24)": per_frame_ms(decode_bgr, n),
+            "lores resize + BGR->I420": per_frame_ms(
+                lambda i: pictures.to_i420(bgr[i], c.lores_width, c.lores_height), n),
+            "timestamp (annotate)": per_frame_ms(
+                lambda i: pictures.annotate(bgr[i].copy(), text), n),
+            "copy for annotation (reference)": per_frame_ms(lambda i: bgr[i].copy(), n),
+            "h264 encode (x264 ultrafast)": per_frame_ms(
+                lambda i: encoder.encode(bgr[i], i * 33_333), n, repeats=1),
+            "bus publish lores + receive": per_frame_ms(publish_lores, n),
+            f"live view (resize + publish bgr24) x {live_share:.2f}": round(
+                per_frame_ms(live, n) * live_share, 3),
+            "detect (Detector.process)": per_frame_ms(detect, n),
+        }
+        # What an MJPEG camera's frame costs now that nobody subscribes to h264
+        # (capture,detect: Motion's job with movie output off).
+        now = {
+            "receive (demux multipart)": receive_ms,
+            f"JPEG decode to grey lores at 1/{scale} in the DCT domain (+ fit)":
+                per_frame_ms(gray_lores, n),
+            "h264 encode": 0.0,
+            "bus publish grey lores + receive": per_frame_ms(publish_gray, n),
+            f"live view (forward the camera JPEG) x {live_share:.2f}": round(
+                per_frame_ms(live_jpeg, n) * live_share, 3),
+            "detect (Detector.process, grey lores)": per_frame_ms(detect_gray, n),
+        }
+        # With a recorder subscribed the full picture is decoded and encoded too.
+        recording = {
+            "receive (demux multipart)": receive_ms,
+            "JPEG decode to BGR (cv2.imdecode)": per_frame_ms(
+                lambda i: jpegs.decode_bgr(jpegs_[i]), n),
+            "lores resize + BGR->I420": before["lores resize + BGR->I420"],
+            "timestamp (annotate)": before["timestamp (annotate)"],
+            "h264 encode": before["h264 encode (x264 ultrafast)"],
+            "bus publish lores + receive": before["bus publish lores + receive"],
+            f"live view (forward the camera JPEG) x {live_share:.2f}":
+                now[f"live view (forward the camera JPEG) x {live_share:.2f}"],
+            "detect (Detector.process)": before["detect (Detector.process)"],
+        }
+        pub.close()
+        sub.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    tables = {"before: PyAV decode to BGR, I420 lores, h264 always": before,
+              "now, nobody records (capture,detect)": now,
+              "now, recording (h264 subscribed)": recording}
+    result = {"case": args.case, "size": args.size, "fps": c.fps, "frames": n,
+              "jpeg_bytes_mean": round(statistics.mean(len(j) for j in jpegs_)),
+              "ms_per_frame": tables, "host": "x86 VM (2 cores, shared)", "pi": "not measured"}
+    for title, rows in tables.items():
+        total = sum(v for k, v in rows.items() if "reference" not in k)
+        print(f"\n{args.case} {args.size} @{c.fps:g}, {title}: ms per frame (CPU)")
+        for name, ms in rows.items():
+            print(f"  {name:<62} {ms:7.3f}")
+        print(f"  {'sum':<62} {total:7.3f}  = {total * c.fps / 10:.1f} % of a core")
+    return result
+
+
+# -- peer -----------------------------------------------------------------------
+def run(cmd: list[str], log: Path) -> int:
+    with open(log, "w") as f:
+        return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=PEER,
+                              check=False).returncode
+
+
+def spread(xs: list[float | None]) -> dict[str, Any] | None:
+    vals = [x for x in xs if x is not None]
+    if not vals:
+        return None
+    return {"mean": round(statistics.mean(vals), 2), "min": round(min(vals), 2),
+            "max": round(max(vals), 2), "n": len(vals)}
+
+
+def p95(xs: list[float]) -> float | None:
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return round(xs[min(len(xs) - 1, int(0.95 * len(xs)))], 3)
+
+
+def cmd_peer(args: argparse.Namespace) -> dict[str, Any]:
+    if shutil.which(os.environ.get("MOTION_BIN", "motion")) is None:
+        print("motion is not installed (apt-get install motion): pisentry runs alone",
+              file=sys.stderr)
+        with_motion = False
+    else:
+        with_motion = True
+    if not (PEER / "run_pisentry.py").exists():
+        raise SystemExit(f"{PEER}/run_pisentry.py is missing: the peer harness is needed")
+    py = sys.executable
+    pisentry = args.pisentry or str(Path(sys.executable).parent / "pisentry")
+    record = "record" in args.services.split(",")
+    work = Path(tempfile.mkdtemp(prefix="pisentry-peer-"))
+    cases: dict[str, Any] = {}
+    try:
+        for case in args.cases.split(","):
+            folder, _, fps = CASES[case]
+            seq = str(EVAL / folder)
+            runs = []
+            for r in range(args.repeats):
+                one: dict[str, Any] = {}
+                if with_motion:
+                    out = work / f"motion_{case}_{r}.json"
+                    cmd = [py, "run_pisentry.py", "motion", "--seq", seq, "--size", args.size,
+                           "--passes", "cpu", "--out", str(out)]
+                    if record:
+                        cmd += ["--motion-option", "movie_output on",
+                                "--workdir", str(work / f"motion_{case}_{r}")]
+                    run(cmd, work / f"motion_{case}_{r}.log")
+                    hl = json.loads(out.read_text())["headline"]
+                    one["motion"] = {"cpu_pct": hl.get("motion_cpu_pct_of_one_core"),
+                                     "pss_mb": round((hl.get("motion_peak_pss_kb") or 0) / 1024, 1),
+                                     "latency_s": hl.get("cpu_event_start_latency_s"),
+                                     "events": hl.get("cpu_events")}
+                out = work / f"pisentry_{case}_{r}.json"
+                cmd = [py, "run_pisentry.py", "--seq", seq, "--size", args.size,
+                       "--pisentry", pisentry, "--services", args.services, "--out", str(out)]
+                for s in args.set:
+                    cmd += ["--set", s]
+                run(cmd, work / f"pisentry_{case}_{r}.log")
+                res = json.loads(out.read_text())
+                hl = res["headline"]
+                by = hl["cpu_pct_by_service"]
+                cap = by.get("capture")
+                empty = [v for k, v in hl.items() if k.startswith("event_starts_in_")]
+                one["pisentry"] = {
+                    "cpu_pct": hl["cpu_pct_of_one_core"], "by_service": by,
+                    "pss_mb": round((hl["peak_pss_sum_kb"] or 0) / 1024, 1),
+                    "latencies_s": [x for x in hl["onset_latencies_s_recv"] if x is not None],
+                    "events": hl["n_events"], "false_alarms": sum(empty) if empty else None,
+                    "capture_ms_per_frame": round(10 * cap / fps, 3) if cap else None,
+                    "dropped": hl["feed_dropped_frames"]}
+                if "motion" in one and one["motion"]["cpu_pct"]:
+                    one["ratio"] = round(one["pisentry"]["cpu_pct"] / one["motion"]["cpu_pct"], 2)
+                runs.append(one)
+                print(f"{case} run {r + 1}: {json.dumps(one)}", file=sys.stderr)
+            lat = [x for one in runs for x in one["pisentry"]["latencies_s"]]
+            cases[case] = {
+                "fps": fps, "runs": runs,
+                "pisentry_cpu_pct": spread([o["pisentry"]["cpu_pct"] for o in runs]),
+                "capture_cpu_pct": spread([o["pisentry"]["by_service"].get("capture")
+                                           for o in runs]),
+                "detect_cpu_pct": spread([o["pisentry"]["by_service"].get("detect")
+                                          for o in runs]),
+                "motion_cpu_pct": spread([o.get("motion", {}).get("cpu_pct") for o in runs]),
+                "ratio": spread([o.get("ratio") for o in runs]),
+                "pisentry_pss_mb": spread([o["pisentry"]["pss_mb"] for o in runs]),
+                "motion_pss_mb": spread([o.get("motion", {}).get("pss_mb") for o in runs]),
+                "event_start_p95_s": p95(lat), "latencies_s": lat,
+                "false_alarms": [o["pisentry"]["false_alarms"] for o in runs],
+            }
+    finally:
+        if args.keep:
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"\npisentry ({args.services}) and Motion on the same live MJPEG feed, "
+          f"{args.size}, {args.repeats} runs, % of one core, mean (min-max):")
+    print("| feed | pisentry | capture / detect | Motion | ratio | PSS pisentry / Motion MB "
+          "| event start p95 s | false alarms |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+
+    def f(s: dict[str, Any] | None) -> str:
+        return "-" if not s else f"{s['mean']} ({s['min']}-{s['max']})"
+
+    for case, r in cases.items():
+        print(f"| {case} @{r['fps']:g} | {f(r['pisentry_cpu_pct'])} | "
+              f"{(r['capture_cpu_pct'] or {}).get('mean')} / {(r['detect_cpu_pct'] or {}).get('mean')}"
+              f" | {f(r['motion_cpu_pct'])} | {f(r['ratio'])} | {f(r['pisentry_pss_mb'])} / "
+              f"{f(r['motion_pss_mb'])} | {r['event_start_p95_s']} | {r['false_alarms']} |")
+    return {"size": args.size, "services": args.services, "set": args.set,
+            "repeats": args.repeats, "motion": with_motion, "cases": cases,
+            "host": "x86 VM (2 cores, shared with other engineers' work)", "pi": "not measured"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    st = sub.add_parser("stages")
+    st.add_argument("--case", default="highway", choices=sorted(CASES))
+    st.add_argument("--size", default="640x480")
+    st.add_argument("--fps", type=float, default=30.0)
+    st.add_argument("--frames", type=int, default=300)
+    st.add_argument("--out", default=str(OUT / "capture_stages.json"))
+    pe = sub.add_parser("peer")
+    pe.add_argument("--cases", default="highway,trees")
+    pe.add_argument("--size", default="640x480")
+    pe.add_argument("--repeats", type=int, default=3)
+    pe.add_argument("--services", default="capture,detect")
+    pe.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    pe.add_argument("--keep", action="store_true")
+    pe.add_argument("--pisentry", default=None,
+                    help="the pisentry to run (default: this venv's; e.g. an older checkout's)")
+    pe.add_argument("--out", default=str(OUT / "capture_peer.json"))
+    args = ap.parse_args()
+    result = cmd_stages(args) if args.cmd == "stages" else cmd_peer(args)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"\nJSON: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
