@@ -93,14 +93,31 @@ def _track_key(header: Header) -> tuple[str, ...]:
 
 
 class Publisher:
-    """One PUB socket. ``publish`` never blocks."""
+    """One PUB socket. ``publish`` never blocks.
+
+    Made with ``track_subscribers`` it is an XPUB socket that also knows which
+    topics someone subscribes to (``wanted``), so a producer can skip work
+    nobody would receive."""
 
     def __init__(self, socket: zmq.Socket, camera: str, endpoint: str) -> None:
         self._socket = socket
         self.camera = camera
         self.endpoint = endpoint
         self._seq: dict[bytes, int] = {}
+        self._subscriptions: set[bytes] = set()
         self.sent = 0
+
+    def wanted(self, topic: bytes) -> bool:
+        """Whether any subscriber's prefix matches ``topic`` (XPUB only).
+        XPUB reports a prefix's first subscription and its last
+        unsubscription (a subscriber that goes away unsubscribes too)."""
+        while self._socket.poll(0):
+            event = self._socket.recv()
+            if event[:1] == b"\x01":
+                self._subscriptions.add(event[1:])
+            elif event[:1] == b"\x00":
+                self._subscriptions.discard(event[1:])
+        return any(topic.startswith(prefix) for prefix in self._subscriptions)
 
     def publish(self, cls: type[Header], payload: Sequence[Any] = (), *, ts: float,
                 camera: str | None = None, **fields: Any) -> Header:
@@ -224,13 +241,15 @@ class Bus:
             return _checked(override)
         return f"ipc://{self.home.run_dir / (name + '.sock')}"
 
-    def publisher(self, name: str, hwm: int | None = None) -> Publisher:
-        """Bind the PUB socket of endpoint ``name``."""
+    def publisher(self, name: str, hwm: int | None = None,
+                  track_subscribers: bool = False) -> Publisher:
+        """Bind the PUB socket of endpoint ``name`` (XPUB with
+        ``track_subscribers``: see ``Publisher.wanted``)."""
         if hwm is None:
             hwm = {"frames": self.config.bus.frames_hwm,
                    "video": self.config.bus.video_hwm}.get(name, 1000)
         url = self.endpoint(name)
-        sock = self.context.socket(zmq.PUB)
+        sock = self.context.socket(zmq.XPUB if track_subscribers else zmq.PUB)
         sock.setsockopt(zmq.SNDHWM, hwm)
         sock.setsockopt(zmq.LINGER, 0)
         if url.startswith("tcp://"):

@@ -122,6 +122,10 @@ class CaptureConfig(Section):
                             description="file source: play at this rate (0: the file's own)")
     lores_width: int = Field(320, ge=32, le=1280, description="Detection stream width")
     lores_height: int = Field(240, ge=24, le=960, description="Detection stream height")
+    lores_fps: float = Field(
+        0.0, ge=0, le=60,
+        description="Detection stream frames per second, below the camera's to save CPU "
+                    "(0: every frame; each analysed frame less adds to the reaction time)")
     live_width: int = Field(640, ge=64, le=1920, description="Live view width")
     live_height: int = Field(480, ge=48, le=1080, description="Live view height")
     live_fps: float = Field(10.0, gt=0, le=30, description="Live view frames per second")

@@ -25,7 +25,8 @@ Topics and payloads:
 topic                   header            payload
 ======================  ================  =====================================
 ``frame/lores/``        ``Frame``         pixels for detection (gray or yuv420)
-``frame/live/``         ``Frame``         pixels for the live view (bgr24)
+``frame/live/``         ``Frame``         the live view: pixels (bgr24) or the
+                                          camera's own JPEG (jpeg)
 ``h264/``               ``VideoPacket``   one h264 access unit, Annex-B
 ``motion/``             ``Motion``        none
 ``snapshot/``           ``Snapshot``      one JPEG
@@ -84,6 +85,10 @@ class Frame(Header):
 
 @dataclass(frozen=True, slots=True)
 class LiveFrame(Frame):
+    """A live-view frame: ``format`` ``bgr24`` as a ``Frame``, or ``jpeg``
+    (one part, the JPEG of a camera that sends JPEGs, forwarded undecoded;
+    ``width`` and ``height`` are its size)."""
+
     TOPIC: ClassVar[bytes] = b"frame/live/"
 
 

@@ -35,7 +35,7 @@ class H264Encoder:
             "tune": "zerolatency",
             "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:repeat-headers=1",
         }
-        self.width, self.height = width, height
+        self.width, self.height, self.fps = width, height, fps
 
     def encode(self, bgr: np.ndarray, pts_us: int) -> list[tuple[bytes, bool]]:
         """Access units (Annex-B bytes, is_keyframe) for one BGR frame; the

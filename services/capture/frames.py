@@ -14,8 +14,12 @@ if TYPE_CHECKING:
 _ROTATE = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 
 
-def orient(img: np.ndarray, config: CaptureConfig) -> np.ndarray:
-    """Flip and rotate as configured, then size to the main stream."""
+def turned(config: CaptureConfig) -> bool:
+    return bool(config.hflip or config.vflip or config.rotation)
+
+
+def turn(img: np.ndarray, config: CaptureConfig) -> np.ndarray:
+    """Flip and rotate as configured."""
     if config.hflip and config.vflip:
         img = cv2.flip(img, -1)
     elif config.hflip:
@@ -24,17 +28,47 @@ def orient(img: np.ndarray, config: CaptureConfig) -> np.ndarray:
         img = cv2.flip(img, 0)
     if config.rotation:
         img = cv2.rotate(img, _ROTATE[config.rotation])
-    if img.shape[1] != config.width or img.shape[0] != config.height:
-        img = cv2.resize(img, (config.width, config.height), interpolation=cv2.INTER_AREA)
     return img
 
 
+def main_size(width: int, height: int, config: CaptureConfig) -> tuple[int, int]:
+    """The main stream's size for a (turned) picture: within capture.width x
+    height, the picture's aspect ratio, never larger than the camera's."""
+    return fit(width, height, config.width, config.height)
+
+
+def orient(img: np.ndarray, config: CaptureConfig) -> np.ndarray:
+    """Flip and rotate as configured, then size to the main stream."""
+    img = turn(img, config)
+    size = main_size(img.shape[1], img.shape[0], config)
+    if (img.shape[1], img.shape[0]) != size:
+        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    return img
+
+
+def fit(width: int, height: int, max_width: int, max_height: int) -> tuple[int, int]:
+    """The largest even size within ``max_width`` x ``max_height`` (and
+    within the picture: never an upscale) with the picture's aspect ratio."""
+    scale = min(max_width / width, max_height / height, 1.0)
+    return max(2, int(width * scale + 1e-6) & ~1), max(2, int(height * scale + 1e-6) & ~1)
+
+
 def to_i420(bgr: np.ndarray, width: int, height: int) -> np.ndarray:
-    """The detection stream: small, YUV420 like the Pi camera's lores stream.
-    Width and height are rounded down to even numbers, as I420 needs."""
-    width, height = width & ~1, height & ~1
+    """The detection stream: small, YUV420 like the Pi camera's lores stream,
+    at most ``width`` x ``height`` with the picture's aspect ratio."""
+    width, height = fit(bgr.shape[1], bgr.shape[0], width, height)
     small = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
     return cv2.cvtColor(small, cv2.COLOR_BGR2YUV_I420)
+
+
+def to_lores_gray(gray: np.ndarray, config: CaptureConfig) -> np.ndarray:
+    """The detection stream from a (reduced) grey decode: turned as
+    configured, at most lores size with the picture's aspect ratio."""
+    gray = turn(gray, config)
+    size = fit(gray.shape[1], gray.shape[0], config.lores_width, config.lores_height)
+    if (gray.shape[1], gray.shape[0]) != size:
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(gray)
 
 
 def annotation_text(config: CaptureConfig, ts: float, brightness: float | None) -> str:

@@ -22,9 +22,12 @@ class PasserBy:
     def walk(self, now: float, seconds: float) -> None:
         self.start, self.until = now, now + seconds
 
+    def walking(self, ts: float) -> bool:
+        return self.start <= ts < self.until
+
     def draw(self, img: np.ndarray, ts: float) -> bool:
         """Draw the figure where it is at ``ts``; False when no walk is on."""
-        if not self.start <= ts < self.until:
+        if not self.walking(ts):
             return False
         h, w = img.shape[:2]
         progress = (ts - self.start) / (self.until - self.start)

@@ -1,10 +1,19 @@
 """The capture service: one camera in, three streams out.
 
-    frames endpoint  frame/lores/  small YUV420 for detection (not annotated,
-                                   so the clock never looks like motion)
-                     frame/live/   BGR for the live view, at live_fps
+    frames endpoint  frame/lores/  small grey or YUV420 for detection (not
+                                   annotated, so the clock never looks like motion)
+                     frame/live/   for the live view, at live_fps: the camera's
+                                   own JPEG when it sends JPEGs, else BGR
     video endpoint   h264/         the annotated main stream, one access unit
                                    per message, SPS/PPS before each keyframe
+
+A camera that sends JPEGs (MJPEG over HTTP, a webcam in MJPEG mode) is
+decoded only as far as needed: detection's frame straight from the JPEG at a
+half, quarter or eighth of its size, in grey; the full picture only while
+someone subscribes to h264 (the recorder, an h264 live viewer). The software
+encoder runs only then, and starts on a keyframe. ``capture.fps`` caps the
+rate processed from a faster camera; the keyframe interval follows the rate
+actually processed.
 
 Frames come from a ``SourceReader`` thread through an ``Inbox`` the worker
 loop waits on (``wait_on``), so each frame goes out as soon as it is read;
@@ -25,10 +34,11 @@ from common.bus import Message, Publisher
 from common.messages import Brightness, Frame, LiveFrame, SelfTest, VideoPacket
 from common.worker import SetupError, Worker
 from services.capture import frames as pictures
+from services.capture import jpeg as jpegs
 from services.capture.encoder import H264Encoder
 from services.capture.passerby import PasserBy
 from services.capture.reader import SourceReader
-from services.capture.sources import Captured, Source, SourceError, make_source
+from services.capture.sources import Captured, RateLimit, Source, SourceError, make_source
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +53,7 @@ class CaptureService(Worker):
     def setup(self) -> None:
         c = self.config.capture
         self.frames_pub: Publisher = self.bus.publisher("frames")
-        self.video_pub: Publisher = self.bus.publisher("video")
+        self.video_pub: Publisher = self.bus.publisher("video", track_subscribers=True)
         self.subscribe(["ir"], [Brightness.TOPIC], hwm=10)
         self.subscribe(["notify"], [SelfTest.TOPIC], hwm=10)
         self.passer = PasserBy()
@@ -56,8 +66,7 @@ class CaptureService(Worker):
                 raise SetupError(f"capture.source={c.source}: {exc}") from None
             log.warning("%s source not ready (%s); will keep trying", c.source, exc)
             opened = False
-        self.encoder = None if self.source.encodes_h264 else H264Encoder(
-            c.width, c.height, c.fps, c.keyframe_interval, c.bitrate)
+        self.encoder: H264Encoder | None = None  # while someone subscribes to h264
         if self.source.encodes_h264:
             self.source.annotate = self._annotate_in_place  # type: ignore[attr-defined]
         self.reader = SourceReader(self.source, c.reconnect_max_seconds, opened=opened)
@@ -69,6 +78,12 @@ class CaptureService(Worker):
         self._fps_window: list[float] = []
         self._encode_ms = 0.0
         self._frames = 0
+        self._skipped = 0  # frames over capture.fps
+        self._bad_jpegs = 0
+        self._rate = RateLimit(c.fps)
+        self._lores_rate = RateLimit(c.lores_fps) if c.lores_fps else None
+        self._size_checked = False
+        self._gray_scale: tuple[tuple[int, int], int] | None = None  # (JPEG size, DCT scale)
 
     def handle(self, msg: Message) -> None:
         if isinstance(msg.header, SelfTest) and msg.header.run_id:
@@ -87,31 +102,129 @@ class CaptureService(Worker):
 
     def _publish(self, cap: Captured) -> None:
         c = self.config.capture
-        main = cap.bgr if self.source.encodes_h264 else pictures.orient(cap.bgr, c)
-        self.passer.draw(main, cap.ts)
-        lores = cap.lores_yuv if cap.lores_yuv is not None else pictures.to_i420(
-            main, c.lores_width, c.lores_height)
-        height = lores.shape[0] * 2 // 3
-        self.frames_pub.publish(Frame, [lores], ts=cap.ts, width=lores.shape[1],
-                                height=height, format="yuv420")
-        if self.encoder is not None:
-            self._annotate_in_place(main, cap.ts)
-            started = time.perf_counter()
-            units = self.encoder.encode(main, cap.pts_us)
-            self._encode_ms = 0.9 * self._encode_ms + 100 * (time.perf_counter() - started)
-            for unit, keyframe in units:
-                self.video_pub.publish(VideoPacket, [unit], ts=cap.ts, pts=cap.pts_us,
-                                       keyframe=keyframe, width=c.width, height=c.height,
-                                       fps=c.fps)
-        if cap.ts >= self._next_live:
-            self._next_live = max(self._next_live + 1.0 / c.live_fps, cap.ts)
-            live = cv2.resize(main, (c.live_width, c.live_height))
-            self.frames_pub.publish(LiveFrame, [live], ts=cap.ts, width=c.live_width,
-                                    height=c.live_height, format="bgr24")
+        if not self._rate.take(cap.ts):
+            self._skipped += 1
+            return
+        main = None
+        encoding = self._encoding()
+        # The self-test's passer-by is drawn into decoded pixels: decode all then.
+        full = encoding or self.passer.walking(cap.ts)
+        try:
+            if self._lores_rate is None or self._lores_rate.take(cap.ts):
+                main = self._publish_lores(cap, full)
+            if encoding:
+                main = self._main(cap) if main is None else main
+                self._encode(main, cap)
+            if cap.ts >= self._next_live:
+                self._next_live = max(self._next_live + 1.0 / c.live_fps, cap.ts)
+                if cap.jpeg is not None and not full and not pictures.turned(c):
+                    self._publish_live_jpeg(cap.jpeg, cap.ts)
+                else:
+                    main = self._main(cap) if main is None else main
+                    live = cv2.resize(main, (c.live_width, c.live_height))
+                    self.frames_pub.publish(LiveFrame, [live], ts=cap.ts, width=c.live_width,
+                                            height=c.live_height, format="bgr24")
+        except jpegs.JpegError as exc:
+            self._bad_jpegs += 1
+            if self._bad_jpegs == 1 or self._bad_jpegs % 1000 == 0:
+                log.warning("dropped a frame from the camera (%s); %d so far", exc,
+                            self._bad_jpegs)
+            return
         self._frames += 1
         self._fps_window.append(cap.ts)
         if len(self._fps_window) > 2 * c.fps:
             del self._fps_window[0]
+
+    def _publish_lores(self, cap: Captured, full: bool) -> Any:
+        """Detection's frame (from the full picture when ``full``); returns
+        the main picture if it had to be made."""
+        c = self.config.capture
+        main = None
+        if cap.lores_yuv is not None:
+            lores, fmt = cap.lores_yuv, "yuv420"
+        elif cap.jpeg is not None and not full:
+            lores, fmt = pictures.to_lores_gray(self._gray(cap.jpeg), c), "gray"
+        else:  # the full picture is decoded anyway: lores from it
+            main = self._main(cap)
+            lores, fmt = pictures.to_i420(main, c.lores_width, c.lores_height), "yuv420"
+        height = lores.shape[0] * 2 // 3 if fmt == "yuv420" else lores.shape[0]
+        self.frames_pub.publish(Frame, [lores], ts=cap.ts, width=lores.shape[1], height=height,
+                                format=fmt)
+        return main
+
+    def _main(self, cap: Captured) -> Any:
+        """The main stream picture (decoded, turned and sized), fresh for the
+        bus: the timestamp is burned into it when it is encoded."""
+        if self.source.encodes_h264:
+            main = cap.picture()
+            self.passer.draw(main, cap.ts)
+            return main
+        c = self.config.capture
+        main = pictures.orient(cap.picture(), c)
+        self.passer.draw(main, cap.ts)
+        if not self._size_checked:
+            self._size_checked = True
+            height, width = main.shape[:2]
+            if c.width > width and c.height > height:
+                log.error("capture.width/height %dx%d is larger than the camera's %dx%d: "
+                          "recording %dx%d, pisentry never upscales", c.width, c.height,
+                          width, height, width, height)
+        return main
+
+    def _gray(self, jpeg: bytes) -> Any:
+        """The JPEG's luma at the smallest DCT scale that still covers the
+        lores size (the scale is worked out once per camera size)."""
+        size = jpegs.jpeg_size(jpeg)
+        if self._gray_scale is None or self._gray_scale[0] != size:
+            c = self.config.capture
+            w, h = size if c.rotation in (0, 180) else size[::-1]
+            lw, lh = pictures.fit(w, h, c.lores_width, c.lores_height)
+            if c.rotation not in (0, 180):
+                lw, lh = lh, lw
+            self._gray_scale = (size, jpegs.reduction(size[0], size[1], lw, lh))
+        return jpegs.decode_gray(jpeg, self._gray_scale[1])
+
+    def _encoding(self) -> bool:
+        """Whether anyone subscribes to h264; the encoder stops when nobody does."""
+        if self.source.encodes_h264:
+            return False
+        if self.video_pub.wanted(VideoPacket.TOPIC):
+            return True
+        if self.encoder is not None:
+            log.info("nobody subscribes to h264: encoder stopped")
+            self.encoder = None
+        return False
+
+    def _encode(self, main: Any, cap: Captured) -> None:
+        c = self.config.capture
+        height, width = main.shape[:2]
+        if self.encoder is None or (self.encoder.width, self.encoder.height) != (width, height):
+            self.encoder = H264Encoder(width, height, self._processed_fps(), c.keyframe_interval,
+                                       c.bitrate)
+            log.info("h264 encoder started: %dx%d at %.1f fps", width, height, self.encoder.fps)
+        self._annotate_in_place(main, cap.ts)
+        started = time.perf_counter()
+        units = self.encoder.encode(main, cap.pts_us)
+        self._encode_ms = 0.9 * self._encode_ms + 100 * (time.perf_counter() - started)
+        for unit, keyframe in units:
+            self.video_pub.publish(VideoPacket, [unit], ts=cap.ts, pts=cap.pts_us,
+                                   keyframe=keyframe, width=width, height=height,
+                                   fps=self.encoder.fps)
+
+    def _publish_live_jpeg(self, jpeg: bytes, ts: float) -> None:
+        """The camera's own JPEG as the live frame: no decode, no encode."""
+        width, height = jpegs.jpeg_size(jpeg)
+        self.frames_pub.publish(LiveFrame, [jpeg], ts=ts, width=width, height=height,
+                                format="jpeg")
+
+    def _processed_fps(self) -> float:
+        """The rate frames are really processed at (the configured one until
+        a second of frames has been seen): what the keyframe interval counts."""
+        window = self._fps_window
+        c = self.config.capture
+        if len(window) > c.fps / 2 and window[-1] - window[0] >= 1.0:
+            return round(min(c.fps, (len(window) - 1) / (window[-1] - window[0])), 2)
+        return c.fps
 
     def _publish_camera_packets(self) -> None:
         """h264 the Pi camera encoded itself (its queue is empty otherwise)."""
@@ -142,7 +255,8 @@ class CaptureService(Worker):
             f"source {self.reader.state}: {self.reader.last_error}"
         return {"frames": self._frames, "fps": round(fps, 2), "source": self.reader.state,
                 "reconnects": self.reader.reconnects, "stale": self.reader.frames.replaced,
-                "encode_ms": round(self._encode_ms, 2)}
+                "skipped": self._skipped, "bad_jpegs": self._bad_jpegs,
+                "encoding": self.encoder is not None, "encode_ms": round(self._encode_ms, 2)}
 
     def drain(self) -> None:
         if self.encoder is not None:

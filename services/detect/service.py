@@ -81,7 +81,7 @@ class DetectService(Worker):
         self.test_until = 0.0  # a self-test's passer-by may start an event until then
         self.test_run = ""
         self.test_events: dict[str, str] = {}  # event id -> the self-test run it is
-        self.live: tuple[float, np.ndarray] | None = None
+        self.live: tuple[float, np.ndarray | memoryview] | None = None  # pixels, or a JPEG
         self.lores: tuple[Frame, np.ndarray] | None = None
         self.ir_level: float | None = None
         # Disarmed means not watching at all (not merely silent): no events, no clips.
@@ -120,9 +120,13 @@ class DetectService(Worker):
             log.warning("dropped a %s frame: %s", what, exc)
 
     def _live(self, h: LiveFrame, payload: list[memoryview]) -> None:
+        if h.format == "jpeg" and len(payload) == 1:
+            # The camera's JPEG: decoded only if a snapshot needs it.
+            self.live = (h.ts, payload[0])
+            return
         try:
             if h.format != "bgr24":
-                raise BadFrame(f"live frames must be bgr24, got {h.format!r}")
+                raise BadFrame(f"live frames must be bgr24 or jpeg, got {h.format!r}")
             pixels = frame_pixels(h, payload)
         except BadFrame as exc:
             self._bad("live", exc)
@@ -181,7 +185,13 @@ class DetectService(Worker):
         """The best-resolution picture of time ``ts``: the live frame when it
         is recent, else the lores frame in colour."""
         if self.live is not None and abs(self.live[0] - ts) <= LIVE_MAX_AGE:
-            return self.live[1]
+            picture = self.live[1]
+            if isinstance(picture, np.ndarray):
+                return picture
+            decoded = cv2.imdecode(np.frombuffer(picture, np.uint8), cv2.IMREAD_COLOR)
+            if decoded is None:
+                raise BadFrame("the live JPEG does not decode")
+            return decoded
         if self.lores is None:
             raise BadFrame("no frame yet")
         h, pixels = self.lores

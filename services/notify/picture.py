@@ -11,7 +11,10 @@ from typing import Any
 
 
 def frame_to_jpeg(header: Any, pixels: memoryview | bytes, quality: int = 85) -> bytes:
-    """Encode one ``Frame``/``LiveFrame`` payload (bgr24, gray or yuv420)."""
+    """Encode one ``Frame``/``LiveFrame`` payload (bgr24, gray or yuv420;
+    a jpeg payload is already the picture)."""
+    if header.format == "jpeg":
+        return bytes(pixels)
     import cv2
     import numpy as np
 

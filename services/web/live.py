@@ -106,6 +106,23 @@ class LiveChannel:
         self._changed.set()
         self._changed = asyncio.Event()
 
+    def push_jpeg(self, jpeg: bytes, width: int, height: int, ts: float) -> None:
+        """A frame that is a JPEG already (the camera's): handed out as it is."""
+        self._seq += 1
+        self.frames_in += 1
+        self._raw = None
+        self.last_ts = ts
+        self.received_at = self.clock()
+        self.width, self.height = width, height
+        self._encoded = self._part(jpeg)
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _part(self, jpeg: bytes) -> Encoded:
+        head = (b"--" + BOUNDARY + b"\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                + str(len(jpeg)).encode() + b"\r\n\r\n")
+        return Encoded(self._seq, self.last_ts, jpeg, head + jpeg + b"\r\n")
+
     @property
     def seq(self) -> int:
         """Counts frames pushed; a viewer passes the last one it saw to ``next``."""
@@ -126,14 +143,12 @@ class LiveChannel:
     def latest(self) -> Encoded | None:
         """The newest frame as JPEG (encoded now if nobody has yet)."""
         self.demand()
+        if self._encoded is not None and self._encoded.seq == self._seq:
+            return self._encoded
         if self._raw is None:
             return None
-        if self._encoded is None or self._encoded.seq != self._seq:
-            jpeg = encode_jpeg(self._raw, self.quality)
-            self.encoded_count += 1
-            head = (b"--" + BOUNDARY + b"\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                    + str(len(jpeg)).encode() + b"\r\n\r\n")
-            self._encoded = Encoded(self._seq, self.last_ts, jpeg, head + jpeg + b"\r\n")
+        self._encoded = self._part(encode_jpeg(self._raw, self.quality))
+        self.encoded_count += 1
         return self._encoded
 
     async def next(self, after: int, timeout: float) -> Encoded | None:
@@ -142,7 +157,7 @@ class LiveChannel:
         (frames were off while nobody watched) is not handed out: a new
         viewer waits for a live one."""
         self.demand()
-        if self._raw is None or self._seq <= after or not self.fresh():
+        if self._seq == 0 or self._seq <= after or not self.fresh():
             try:
                 await asyncio.wait_for(self._changed.wait(), timeout)
             except TimeoutError:

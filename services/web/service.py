@@ -145,6 +145,9 @@ class WebService(Worker):
             channel = self.hub.get(header.camera)
             if channel is None:
                 return  # a camera this hub does not show (a shared endpoint)
+            if header.format == "jpeg":  # the camera's own: forwarded as it is
+                channel.push_jpeg(bytes(msg.payload[0]), header.width, header.height, header.ts)
+                return
             pixels = to_pixels(header.format, header.width, header.height, msg.payload[0])
             channel.push(pixels, header.ts)
             return

@@ -130,3 +130,101 @@ def _read_while_others_stall(pipeline, reader, stalled):
         got += reader.recv(0.05)
     rss_after, capture_after = _rss_mb(), _rss_mb(capture_pid)
     return got, stalled.read(), (rss_before, rss_after), (capture_before, capture_after)
+
+
+@contextmanager
+def _mjpeg_camera(size=(640, 480), fps=15.0):
+    import cv2
+
+    from tests.capture.mjpeg_server import MjpegCamera
+    from tests.support import EVAL
+
+    files = sorted((EVAL / "wallflower_wavingtrees").glob("b*.bmp"))[:30]
+    if not files:
+        pytest.skip("shared/eval footage not present")
+    jpegs = [cv2.imencode(".jpg", cv2.resize(cv2.imread(str(f)), size),
+                          [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in files]
+    camera = MjpegCamera(jpegs, fps=fps).start()
+    try:
+        yield camera, jpegs
+    finally:
+        camera.stop()
+
+
+def _capture_log(pipeline):
+    return (pipeline.home.log_dir / "capture.log").read_text()
+
+
+def test_an_mjpeg_camera_is_forwarded_and_decoded_only_as_far_as_needed():
+    with _mjpeg_camera() as (camera, jpegs):
+        raw = {"general": {"services": ["capture"]},
+               "capture": {"source": "url", "url": camera.url, "width": 640, "height": 480,
+                           "fps": 15, "reconnect_max_seconds": 1}}
+        with running_pipeline(raw) as pipeline:
+            pipeline.wait_healthy(30)
+            bus = Bus(parse_config(raw), pipeline.home, context=zmq.Context())
+            try:
+                frames = bus.subscriber(["frames"], [Frame.TOPIC, b"frame/live/"], hwm=1000)
+                got = []
+                end = time.monotonic() + 3
+                while time.monotonic() < end:
+                    got += frames.recv(0.05)
+                # Nobody subscribed to h264 yet: no encoder ran.
+                assert "h264 encoder started" not in _capture_log(pipeline)
+                video = bus.subscriber(["video"], [VideoPacket.TOPIC], hwm=1000)
+                subscribed = time.monotonic()
+                packets = []
+                while time.monotonic() < subscribed + 3:
+                    packets += video.recv(0.05)
+                video.close()
+                time.sleep(1.5)
+                frames.recv(0.05)  # capture notices the unsubscription on its next frame
+                time.sleep(0.5)
+                log = _capture_log(pipeline)
+            finally:
+                bus.close()
+                bus.context.destroy(linger=0)
+    lores = [m for m in got if m.header.TOPIC == Frame.TOPIC]
+    live = [m for m in got if m.header.TOPIC != Frame.TOPIC]
+    assert len(lores) >= 30
+    assert {(m.header.format, m.header.width, m.header.height) for m in lores} == \
+        {("gray", 320, 240)}
+    # The live view is the camera's own JPEG, byte for byte, at live_fps.
+    assert live and all(m.header.format == "jpeg" for m in live)
+    assert all(bytes(m.payload[0]) in jpegs for m in live)
+    assert {(m.header.width, m.header.height) for m in live} == {(640, 480)}
+    # h264 started for the subscriber, on a keyframe, and decodes whole.
+    assert packets and packets[0].header.keyframe, [p.header.keyframe for p in packets[:3]]
+    decoder = av.CodecContext.create("h264", "r")
+    decoded = []
+    for p in packets:
+        decoded += decoder.decode(av.Packet(bytes(p.payload[0])))
+    assert len(decoded) >= len(packets) - 1 >= 30
+    assert (decoded[0].width, decoded[0].height) == (640, 480)
+    assert "h264 encoder started: 640x480" in log
+    assert "nobody subscribes to h264: encoder stopped" in log
+
+
+def test_a_small_camera_is_never_upscaled_and_detection_can_run_below_its_rate():
+    with _mjpeg_camera(size=(320, 240), fps=15) as (camera, _):
+        raw = {"general": {"services": ["capture"]},
+               "capture": {"source": "url", "url": camera.url, "width": 640, "height": 480,
+                           "fps": 15, "lores_fps": 5, "reconnect_max_seconds": 1}}
+        with running_pipeline(raw) as pipeline:
+            pipeline.wait_healthy(30)
+            with _subscribed(pipeline.home, raw) as (_, frames, video):
+                _wait_first(video, 10)
+                lores, packets = [], []
+                end = time.monotonic() + 4
+                while time.monotonic() < end:
+                    lores += frames.recv(0.02)
+                    packets += video.read()
+            log = _capture_log(pipeline)
+    rate = (len(lores) - 1) / (lores[-1].header.ts - lores[0].header.ts)
+    assert 4 <= rate <= 6, rate  # detection at lores_fps; the video keeps the camera's rate
+    assert len(packets) >= 45
+    packets = packets[next(i for i, p in enumerate(packets) if p.header.keyframe):]
+    decoder = av.CodecContext.create("h264", "r")
+    first = next(f for p in packets for f in decoder.decode(av.Packet(bytes(p.payload[0]))))
+    assert (first.width, first.height) == (320, 240)
+    assert "capture.width/height 640x480 is larger than the camera's 320x240" in log

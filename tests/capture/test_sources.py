@@ -43,9 +43,11 @@ def test_url_source_reads_a_real_mjpeg_camera_and_reconnects_after_it_restarts()
     reader.start()
     try:
         got = _next_frame(reader)
-        assert got.bgr.shape == originals[0].shape
+        # The camera's own JPEG, byte for byte: nothing decoded on the way.
+        assert got.bgr is None and got.jpeg in jpegs
+        assert got.picture().shape == originals[0].shape
         # It is the footage, not just any picture.
-        best = min(np.abs(got.bgr.astype(int) - o.astype(int)).mean() for o in originals)
+        best = min(np.abs(got.picture().astype(int) - o.astype(int)).mean() for o in originals)
         assert best < 6
         port = camera.port
         camera.stop()
@@ -56,7 +58,7 @@ def test_url_source_reads_a_real_mjpeg_camera_and_reconnects_after_it_restarts()
         reader.frames.take()
         camera = MjpegCamera(jpegs, fps=20, port=port).start()
         got = _next_frame(reader, timeout=15)
-        assert got.bgr.shape == originals[0].shape
+        assert got.picture().shape == originals[0].shape
         assert reader.reconnects >= 1 and reader.state == "streaming"
     finally:
         reader.stop()
@@ -163,3 +165,73 @@ def test_h264_encoder_keeps_the_picture_and_its_colours():
     out = frames[0].to_ndarray(format="bgr24").astype(int)
     assert np.abs(out[:, :150].mean(axis=(0, 1)) - (255, 0, 0)).max() < 20
     assert np.abs(out[:, 170:].mean(axis=(0, 1)) - (0, 0, 255)).max() < 20
+
+
+def _jpeg(img, quality=90):
+    return cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
+
+
+@needs_eval
+@pytest.mark.parametrize("size", [(640, 480), (720, 480), (1280, 720), (320, 240)])
+def test_lores_from_a_camera_jpeg_is_its_grey_picture_reduced_in_the_decoder(size):
+    from services.capture import jpeg
+
+    picture = cv2.resize(cv2.imread(str(_tree_images()[250])), size)
+    data = _jpeg(picture)
+    assert jpeg.jpeg_size(data) == size
+    config = _capture_config(lores_width=320, lores_height=240)
+    lw, lh = pictures.fit(*size, 320, 240)
+    scale = jpeg.reduction(*size, lw, lh)
+    assert size[0] // scale >= lw and (scale == 8 or size[0] // (2 * scale) < lw)
+    gray = pictures.to_lores_gray(jpeg.decode_gray(data, scale), config)
+    # the camera's aspect ratio, never stretched: 720x480 -> 320x212, 16:9 -> 320x180
+    assert gray.shape == (lh, lw)
+    assert abs(lw / lh - size[0] / size[1]) < 0.02
+    full = cv2.resize(cv2.cvtColor(picture, cv2.COLOR_BGR2GRAY), (lw, lh),
+                      interpolation=cv2.INTER_AREA)
+    assert np.abs(gray.astype(int) - full.astype(int)).mean() < 4
+
+
+def test_lores_from_a_jpeg_is_turned_like_the_main_stream():
+    from services.capture import jpeg
+
+    img = np.zeros((480, 640, 3), np.uint8)
+    img[:40, :40] = 255  # top left
+    config = _capture_config(rotation=90, width=480, height=640)
+    gray = pictures.to_lores_gray(jpeg.decode_gray(_jpeg(img), 2), config)
+    assert gray.shape == (240, 180)  # portrait now, within the 320x240 lores box
+    main = cv2.cvtColor(pictures.orient(img, config), cv2.COLOR_BGR2GRAY)
+    small = cv2.resize(main, (180, 240), interpolation=cv2.INTER_AREA)
+    assert np.abs(gray.astype(int) - small.astype(int)).mean() < 4
+
+
+def test_a_broken_jpeg_is_a_jpeg_error_not_a_crash():
+    from services.capture import jpeg
+
+    with pytest.raises(jpeg.JpegError, match="not a JPEG"):
+        jpeg.jpeg_size(b"<html>proxy error</html>")
+    good = _jpeg(np.zeros((48, 64, 3), np.uint8))
+    with pytest.raises(jpeg.JpegError):
+        jpeg.decode_gray(good[:20], 1)
+
+
+def test_lores_size_keeps_the_aspect_ratio_and_never_upscales():
+    assert pictures.fit(640, 480, 320, 240) == (320, 240)
+    assert pictures.fit(1280, 720, 320, 240) == (320, 180)
+    assert pictures.fit(720, 480, 320, 240) == (320, 212)
+    assert pictures.fit(160, 120, 320, 240) == (160, 120)
+    assert pictures.to_i420(np.zeros((720, 1280, 3), np.uint8), 320, 240).shape == (270, 320)
+
+
+@pytest.mark.parametrize(("camera_fps", "fps", "kept"), [(30, 15, 0.5), (30, 30, 1.0),
+                                                         (15, 15, 1.0), (30, 10, 1 / 3)])
+def test_capture_fps_caps_a_faster_camera_evenly(camera_fps, fps, kept):
+    from services.capture.sources import RateLimit
+
+    rng = np.random.default_rng(1)
+    limit = RateLimit(fps)
+    times = np.arange(300) / camera_fps + rng.normal(0, 0.002, 300)  # camera jitter
+    taken = [t for t in times if limit.take(float(t))]
+    assert abs(len(taken) / len(times) - kept) < 0.02
+    gaps = np.diff(taken)
+    assert gaps.min() > 0.6 / fps  # evenly spread, not in bursts

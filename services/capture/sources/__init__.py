@@ -27,10 +27,19 @@ class SourceError(RuntimeError):
 
 @dataclass(slots=True)
 class Captured:
-    bgr: np.ndarray  # main stream picture, owned by the receiver
+    bgr: np.ndarray | None  # main stream picture, owned by the receiver; None: see jpeg
     ts: float  # wall-clock capture time, time.time()
     pts_us: int  # monotonic capture time, microseconds
     lores_yuv: np.ndarray | None = None  # set by sources that make their own (picamera2)
+    jpeg: bytes | None = None  # the camera's own JPEG of this frame, when it sends JPEGs
+
+    def picture(self) -> np.ndarray:
+        """The BGR picture, decoded from the JPEG on first use."""
+        if self.bgr is None:
+            from services.capture.jpeg import decode_bgr
+            assert self.jpeg is not None, "a frame carries pixels or a JPEG"
+            self.bgr = decode_bgr(self.jpeg)
+        return self.bgr
 
 
 class Source(ABC):
@@ -67,6 +76,23 @@ class Pacer:
             self._next += self.period
         else:
             self._next = now + self.period
+
+
+class RateLimit:
+    """Lets through at most ``fps`` frames a second of a faster camera (a
+    30 fps camera at ``fps = 15``: every other frame), evenly; a frame up to
+    a fifth of a period early still counts as on time (camera jitter)."""
+
+    def __init__(self, fps: float) -> None:
+        self.period = 1.0 / fps
+        self._next = float("-inf")
+
+    def take(self, ts: float) -> bool:
+        if ts < self._next - 0.2 * self.period:
+            return False
+        late = ts - self._next >= self.period
+        self._next = ts + self.period if late else self._next + self.period
+        return True
 
 
 def make_source(config: CaptureConfig) -> Source:

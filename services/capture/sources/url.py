@@ -1,7 +1,9 @@
 """A network camera: MJPEG over HTTP or RTSP, through FFmpeg (PyAV).
 
 FFmpeg already speaks multipart MJPEG and RTSP; this only maps its failures to
-``SourceError`` so the capture service reconnects with back-off.
+``SourceError`` so the capture service reconnects with back-off. An MJPEG
+camera's frames are handed on as the camera's JPEGs (demuxed, not decoded):
+the capture service decodes only what its consumers need.
 """
 
 from __future__ import annotations
@@ -26,15 +28,20 @@ class UrlSource(Source):
             raise SourceError("capture.url is empty: the url source needs an http:// or rtsp:// URL")
         self.url = config.url
         self._container: av.container.InputContainer | None = None
-        self._frames: Iterator[av.VideoFrame] | None = None
+        self._frames: Iterator[Captured] | None = None
 
     def open(self) -> None:
         options = {"rtsp_transport": "tcp"} if self.url.startswith("rtsp") else {}
         try:
             self._container = av.open(self.url, options=options,
                                       timeout=(OPEN_TIMEOUT, READ_TIMEOUT))
-            self._frames = self._container.decode(video=0)
-        except (av.error.FFmpegError, OSError) as exc:
+            if not self._container.streams.video:
+                raise SourceError("no video stream")
+            if self._container.streams.video[0].codec_context.name == "mjpeg":
+                self._frames = self._jpegs(self._container)
+            else:
+                self._frames = self._decoded(self._container)
+        except (av.error.FFmpegError, OSError, SourceError) as exc:
             self.close()
             raise SourceError(f"{self._redacted()}: {exc}") from None
 
@@ -46,8 +53,20 @@ class UrlSource(Source):
             raise SourceError(f"{self._redacted()}: stream ended") from None
         except (av.error.FFmpegError, OSError) as exc:
             raise SourceError(f"{self._redacted()}: {exc}") from None
-        ts, pts = now_pair()
-        return Captured(frame.to_ndarray(format="bgr24"), ts, pts)
+        return frame
+
+    @staticmethod
+    def _jpegs(container: av.container.InputContainer) -> Iterator[Captured]:
+        for packet in container.demux(video=0):
+            if packet.size:
+                ts, pts = now_pair()
+                yield Captured(None, ts, pts, jpeg=bytes(packet))
+
+    @staticmethod
+    def _decoded(container: av.container.InputContainer) -> Iterator[Captured]:
+        for frame in container.decode(video=0):
+            ts, pts = now_pair()
+            yield Captured(frame.to_ndarray(format="bgr24"), ts, pts)
 
     def close(self) -> None:
         if self._container is not None:
