@@ -5,6 +5,7 @@ import os
 import signal
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import av
 import pytest
@@ -133,13 +134,13 @@ def _read_while_others_stall(pipeline, reader, stalled):
 
 
 @contextmanager
-def _mjpeg_camera(size=(640, 480), fps=15.0):
+def _mjpeg_camera(size=(640, 480), fps=15.0, frames=slice(0, 30)):
     import cv2
 
     from tests.capture.mjpeg_server import MjpegCamera
     from tests.support import EVAL
 
-    files = sorted((EVAL / "wallflower_wavingtrees").glob("b*.bmp"))[:30]
+    files = sorted((EVAL / "wallflower_wavingtrees").glob("b*.bmp"))[frames]
     if not files:
         pytest.skip("shared/eval footage not present")
     jpegs = [cv2.imencode(".jpg", cv2.resize(cv2.imread(str(f)), size),
@@ -228,3 +229,45 @@ def test_a_small_camera_is_never_upscaled_and_detection_can_run_below_its_rate()
     first = next(f for p in packets for f in decoder.decode(av.Packet(bytes(p.payload[0]))))
     assert (first.width, first.height) == (320, 240)
     assert "capture.width/height 640x480 is larger than the camera's 320x240" in log
+
+
+def test_event_clips_from_an_mjpeg_camera_hold_their_pre_roll_and_survive_a_kill():
+    """The recorder subscribes to h264, so capture decodes and encodes every
+    frame for it: a clip starts on a keyframe, with its whole pre-roll, and
+    what was written before a kill -9 plays."""
+    from common.messages import Motion, Recording
+    from services.record.fmp4 import probe
+
+    # The tree for 3 s, then the person walks through; over and over.
+    with _mjpeg_camera(fps=15, frames=slice(200, 287)) as (camera, _):
+        raw = {"general": {"services": ["capture", "detect", "record"]},
+               "capture": {"source": "url", "url": camera.url, "width": 640, "height": 480,
+                           "fps": 15, "reconnect_max_seconds": 1},
+               "record": {"rec_sec_before": 2.0, "rec_sec_after": 1.0}}
+        with running_pipeline(raw) as pipeline:
+            pipeline.wait_healthy(30)
+            bus = Bus(parse_config(raw), pipeline.home, context=zmq.Context())
+            try:
+                notes = bus.subscriber(["record", "detect"], [Recording.TOPIC, Motion.TOPIC])
+                seen, started = [], None
+                deadline = time.monotonic() + 40
+                while time.monotonic() < deadline:
+                    seen += [m.header for m in notes.recv(0.1)]
+                    started = next((h for h in seen if isinstance(h, Recording)
+                                    and h.phase == "started"), None)
+                    if started and any(isinstance(h, Recording) and h.phase == "progress"
+                                       and h.size > 0 for h in seen):
+                        break
+                assert started is not None, pipeline.output()
+                os.kill(pipeline.service_pid("record"), signal.SIGKILL)
+                killed = time.time()
+                time.sleep(0.5)
+                info = probe(Path(started.path))
+            finally:
+                bus.close()
+                bus.context.destroy(linger=0)
+    motion = next(h for h in seen if isinstance(h, Motion) and h.phase == "start")
+    assert info.error == "" and info.first_keyframe, info
+    # From the keyframe at least 2 s before the event to (about) the kill.
+    assert started.start <= motion.ts - 2.0 + 0.1, (started.start, motion.ts)
+    assert info.frames >= 15 * (killed - motion.ts + 2.0) * 0.6, (info.frames, killed - motion.ts)
