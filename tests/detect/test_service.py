@@ -57,7 +57,9 @@ def service(tmp_path: Path):  # type: ignore[no-untyped-def]
         bus.close()
 
 
-def test_frames_in_motion_and_snapshot_out_bad_frame_dropped(service, trees: Sequence) -> None:
+@pytest.mark.parametrize("live_format", ["bgr24", "jpeg"])
+def test_frames_in_motion_and_snapshot_out_bad_frame_dropped(service, trees: Sequence,
+                                                             live_format: str) -> None:
     frames, _ir, out, proc = service
     lumas = list(iter_luma(trees))
     got: list = []
@@ -73,8 +75,12 @@ def test_frames_in_motion_and_snapshot_out_bad_frame_dropped(service, trees: Seq
         frames.publish(Frame, [yuv(lumas[i])], ts=ts, width=160, height=120, format="yuv420")
         if i % 3 == 0:  # a bigger live view, as capture sends it
             bgr = cv2.resize(cv2.imread(str(trees.frames[i])), (320, 240))
-            frames.publish(LiveFrame, [bgr.tobytes()], ts=ts, width=320, height=240,
-                           format="bgr24")
+            if live_format == "jpeg":  # an MJPEG camera's own JPEG, forwarded by capture
+                payload = cv2.imencode(".jpg", bgr)[1].tobytes()
+            else:
+                payload = bgr.tobytes()
+            frames.publish(LiveFrame, [payload], ts=ts, width=320, height=240,
+                           format=live_format)
         got += out.recv(1 / 30)
     end, ts = time.time() + 6, 1020.0
     while time.time() < end and not any(isinstance(m.header, Motion) and m.header.phase == "end"

@@ -24,6 +24,18 @@ def test_no_viewer_no_encoding() -> None:
     assert ch.encoded_count == 0 and ch.frames_in == 50
 
 
+def test_a_camera_jpeg_is_handed_out_as_it_is() -> None:
+    ch = LiveChannel("cam1")
+    jpeg = cv2.imencode(".jpg", frame(7))[1].tobytes()
+    ch.push_jpeg(jpeg, 640, 480, 7.0)
+    got = ch.latest()
+    assert got is not None and got.jpeg == jpeg and got.part.endswith(jpeg + b"\r\n")
+    assert (ch.width, ch.height, ch.encoded_count) == (640, 480, 0)
+    ch.push(frame(8), 8.0)  # a raw frame after it is encoded again, once
+    got = ch.latest()
+    assert got is not None and got.jpeg != jpeg and ch.encoded_count == 1
+
+
 def test_many_viewers_share_one_encoding_per_frame() -> None:
     async def scenario() -> tuple[LiveChannel, list[list[bytes]]]:
         ch = LiveChannel("cam1")
