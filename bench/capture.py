@@ -275,6 +275,23 @@ def p95(xs: list[float]) -> float | None:
     return round(xs[min(len(xs) - 1, int(0.95 * len(xs)))], 3)
 
 
+def onset_latencies(score: dict[str, Any]) -> list[float]:
+    """Event start minus the onset frame's send time, per onset. An event that
+    opened less than a second before the onset frame (on the frame before,
+    where the car covered just under the ground truth's 0.5 %) counts with
+    its negative latency; the scorer leaves those out as "open at onset"."""
+    events = {e["event"]: e for e in score["events"]}
+    out = []
+    for onset in score["onsets"]:
+        if onset.get("event_start_latency_s") is not None:
+            out.append(onset["event_start_latency_s"])
+        elif onset.get("event_open_at_onset"):
+            early = onset["t_onset_sent"] - events[onset["open_event"]]["t_start"]
+            if early < 1.0:
+                out.append(round(-early, 3))
+    return out
+
+
 def cmd_peer(args: argparse.Namespace) -> dict[str, Any]:
     if shutil.which(os.environ.get("MOTION_BIN", "motion")) is None:
         print("motion is not installed (apt-get install motion): pisentry runs alone",
@@ -323,7 +340,7 @@ def cmd_peer(args: argparse.Namespace) -> dict[str, Any]:
                 one["pisentry"] = {
                     "cpu_pct": hl["cpu_pct_of_one_core"], "by_service": by,
                     "pss_mb": round((hl["peak_pss_sum_kb"] or 0) / 1024, 1),
-                    "latencies_s": [x for x in hl["onset_latencies_s_recv"] if x is not None],
+                    "latencies_s": onset_latencies(res["score_recv"]),
                     "events": hl["n_events"], "false_alarms": sum(empty) if empty else None,
                     "capture_ms_per_frame": round(10 * cap / fps, 3) if cap else None,
                     "dropped": hl["feed_dropped_frames"]}
