@@ -8,11 +8,6 @@ way, a parabola through the best three for the sub-pixel part. Profiles are
 compared by their derivative, normalised, so a change of light (a gain, an
 offset) does not look like a shift.
 
-The picture is cut into four bands each way and each band gives its own
-estimate; the median of the four is the shift. A car or a person changes the
-profile of the band it is in and is outvoted by the others, where a single
-whole-image profile would follow the traffic.
-
 The reference is a slow running mean (about half a minute) of the profiles
 as they come (not realigned: realigning would feed each error back into the
 reference). Slow, because a fast one would follow a 0.3 Hz sway instead of
@@ -27,41 +22,39 @@ import math
 
 import cv2
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-BANDS = 1
-MIN_GAIN = 0.5  # the best shift's mismatch over that of no shift, at most
+MIN_GAIN = 0.7  # the best shift's mismatch over that of no shift, at most
 
 
-def _slopes(profiles: np.ndarray) -> np.ndarray:
-    """Per band (row of ``profiles``): derivative, zero mean, unit spread."""
-    d = np.diff(profiles, axis=1)
-    d -= d.mean(axis=1, keepdims=True)
-    norm = np.sqrt((d * d).mean(axis=1, keepdims=True))
-    return d / np.maximum(norm, 1e-3)
+def _slope(profile: np.ndarray) -> np.ndarray:
+    """Derivative, zero mean, unit spread."""
+    d = np.diff(profile)
+    d -= d.mean()
+    norm = float(np.sqrt(np.dot(d, d) / len(d)))
+    return d / max(norm, 1e-3)
 
 
-def _band_shifts(ref: np.ndarray, cur: np.ndarray, max_shift: int) -> np.ndarray:
-    """Per band, the sub-pixel s with cur[i] ~ ref[i - s]."""
-    n = ref.shape[1]
-    inner = ref[:, max_shift: n - max_shift]  # (bands, m)
-    windows = sliding_window_view(cur, n - 2 * max_shift, axis=1)  # (bands, 2k+1, m)
-    costs = ((windows - inner[:, None, :]) ** 2).sum(axis=2)  # (bands, 2k+1)
-    k = np.argmin(costs, axis=1)
-    out = k.astype(np.float64) - max_shift
+def _shift(ref: np.ndarray, cur: np.ndarray, max_shift: int) -> float:
+    """The sub-pixel s with cur[i] ~ ref[i - s]."""
+    n = len(ref)
+    inner = ref[max_shift: n - max_shift]
+    costs = np.empty(2 * max_shift + 1)
+    for k in range(2 * max_shift + 1):
+        diff = cur[k: k + n - 2 * max_shift] - inner
+        costs[k] = np.dot(diff, diff)
+    k = int(np.argmin(costs))
     # A shift must explain the change far better than no shift; traffic
     # changes the profile too, and then the best shift is barely better.
     # (A sub-pixel to one-pixel shift is let through: the detector's 3x3 band
     # tolerates it either way.)
-    unsure = ((costs[np.arange(len(k)), k] > MIN_GAIN * costs[:, max_shift])
-              & (np.abs(k - max_shift) >= 2))
-    for b, kb in enumerate(k):
-        if 0 < kb < costs.shape[1] - 1:
-            c0, c1, c2 = costs[b, kb - 1], costs[b, kb], costs[b, kb + 1]
-            den = c0 - 2 * c1 + c2
-            if den > 1e-9:
-                out[b] += 0.5 * (c0 - c2) / den
-    out[unsure] = 0.0
+    if abs(k - max_shift) >= 2 and costs[k] > MIN_GAIN * costs[max_shift]:
+        return 0.0
+    out = float(k - max_shift)
+    if 0 < k < len(costs) - 1:
+        c0, c1, c2 = costs[k - 1], costs[k], costs[k + 1]
+        den = c0 - 2 * c1 + c2
+        if den > 1e-9:
+            out += 0.5 * (c0 - c2) / den
     return out
 
 
@@ -83,14 +76,11 @@ class Stabiliser:
         self.ref_cols = self.ref_rows = None
         self.shift = (0.0, 0.0)
 
-    def _profiles(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        h, w = image.shape
-        img = image[: h - h % BANDS, : w - w % BANDS]
-        hh, ww = img.shape
-        # Column means of each horizontal band, row means of each vertical band.
-        cols = cv2.resize(img, (ww, BANDS), interpolation=cv2.INTER_AREA).astype(np.float32)
-        rows = cv2.resize(img, (BANDS, hh), interpolation=cv2.INTER_AREA).astype(np.float32).T
-        return _slopes(cols), _slopes(np.ascontiguousarray(rows))
+    @staticmethod
+    def _profiles(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cols = cv2.reduce(image, 0, cv2.REDUCE_AVG, dtype=cv2.CV_32F)[0]
+        rows = cv2.reduce(image, 1, cv2.REDUCE_AVG, dtype=cv2.CV_32F)[:, 0]
+        return _slope(cols), _slope(rows)
 
     def align(self, image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         cols, rows = self._profiles(image)
@@ -100,8 +90,8 @@ class Stabiliser:
             self.frames = 0
             self.shift = (0.0, 0.0)
             return image, (0, 0)
-        dx = float(np.median(_band_shifts(self.ref_cols, cols, self.max_shift)))
-        dy = float(np.median(_band_shifts(self.ref_rows, rows, self.max_shift)))
+        dx = _shift(self.ref_cols, cols, self.max_shift)
+        dy = _shift(self.ref_rows, rows, self.max_shift)
         if max(abs(dx), abs(dy)) > self.max_shift - 1:
             # Best at the end of the search: not a shake (something big in
             # front of the camera, or the camera really moved). Leave it.
