@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from common.config_view import MAPPING, SECRET, SERVICES, ConfigError, ServiceName
+from common.messages import TUNING_LIMITS
 from common.paths import Home
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -215,11 +216,15 @@ class DetectConfig(Section):
     working_height: int = Field(120, ge=48, le=480,
                                 description="Height of the image the detector works on (px)")
     min_trigger_area: float = Field(
-        0.002, ge=0, le=1, description="Fraction of the image that must move to trigger")
+        0.002, ge=TUNING_LIMITS["min_trigger_area"][0], le=TUNING_LIMITS["min_trigger_area"][1],
+        description="Fraction of the image that must move to trigger")
     min_pixel_delta_trigger: int = Field(
-        25, ge=1, le=255, description="Luma change (0-255) that marks a pixel as moving")
-    frames_to_start: int = Field(2, ge=1, le=30,
-                                 description="Consecutive motion frames before an event starts")
+        25, ge=TUNING_LIMITS["min_pixel_delta_trigger"][0],
+        le=TUNING_LIMITS["min_pixel_delta_trigger"][1],
+        description="Luma change (0-255) that marks a pixel as moving")
+    frames_to_start: int = Field(
+        2, ge=TUNING_LIMITS["frames_to_start"][0], le=TUNING_LIMITS["frames_to_start"][1],
+        description="Consecutive motion frames before an event starts")
     quiet_seconds: float = Field(3.0, ge=0, le=600,
                                  description="Seconds without motion before an event ends")
     max_event_time: float = Field(

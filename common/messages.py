@@ -36,6 +36,7 @@ topic                   header            payload
                         ... (``Command``)
 ``state/``              ``ArmState``      none
 ``heartbeat/``          ``Heartbeat``     none
+``overlay/``            ``MotionOverlay`` the foreground, one bit a pixel
 ======================  ================  =====================================
 """
 
@@ -312,11 +313,22 @@ class Notice(Command):
             raise CommandError("a notice needs a text")
 
 
+# The config fields a Tune overrides, with their bounds (common.config's
+# fields use these too, so both say the same).
+TUNING_LIMITS: dict[str, tuple[float, float]] = {
+    "min_pixel_delta_trigger": (1, 255),
+    "min_trigger_area": (0, 1),
+    "frames_to_start": (1, 30),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Tune(Command):
     """Motion sensitivity, live (to detect): the ``detect`` config fields
     ``min_pixel_delta_trigger`` (``threshold``), ``min_trigger_area``
-    (``min_area``) and ``frames_to_start``, with the same ranges."""
+    (``min_area``) and ``frames_to_start``, with the same ranges
+    (``TUNING_LIMITS``). Detect uses them from its next frame until it
+    restarts on the saved config."""
 
     TOPIC: ClassVar[bytes] = b"control/tune/"
     threshold: int
@@ -324,13 +336,30 @@ class Tune(Command):
     frames_to_start: int
 
     def __post_init__(self) -> None:
-        if not 1 <= self.threshold <= 255:
-            raise CommandError(f"tune threshold {self.threshold!r} is out of range 1..255")
-        if not 0.0 <= self.min_area <= 1.0:
-            raise CommandError(f"tune min_area {self.min_area!r} is out of range 0..1")
-        if not 1 <= self.frames_to_start <= 30:
-            raise CommandError(f"tune frames_to_start {self.frames_to_start!r} is out of "
-                               "range 1..30")
+        for name, value in (("min_pixel_delta_trigger", self.threshold),
+                            ("min_trigger_area", self.min_area),
+                            ("frames_to_start", self.frames_to_start)):
+            low, high = TUNING_LIMITS[name]
+            if not low <= value <= high:
+                raise CommandError(f"tune {name} {value!r} is out of range {low:g}..{high:g}")
+
+
+OVERLAY_MAX_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Overlay(Command):
+    """A motion tuner is open (to detect): send ``MotionOverlay`` for each
+    frame of the next ``seconds`` (at most ``OVERLAY_MAX_SECONDS``; the tuner
+    repeats it while it stays open, 0 stops at once)."""
+
+    TOPIC: ClassVar[bytes] = b"control/overlay/"
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.seconds <= OVERLAY_MAX_SECONDS:
+            raise CommandError(f"overlay seconds {self.seconds!r} is out of range "
+                               f"0..{OVERLAY_MAX_SECONDS:g}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,6 +404,28 @@ class Heartbeat(Header):
     counters: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class MotionOverlay(Header):
+    """What detect saw on one frame, while a tuner asks (``Overlay``).
+    Payload: the foreground (after the masks) at the working size, ``width``
+    x ``height`` bits, row-major, most significant bit first
+    (``numpy.packbits``). ``boxes`` are every blob found, normalised;
+    ``moving`` says the frame's ``area`` reached the trigger; ``event`` that
+    an event is open. The three tuning values are those detect used on this
+    frame, under their config names."""
+
+    TOPIC: ClassVar[bytes] = b"overlay/"
+    width: int
+    height: int
+    boxes: list[list[float]]
+    area: float
+    moving: bool
+    event: bool
+    min_pixel_delta_trigger: int
+    min_trigger_area: float
+    frames_to_start: int
+
+
 TOPICS: dict[bytes, type[Header]] = {
     cls.TOPIC: cls
     for cls in (
@@ -396,8 +447,10 @@ TOPICS: dict[bytes, type[Header]] = {
         Notice,
         Tune,
         SelfTest,
+        Overlay,
         ArmState,
         Heartbeat,
+        MotionOverlay,
     )
 }
 

@@ -54,6 +54,7 @@ class FrameResult:
     ms: float = 0.0  # processing time of this frame
     fg: np.ndarray | None = None  # working-size foreground (after the mask)
     health: list[Finding] = field(default_factory=list)  # camera-health notices and all-clears
+    blobs: Blobs | None = None  # everything found, moving enough for an event or not
 
 
 class Detector:
@@ -68,6 +69,10 @@ class Detector:
         self.tracking = self.user is None
         self.events = EventMachine(config, frames_to_start=1 if self.tracking else None)
         self.confirmer = confirmer if confirmer is not None else make_confirmer(config.confirm)
+        # The motion tuner changes these three while running (``tune``).
+        self.threshold = config.min_pixel_delta_trigger
+        self.min_trigger_area = config.min_trigger_area
+        self.frames_to_start = config.frames_to_start
         # Build the regions once now so a bad mask fails at start, not on frame 1.
         self.regions = Regions(config, (160, 120))
         self.stabiliser = Stabiliser()
@@ -88,6 +93,21 @@ class Detector:
         self.tracker.reset()
         self._suppress = max(self._suppress, settle_frames)
 
+    def tune(self, threshold: int, min_trigger_area: float, frames_to_start: int) -> None:
+        """New sensitivity from the next frame on, keeping the background.
+        The threshold is the luma change of the algorithms that have one (mog2
+        decides with its own variance test; a user detector with its own rule)."""
+        self.threshold = threshold
+        if hasattr(self.algorithm, "delta"):
+            self.algorithm.delta = threshold
+        self.min_trigger_area = min_trigger_area
+        self.regions.set_min_area(min_trigger_area)
+        self.frames_to_start = frames_to_start
+        if self.tracking:  # a track must last one frame more (see ``Tracker``)
+            self.tracker.min_hits = frames_to_start + 1
+        else:
+            self.events.frames_to_start = frames_to_start
+
     def process(self, luma: np.ndarray, ts: float,
                 image: Callable[[], np.ndarray] | None = None) -> FrameResult:
         """One frame's luma plane (uint8, h x w). ``image`` returns the best
@@ -101,7 +121,9 @@ class Detector:
                 log.info("frame size changed %s -> %s: new background", self._frame_shape, (w, h))
             self._frame_shape = (h, w)
             self.regions = Regions(self.config, working_size(w, h, self.config.working_height))
+            self.regions.set_min_area(self.min_trigger_area)
             self.tracker = Tracker(self.config, self.regions.zones)
+            self.tracker.min_hits = self.frames_to_start + 1
             self.algorithm.rebase()
         size = self.regions.size
         small = luma if (w, h) == size else cv2.resize(luma, size, interpolation=cv2.INTER_AREA)
@@ -133,7 +155,7 @@ class Detector:
         quiet = result.global_change or result.learning or self._suppress > 0
         if self._suppress > 0:
             self._suppress -= 1
-        trigger = self.config.min_trigger_area
+        trigger = self.min_trigger_area
         if self.user is not None:
             moving = blobs.pixels > 0
         else:
@@ -158,7 +180,7 @@ class Detector:
         ms = (time.perf_counter() - t0) * 1000.0
         return FrameResult(ts, motion, moving, blobs.boxes if moving else [],
                            blobs.area if moving else 0.0, score, blobs.zones if moving else [],
-                           result.global_change, changes, ms, blobs.fg, health)
+                           result.global_change, changes, ms, blobs.fg, health, blobs)
 
     def _drop_relit(self, blobs: Blobs, frame: np.ndarray, background: np.ndarray) -> Blobs:
         """The blobs less those that are the background under moving light."""
@@ -182,7 +204,7 @@ class Detector:
     @property
     def start_frames(self) -> int:
         """Frames of motion before an event starts (a replay back-fills them)."""
-        return self.tracker.min_hits if self.tracking else self.config.frames_to_start
+        return self.tracker.min_hits if self.tracking else self.frames_to_start
 
     def stop(self, ts: float) -> list[EventChange]:
         return self.events.stop(ts)

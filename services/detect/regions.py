@@ -83,9 +83,12 @@ class Regions:
         self.active_pixels = max(1, int(np.count_nonzero(active)))
         self.zones = [Zone(z.name, z.required, polygon_mask(z.polygon, size))
                       for z in config.zones]
+        self.set_min_area(config.min_trigger_area)
+
+    def set_min_area(self, min_trigger_area: float) -> None:
         # Speckles smaller than this are noise, not objects (a quarter of the
         # trigger area, at least 3 pixels).
-        self.min_blob = max(3, round(0.25 * config.min_trigger_area * self.active_pixels))
+        self.min_blob = max(3, round(0.25 * min_trigger_area * self.active_pixels))
 
     def blobs(self, fg: np.ndarray) -> Blobs:
         if self.active is not None:

@@ -3,8 +3,10 @@
 Subscribes to ``frame/lores/`` (newest only: a late frame is worth nothing to
 a detector) and ``frame/live/`` on endpoint "frames", ``brightness/`` on "ir",
 ``state/`` from "notify" (the arm state's owner): disarmed, it watches nothing
-(no events, hence no event clips or alerts) until armed again. Publishes
-``motion/`` and ``snapshot/`` on its own endpoint "detect". All decisions are made by
+(no events, hence no event clips or alerts) until armed again; ``Tune`` and
+``Overlay`` commands from "web" (the motion tuner: sensitivity used from the
+next frame, and a wish for overlays). Publishes ``motion/`` and ``snapshot/``
+(and ``overlay/`` while a tuner asks) on its own endpoint "detect". All decisions are made by
 ``services.detect.pipeline.Detector``, the same code that replay runs; this
 shell only decodes frames, keeps the best picture for snapshots and sends.
 
@@ -29,13 +31,16 @@ from common.messages import (
     Frame,
     LiveFrame,
     Motion,
+    MotionOverlay,
     Notice,
+    Overlay,
     SelfTest,
     Snapshot,
+    Tune,
 )
 from common.worker import SetupError, Worker
 from services.detect.events import EventChange
-from services.detect.pipeline import Detector
+from services.detect.pipeline import Detector, FrameResult
 from services.detect.snapshot import annotate, encode_jpeg, lores_to_bgr
 from services.detect.tamper import Finding
 
@@ -81,6 +86,8 @@ class DetectService(Worker):
         self.test_until = 0.0  # a self-test's passer-by may start an event until then
         self.test_run = ""
         self.test_events: dict[str, str] = {}  # event id -> the self-test run it is
+        self.subscribe(["web"], [Tune.TOPIC, Overlay.TOPIC])
+        self.overlay_until = float("-inf")  # the motion tuner's overlay is wanted until then
         self.live: tuple[float, np.ndarray | memoryview] | None = None  # pixels, or a JPEG
         self.lores: tuple[Frame, np.ndarray] | None = None
         self.ir_level: float | None = None
@@ -88,7 +95,8 @@ class DetectService(Worker):
         self.paused = not ArmingStore(self.home).load().armed
         self.last_frame_wall = self.clock()
         self.stats: dict[str, Any] = {"frames": 0, "bad_frames": 0, "events": 0,
-                                      "snapshots": 0, "ir_rebases": 0, "ms_last": 0.0}
+                                      "snapshots": 0, "ir_rebases": 0, "ms_last": 0.0,
+                                      "tunings": 0}
         self._bad_kinds: set[str] = set()
 
     def status_counters(self) -> dict[str, Any]:
@@ -111,6 +119,10 @@ class DetectService(Worker):
             self.test_run, self.test_until = h.run_id, self.clock() + h.seconds + 5.0
             if self.paused:
                 self.detector.rebase()  # disarmed: watch for the test only
+        elif isinstance(h, Tune) and h.camera == self.camera:
+            self._tune(h)
+        elif isinstance(h, Overlay) and h.camera == self.camera:
+            self.overlay_until = self.clock() + h.seconds
 
     def _bad(self, what: str, exc: Exception) -> None:
         self.stats["bad_frames"] += 1
@@ -157,6 +169,8 @@ class DetectService(Worker):
             self._send(change, res.fg)
         for finding in res.health:
             self._notice(finding)
+        if self.clock() < self.overlay_until:
+            self._overlay(h.ts, res)
 
     def _brightness(self, h: Brightness) -> None:
         # The IR illuminator switching changes the whole picture in a way no
@@ -168,6 +182,30 @@ class DetectService(Worker):
         self.ir_level = h.ir_level
         # The night profile: camera health compares with its night reference.
         self.detector.night = h.ir_level > 0.05
+
+    def _tune(self, h: Tune) -> None:
+        d = self.detector
+        values = (h.threshold, h.min_area, h.frames_to_start)
+        if values != (d.threshold, d.min_trigger_area, d.frames_to_start):
+            d.tune(*values)
+            self.stats["tunings"] += 1
+            log.info("tuned by %s: min_pixel_delta_trigger=%d min_trigger_area=%g "
+                     "frames_to_start=%d", h.source or "?", *values)
+
+    def _overlay(self, ts: float, res: FrameResult) -> None:
+        """This frame's moving pixels and blobs, for the tuner's picture."""
+        assert self.pub is not None
+        d = self.detector
+        w, h = d.regions.size
+        fg = res.fg if res.fg is not None else np.zeros((h, w), np.uint8)
+        blobs = res.blobs
+        self.pub.publish(MotionOverlay, [np.packbits(fg > 0).tobytes()], ts=ts,
+                         width=fg.shape[1], height=fg.shape[0],
+                         boxes=blobs.boxes if blobs else [],
+                         area=round(blobs.area, 5) if blobs else 0.0, moving=res.raw,
+                         event=d.events.active, min_pixel_delta_trigger=d.threshold,
+                         min_trigger_area=d.min_trigger_area,
+                         frames_to_start=d.frames_to_start)
 
     def _pause(self, paused: bool) -> None:
         if paused == self.paused:

@@ -17,7 +17,7 @@ from fastapi.security import APIKeyCookie, APIKeyHeader
 
 from services.web import guard, shield
 from services.web.context import WebContext
-from services.web.routes import events, live, login, media, settings, status
+from services.web.routes import events, live, login, media, motion, settings, status
 
 
 def create_app(ctx: WebContext) -> FastAPI:
@@ -44,4 +44,5 @@ def create_app(ctx: WebContext) -> FastAPI:
     app.include_router(events.router(ctx))
     app.include_router(media.router(ctx))
     app.include_router(settings.router(ctx, gate))
+    app.include_router(motion.router(ctx))
     return app

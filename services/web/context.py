@@ -26,6 +26,7 @@ from services.web.feed import EventFeed
 from services.web.h264live import H264Channel
 from services.web.health import HealthBoard
 from services.web.live import LiveHub
+from services.web.tuner import MotionTuner
 
 MEDIA_SUFFIXES = {".mp4", ".jpg", ".jpeg", ".png"}
 
@@ -52,6 +53,8 @@ class WebContext:
         storage = self.config.record.storage_dir or self.home.recordings_dir
         self.media_root = Path(storage).expanduser().resolve()
         self._catalogue: CatalogueReader | None = None
+        self.tuner = MotionTuner(self.config.detect,
+                                 lambda cls, **fields: self.send(cls, **fields))
 
     @property
     def tls(self) -> bool:

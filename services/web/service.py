@@ -36,7 +36,7 @@ import zmq
 from common.arming import Arming
 from common.bus import STATUS_ENDPOINTS, Message, Subscriber
 from common.config import SERVICES
-from common.messages import ArmState, Frame, Header, Heartbeat, VideoPacket
+from common.messages import ArmState, Frame, Header, Heartbeat, MotionOverlay, VideoPacket
 from common.worker import SetupError, Worker
 from services.web import auth
 from services.web.app import create_app
@@ -46,6 +46,7 @@ from services.web.h264live import H264Channel
 from services.web.health import HealthBoard
 from services.web.live import LiveChannel, LiveHub, to_pixels
 from services.web.shield import MAX_HEADER_BYTES
+from services.web.tuner import MotionTuner
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +92,12 @@ class WebService(Worker):
         self.frame_subs: dict[str, tuple[Subscriber, LiveChannel]] = {}
         self.video_subs: dict[str, tuple[Subscriber, H264Channel]] = {}
         self._subscribed: dict[int, bool] = {}
+        self.overlay_sub: Subscriber | None = None
         if web.local_camera:
             self._camera_subscribers(self.camera, frames=["frames"], video=["video"],
                                      events=list(STATUS_ENDPOINTS), urls={}, key="")
+            # The motion tuner's overlay: subscribed only while a tuner is open.
+            self.overlay_sub = self.subscribe(["detect"], [], latest_only=True)
         for cam in web.cameras:
             self._camera_subscribers(cam.name, frames=[], video=[], events=[], urls=cam.endpoints,
                                      key=cam.server_public_key)
@@ -141,6 +145,10 @@ class WebService(Worker):
 
     def handle(self, msg: Message) -> None:
         header = msg.header
+        if isinstance(header, MotionOverlay):
+            if header.camera == self.camera:
+                self.ctx.tuner.push(header, bytes(msg.payload[0]) if msg.payload else b"")
+            return
         if isinstance(header, Frame):
             channel = self.hub.get(header.camera)
             if channel is None:
@@ -168,25 +176,30 @@ class WebService(Worker):
 
     def _follow_viewers(self) -> None:
         """Receive raw frames and h264 only while someone watches (or just did)."""
-        pairs: list[tuple[Subscriber, LiveChannel | H264Channel, bytes]] = [
+        pairs: list[tuple[Subscriber, LiveChannel | H264Channel | MotionTuner, bytes]] = [
             (sub, ch, LIVE_TOPIC) for sub, ch in self.frame_subs.values()]
         pairs += [(sub, ch, VIDEO_TOPIC) for sub, ch in self.video_subs.values()]
+        if self.overlay_sub is not None:
+            pairs.append((self.overlay_sub, self.ctx.tuner, MotionOverlay.TOPIC))
         for sub, channel, topic in pairs:
             wanted = channel.wanted()
             if wanted != self._subscribed.get(id(sub), False):
                 sub.socket.setsockopt(zmq.SUBSCRIBE if wanted else zmq.UNSUBSCRIBE, topic)
                 self._subscribed[id(sub)] = wanted
-                log.debug("%s %s %s", channel.camera, topic.decode(), "on" if wanted else "off")
+                log.debug("%s %s", topic.decode(), "on" if wanted else "off")
 
     def tick(self, now: float) -> float | None:
         self._follow_viewers()
+        self.ctx.tuner.tick()
         return None
 
     def status_counters(self) -> dict[str, Any]:
         return {"viewers": self.hub.viewers, "encoded": self.hub.encoded_count,
                 "h264_viewers": sum(c.viewers for c in self.ctx.video.values()),
                 "frames_in": sum(c.frames_in for c in self.hub.channels.values()),
-                "feed_listeners": self.feed.listeners}
+                "feed_listeners": self.feed.listeners,
+                "tuner_viewers": self.ctx.tuner.viewers,
+                "bad_overlays": self.ctx.tuner.bad_overlays}
 
     # -- lifecycle ---------------------------------------------------------------------
     async def companion(self) -> None:

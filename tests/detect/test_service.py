@@ -15,7 +15,19 @@ import pytest
 
 from common.bus import Bus
 from common.config import parse_config
-from common.messages import ArmState, Brightness, Frame, Heartbeat, LiveFrame, Motion, Snapshot
+from common.messages import (
+    ArmState,
+    Brightness,
+    Frame,
+    Heartbeat,
+    LiveFrame,
+    Motion,
+    MotionOverlay,
+    Overlay,
+    Snapshot,
+    Tune,
+    encode,
+)
 from common.paths import Home
 from services.detect.evalset import Sequence, iter_luma
 
@@ -157,5 +169,73 @@ def test_disarmed_watches_nothing_until_armed_again(service, trees: Sequence, tm
                            format="yuv420")
             out.recv(1 / 60)
         assert any(m.phase == "start" for m in walk_through())
+    finally:
+        bus.close()
+
+
+def test_tuning_applies_from_the_next_frame_and_overlay_comes_while_asked(
+        service, trees: Sequence, tmp_path: Path) -> None:
+    frames, _ir, out, proc = service
+    bus = Bus(parse_config({}), Home(tmp_path))
+    web = bus.publisher("web")
+    overlays = bus.subscriber(["detect"], [MotionOverlay.TOPIC])
+    lumas = list(iter_luma(trees))
+
+    def walk_through(first: int = 150) -> list:
+        got: list = []
+        for i in range(first, 262):
+            frames.publish(Frame, [yuv(lumas[i])], ts=time.time(), width=160, height=120,
+                           format="yuv420")
+            got += out.recv(1 / 30) + overlays.recv(0)
+        got += out.recv(0.5) + overlays.recv(0.2)
+        return [m for m in got if isinstance(m.header, Motion | MotionOverlay)]
+
+    try:
+        time.sleep(0.5)  # the web endpoint is new: let detect connect to it
+        assert not [m for m in walk_through() if isinstance(m.header, MotionOverlay)], \
+            "an overlay nobody asked for"
+        # Nothing moves enough at the top threshold, and the overlay says so.
+        web.publish(Tune, ts=time.time(), source="test", threshold=255, min_area=0.002,
+                    frames_to_start=2)
+        web.publish(Overlay, ts=time.time(), source="test", seconds=20)
+        out.recv(0.3)
+        got = walk_through()
+        shown = [m for m in got if isinstance(m.header, MotionOverlay)]
+        assert len(shown) > 50
+        assert all(m.header.min_pixel_delta_trigger == 255 for m in shown)
+        assert not [m for m in got if isinstance(m.header, Motion) and m.header.phase == "start"]
+        assert all(not np.unpackbits(np.frombuffer(m.payload[0], np.uint8)).any()
+                   for m in shown[-30:])
+        # Back to the usual threshold: the person walking through opens an event,
+        # and the overlay shows moving pixels where the boxes are.
+        web.publish(Tune, ts=time.time(), source="test", threshold=25, min_area=0.002,
+                    frames_to_start=2)
+        out.recv(0.3)
+        got = walk_through(first=200)
+        assert any(isinstance(m.header, Motion) and m.header.phase == "start" for m in got)
+        moving = [m for m in got if isinstance(m.header, MotionOverlay) and m.header.moving]
+        assert moving and moving[-1].header.boxes
+        o = moving[-1]
+        bits = np.unpackbits(np.frombuffer(o.payload[0], np.uint8))[:o.header.width
+                                                                      * o.header.height]
+        assert (o.header.width, o.header.height) == (160, 120) and bits.sum() > 20
+        # A command out of range is counted and dropped; detect carries on.
+        bad = encode(Tune(camera="cam1", seq=0, ts=0.0, source="test", threshold=25,
+                          min_area=0.002, frames_to_start=2))
+        bad[1] = bad[1].replace(b"frames_to_start\x02", b"frames_to_start\x00")
+        web._socket.send_multipart(bad)
+        deadline = time.time() + 3
+        beat = None
+        while time.time() < deadline and not (beat and beat.counters["malformed"]):
+            beats = [m.header for m in out.recv(0.3) if isinstance(m.header, Heartbeat)]
+            beat = beats[-1] if beats else beat
+        assert proc.poll() is None
+        assert beat is not None and beat.counters["malformed"] == 1
+        assert beat.counters["tunings"] == 2
+        # Overlays stop when asked to.
+        web.publish(Overlay, ts=time.time(), source="test", seconds=0)
+        out.recv(0.3)
+        overlays.recv(0.2)
+        assert not [m for m in walk_through(first=240) if isinstance(m.header, MotionOverlay)]
     finally:
         bus.close()

@@ -38,11 +38,14 @@ from common.messages import (
     Heartbeat,
     LiveFrame,
     Motion,
+    MotionOverlay,
     Mute,
     Notice,
+    Overlay,
     Recording,
     Rotate,
     Snapshot,
+    Tune,
     VideoPacket,
     encode,
 )
@@ -63,6 +66,9 @@ SAMPLES = [
     Rotate("cam1", 1, 1.0, "notify", {"pan": 30}), Forget("cam1", 1, 1.0, "notify", "/r/x.mp4"),
     Notice("cam1", 1, 1.0, "record", "storage", "disk full"),
     ArmState("cam1", 1, 1.0, True), Heartbeat("cam1", 1, 1.0, "fuzzer", 1, 1.0, "ok"),
+    Tune("cam1", 1, 1.0, "web", 25, 0.002, 2), Overlay("cam1", 1, 1.0, "web", 5.0),
+    MotionOverlay("cam1", 1, 1.0, 160, 120, [[0.1, 0.1, 0.2, 0.2]], 0.01, True, False, 25,
+                  0.002, 2),
 ]
 # Who binds which endpoints and what each carries: the fuzzer takes each
 # producer's place in turn and sends its topics (a topic nobody subscribes to on
@@ -70,10 +76,10 @@ SAMPLES = [
 PRODUCERS = {"capture": ["frames", "video", "capture"], "detect": ["detect"],
              "record": ["record"], "notify": ["notify"], "ir": ["ir"], "web": ["web"]}
 CARRIES = {"frames": [Frame, LiveFrame], "video": [VideoPacket], "capture": [Heartbeat],
-           "detect": [Motion, Snapshot, Heartbeat],
+           "detect": [Motion, Snapshot, MotionOverlay, Heartbeat],
            "record": [Recording, Snapshot, Notice, Heartbeat],
            "notify": [Rotate, Forget, ArmState, Heartbeat], "ir": [Brightness, Heartbeat],
-           "web": [Mute, Heartbeat]}
+           "web": [Mute, Tune, Overlay, Heartbeat]}
 PER_TOPIC = 10_000  # over all the endpoints that carry it
 
 

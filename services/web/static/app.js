@@ -1,8 +1,8 @@
 // Shared by every page: navigation, JSON helpers, arm state.
 "use strict";
 
-const PAGES = [["/", "Live"], ["/events", "Events"], ["/health", "Health"], ["/config", "Config"],
-               ["/settings", "Settings"]];
+const PAGES = [["/", "Live"], ["/events", "Events"], ["/tuner", "Tuner"], ["/health", "Health"],
+               ["/config", "Config"], ["/settings", "Settings"]];
 
 async function api(path, options = {}) {
   const res = await fetch(path, { credentials: "same-origin", ...options });

@@ -1,0 +1,146 @@
+"""The motion tuner in headless Chromium against
+``pisentry run`` (synthetic camera, real capture, detect, record and web under
+supervisord, in a temporary home).
+
+- Tuner: with the passer-by on screen, the threshold slider goes to its top;
+  within a second the overlay (detect's moving pixels, drawn on the page's
+  canvas) is empty and says detect uses the new value (screenshots of both);
+  back down, detect follows within a second and moving pixels show again.
+
+Screenshots at desktop and phone size go to tests/artifacts/web/.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import REPO, new_home, running_pipeline
+from tests.web.test_browser import CHROMIUM, chromium
+from tests.web.test_service import free_port
+
+ARTIFACTS = REPO / "tests" / "artifacts" / "web"
+API_KEY = "motion-e2e-api-key-0123456789abcdef"
+H = {"X-API-Key": API_KEY}
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(),
+                       reason=f"{CHROMIUM} is absent (apt-get install chromium)"),
+    pytest.mark.timeout(300),
+]
+
+# Counts the overlay canvas's red pixels (what the page drew, read back).
+RED_PIXELS = """() => {
+    const c = document.getElementById('overlay');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && d[i] > 200 && d[i + 1] < 80) n++;
+    return n;
+}"""
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Iterator[dict[str, Any]]:
+    home = new_home()
+    port = free_port()
+    raw = {"general": {"services": ["capture", "detect", "record", "web"]},
+           # a 5 s walk every 10 s; events end soon after it leaves
+           "capture": {"width": 640, "height": 480, "fps": 10, "object_period": 10},
+           "detect": {"quiet_seconds": 1.0},
+           "record": {"rec_sec_before": 1, "rec_sec_after": 1},
+           "web": {"port": port, "api_key": API_KEY}}
+    with running_pipeline(raw, home=home) as p:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 40
+        while True:
+            try:
+                if httpx.get(f"{base}/api/status", headers=H, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, p.output()
+            time.sleep(0.3)
+        m = re.search(r"login: admin / (\S+)", p.log.read_text())
+        assert m, "first start did not print a password:\n" + p.output()
+        yield {"base": base, "password": m.group(1), "pipeline": p, "home": home}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as b:
+        yield b
+
+
+def wait_overlay(page: Any, condition: str, what: str, timeout: float = 5.0) -> float:
+    """Seconds until ``condition`` (JS, on the page's last overlay and canvas)
+    holds; fails naming ``what`` and the overlay's last state."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if page.evaluate(f"() => {condition}"):
+            return time.monotonic() - t0
+        time.sleep(0.02)
+    state = page.evaluate("() => window.tunerState.lastOverlay")
+    raise AssertionError(f"{what}: not within {timeout} s; red pixels "
+                         f"{page.evaluate(RED_PIXELS)}, last overlay {state}")
+
+
+def logged_in(browser: Any, pipe: dict[str, Any], viewport: dict[str, int]) -> Any:
+    page = browser.new_page(viewport=viewport)
+    page.goto(f"{pipe['base']}/login")
+    page.fill("#password", pipe["password"])
+    page.click("#submit")
+    page.wait_for_url(f"{pipe['base']}/")
+    return page
+
+
+def test_tuner_threshold_changes_the_overlay_within_a_second(pipeline: dict[str, Any],
+                                                             browser: Any) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = logged_in(browser, pipeline, DESKTOP)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{pipeline['base']}/tuner")
+    page.wait_for_function("() => window.tunerState && window.tunerState.lastOverlay",
+                           timeout=15_000)
+    assert page.evaluate("() => window.tunerState.lastOverlay.tuning") == {
+        "min_pixel_delta_trigger": 25, "min_trigger_area": 0.002, "frames_to_start": 2}
+    # A passer-by who has just come in (seconds of walk left): between two of
+    # them nothing moves, then plenty does.
+    page.wait_for_function(f"() => ({RED_PIXELS})() === 0", timeout=30_000, polling=50)
+    page.wait_for_function(f"() => ({RED_PIXELS})() > 1500", timeout=30_000, polling=50)
+    before = page.evaluate(RED_PIXELS)
+    stage = page.locator("#stage")
+    stage.screenshot(path=str(ARTIFACTS / "tuner-threshold-25.png"))
+
+    page.fill("#min_pixel_delta_trigger", "255")
+    took = wait_overlay(page, "window.tunerState.lastOverlay.tuning.min_pixel_delta_trigger "
+                              f"=== 255 && ({RED_PIXELS})() === 0", "empty at 255")
+    stage.screenshot(path=str(ARTIFACTS / "tuner-threshold-255.png"))
+    assert took < 1.0, f"the overlay took {took:.2f} s to follow the slider"
+
+    # Back down: detect uses it within a second, and the passer-by (this one,
+    # or the next if this one has left meanwhile) shows again.
+    page.fill("#min_pixel_delta_trigger", "25")
+    back = wait_overlay(page, "window.tunerState.lastOverlay.tuning.min_pixel_delta_trigger "
+                              "=== 25", "detect back at 25")
+    assert back < 1.0, f"detect took {back:.2f} s to follow the slider back"
+    wait_overlay(page, f"({RED_PIXELS})() > 300", "moving again at 25", timeout=15)
+    page.screenshot(path=str(ARTIFACTS / "tuner-desktop.png"))
+    print(f"tuner: {before} red pixels at 25; 0 at 255 after {took:.3f} s; "
+          f"detect back at 25 after {back:.3f} s")
+    # Unsaved values stay as they were in the file.
+    got = httpx.get(f"{pipeline['base']}/api/motion/tuning", headers=H).json()
+    assert got["saved"]["min_pixel_delta_trigger"] == 25
+    page.set_viewport_size(PHONE)
+    page.screenshot(path=str(ARTIFACTS / "tuner-phone.png"), full_page=True)
+    assert not errors, errors
+    page.close()
+
