@@ -1,4 +1,4 @@
-"""The motion tuner in headless Chromium against
+"""The mask editor and the motion tuner in headless Chromium against
 ``pisentry run`` (synthetic camera, real capture, detect, record and web under
 supervisord, in a temporary home).
 
@@ -6,6 +6,11 @@ supervisord, in a temporary home).
   within a second the overlay (detect's moving pixels, drawn on the page's
   canvas) is empty and says detect uses the new value (screenshots of both);
   back down, detect follows within a second and moving pixels show again.
+- Editor: a mask is drawn with mouse clicks over the left part of the path the
+  passer-by walks, a corner dragged, and saved (through the settings page's
+  save). Only detect restarts (the other pids stay), and from then on no event
+  has a box inside the mask (``/api/events``) while the passer-by still opens
+  events in the rest of the picture.
 
 Screenshots at desktop and phone size go to tests/artifacts/web/.
 """
@@ -148,3 +153,94 @@ def test_tuner_threshold_changes_the_overlay_within_a_second(pipeline: dict[str,
     assert not errors, errors
     page.close()
 
+# The left half of the passer-by's path (it walks along y 0.5..0.82, edge to edge).
+MASK = [(0.02, 0.42), (0.5, 0.42), (0.5, 0.95), (0.02, 0.95)]
+MASK_RIGHT = 0.5
+
+
+def supervised_pids(home: Any) -> dict[str, int]:
+    """Each service's pid as supervisord has it (its XML-RPC on the unix socket)."""
+    from common.supervisor_client import SupervisorClient
+
+    with SupervisorClient.for_home(home) as client:
+        return {p.name: p.pid for p in client.processes(False)}
+
+
+def events_since(base: str, since: float) -> list[dict[str, Any]]:
+    items = httpx.get(f"{base}/api/events", params={"limit": 200}, headers=H,
+                      timeout=5).json()["items"]
+    return [e for e in items if e["start"] >= since]
+
+
+def inside_mask(box: list[float]) -> bool:
+    """A box that lies in the masked part of the path (left of its edge)."""
+    x, _y, w, _h = box
+    return x + w <= MASK_RIGHT + 0.02
+
+
+def test_mask_drawn_in_the_browser_stops_events_there_and_restarts_only_detect(
+        pipeline: dict[str, Any], browser: Any) -> None:
+    base, home = pipeline["base"], pipeline["home"]
+    started = time.time()
+    # Unmasked, the passer-by opens events on the left too (walking right to
+    # left it ends at the left edge, its last boxes there).
+    deadline = time.monotonic() + 60
+    while not any(inside_mask(b) for e in events_since(base, started) for b in e["boxes"]):
+        assert time.monotonic() < deadline, events_since(base, started)
+        time.sleep(0.5)
+
+    page = logged_in(browser, pipeline, DESKTOP)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{base}/masks")
+    page.wait_for_function("() => document.getElementById('picture').naturalWidth > 0",
+                           timeout=10_000)
+    page.click("#new-mask")
+    box = page.locator("#drawing").bounding_box()
+    assert box is not None
+    for x, y in MASK:
+        page.mouse.click(box["x"] + x * box["width"], box["y"] + y * box["height"])
+    assert page.locator("#drawing polygon").count() == 1
+    assert page.locator("#drawing circle").count() == 4
+    # drag the last corner a little and back: corners move with the mouse
+    corner = page.locator("#drawing circle").nth(3)
+    c = corner.bounding_box()
+    assert c is not None
+    page.mouse.move(c["x"] + c["width"] / 2, c["y"] + c["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(c["x"] + 40, c["y"] - 30, steps=4)
+    moved = page.evaluate("() => document.querySelectorAll('#drawing circle')[3].getAttribute('cx')")
+    page.mouse.move(box["x"] + MASK[3][0] * box["width"], box["y"] + MASK[3][1] * box["height"],
+                    steps=4)
+    page.mouse.up()
+    back = page.evaluate("() => document.querySelectorAll('#drawing circle')[3].getAttribute('cx')")
+    assert float(moved) > float(back)
+    page.screenshot(path=str(ARTIFACTS / "masks-desktop.png"))
+
+    before = supervised_pids(home)
+    saved_at = time.time()
+    page.click("#save")
+    page.wait_for_function("() => document.getElementById('message').className.includes('ok')"
+                           " && document.getElementById('message').textContent.startsWith('Saved')",
+                           timeout=30_000)
+    saved = httpx.get(f"{base}/api/motion/regions", headers=H).json()["masks"]
+    assert len(saved) == 1 and all(abs(p[0] - q[0]) < 0.01 and abs(p[1] - q[1]) < 0.01
+                                   for p, q in zip(saved[0], MASK, strict=True)), saved
+    after = supervised_pids(home)
+    assert after["detect"] != before["detect"]
+    assert {k: v for k, v in after.items() if k != "detect"} == \
+        {k: v for k, v in before.items() if k != "detect"}
+
+    # From now on: events, but none inside the mask.
+    deadline = time.monotonic() + 60
+    while len(events_since(base, saved_at)) < 3:
+        assert time.monotonic() < deadline, events_since(base, saved_at)
+        time.sleep(0.5)
+    after_events = events_since(base, saved_at)
+    assert not [e for e in after_events if any(inside_mask(b) for b in e["boxes"])], after_events
+    assert all(b[0] >= MASK_RIGHT - 0.02 for e in after_events for b in e["boxes"]), after_events
+
+    page.set_viewport_size(PHONE)
+    page.screenshot(path=str(ARTIFACTS / "masks-phone.png"), full_page=True)
+    assert not errors, errors
+    page.close()

@@ -1,6 +1,7 @@
 """The motion tuner and the mask editor's API.
 
-Page ``/tuner``; under ``/api/motion``:
+Pages ``/masks`` and ``/tuner`` (both save through ``/api/settings``, the
+settings page's save); under ``/api/motion``:
 
 - ``GET /regions``: the saved ``detect.masks`` and ``detect.zones``;
   ``POST /mask-image`` turns an uploaded image into polygons (nothing is
@@ -24,6 +25,7 @@ from pydantic import BaseModel, Field
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from common.config import DetectConfig, Polygon, ZoneConfig
+from common.config_store import ConfigStore
 from common.messages import TUNING_LIMITS
 from services.web.context import WebContext
 from services.web.mask_image import MaskImageError, mask_polygons
@@ -58,6 +60,18 @@ class TuningOut(BaseModel):
 def router(ctx: WebContext) -> APIRouter:
     router = APIRouter()
 
+    store = ConfigStore(ctx.config_path or ctx.home.config_file, ctx.home)
+
+    def saved() -> DetectConfig:
+        """The detect section as saved (this process may have started on an older one)."""
+        current = store.current().config if store.path.exists() else None
+        return (current or ctx.config).detect
+
+    @router.get("/masks", include_in_schema=False)
+    def masks_page() -> FileResponse:
+        return FileResponse(static_file("masks.html"), media_type="text/html",
+                            headers={"Cache-Control": "no-store"})
+
     @router.get("/tuner", include_in_schema=False)
     def tuner_page() -> FileResponse:
         return FileResponse(static_file("tuner.html"), media_type="text/html",
@@ -66,7 +80,7 @@ def router(ctx: WebContext) -> APIRouter:
     # -- masks and zones -------------------------------------------------------------
     @router.get("/api/motion/regions", response_model=Regions, summary="Saved masks and zones")
     def get_regions() -> Regions:
-        d = ctx.config.detect
+        d = saved()
         return Regions(masks=d.masks, zones=d.zones, mask_image=d.mask_image)
 
     @router.post("/api/motion/mask-image", summary="Polygons of an image's black regions",
@@ -83,7 +97,7 @@ def router(ctx: WebContext) -> APIRouter:
 
     # -- tuning -----------------------------------------------------------------------
     def tuning_out() -> TuningOut:
-        d = ctx.config.detect
+        d = saved()
         return TuningOut(live=Tuning(**ctx.tuner.values),
                          saved=Tuning(**{name: getattr(d, name) for name in TUNING_LIMITS}),
                          limits=TUNING_LIMITS,

@@ -1,7 +1,7 @@
 // Shared by every page: navigation, JSON helpers, arm state.
 "use strict";
 
-const PAGES = [["/", "Live"], ["/events", "Events"], ["/tuner", "Tuner"], ["/health", "Health"],
+const PAGES = [["/", "Live"], ["/events", "Events"], ["/masks", "Masks"], ["/tuner", "Tuner"], ["/health", "Health"],
                ["/config", "Config"], ["/settings", "Settings"]];
 
 async function api(path, options = {}) {

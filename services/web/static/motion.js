@@ -21,6 +21,25 @@ function postJson(path, body) {
 }
 
 // kind: "ok", "bad" (a refusal) or "muted" (a note).
+// Saving goes through the settings page's own save (config.toml kept as the
+// user wrote it, its history, a restart of the services concerned with
+// rollback); its refusal lists the fields at fault.
+async function saveSettings(changes) {
+  const res = await fetch("/api/settings", {
+    method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ changes }) });
+  if (res.status === 401) { location.href = "/login"; throw new Error("login required"); }
+  const body = await res.json().catch(() => ({}));
+  if (res.ok && body.ok) return body;
+  if (body.errors) throw new Error(body.errors.map((e) => `${e.key}: ${e.message}`).join("; "));
+  if (body.failed) throw new Error("Rolled back: " + Object.entries(body.failed).map(([s, why]) => `${s}: ${why}`).join("; "));
+  throw new Error(typeof body.detail === "string" ? body.detail : `save: ${res.status}`);
+}
+
+function savedText(outcome) {
+  return "Saved" + (outcome.restarted && outcome.restarted.length ? `; restarted ${outcome.restarted.join(", ")}` : "");
+}
+
 function say(text, kind = "ok") {
   const box = document.getElementById("message");
   box.textContent = text;

@@ -96,6 +96,23 @@ function follow() {
   ws.onclose = () => setTimeout(follow, 1000);
 }
 
+async function save() {
+  const button = document.getElementById("save");
+  button.disabled = true;
+  say("Saving…", "muted");
+  const v = values();
+  try {
+    const outcome = await saveSettings(Object.fromEntries(
+      Object.entries(v).map(([name, value]) => [`detect.${name}`, value])));
+    tuner.saved = v;
+    say(savedText(outcome));
+  } catch (err) {
+    say(err.message, "bad");
+  } finally {
+    button.disabled = false;
+  }
+}
+
 document.addEventListener("DOMContentLoaded", async () => {
   showLive(document.getElementById("picture"), (w, h) => {
     const canvas = document.getElementById("overlay");
@@ -110,6 +127,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   } catch (err) {
     say(err.message, "bad");
   }
+  document.getElementById("save").onclick = save;
   document.getElementById("revert").onclick = () => { showValues(tuner.saved); send(); };
   follow();
 });
