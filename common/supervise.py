@@ -7,21 +7,35 @@ uses the same generator (``deploy/install.sh``) behind a systemd unit.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import os
 import pwd
 import secrets
 import shutil
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 from common.cli import service_exists
 from common.config import Config
+from common.instance import InstanceLock, InstanceRunning, SocketInUse, clear_stale_sockets
+from common.lifeline import die_with_parent
 from common.paths import Home
-from common.supervisor_client import CONF_NAME, SETUP_ERROR_EXIT, SOCKET_NAME
+from common.supervisor_client import (
+    CONF_NAME,
+    SETUP_ERROR_EXIT,
+    SOCKET_NAME,
+    SupervisorClient,
+    SupervisorError,
+    SupervisorUnavailable,
+)
 
 CONTROL_USER = "pisentry"
+WATCH_PERIOD = 0.5  # seconds between looks at the services' states
 
 # Producers first so consumers find their endpoints, though any order works.
 START_ORDER = ("capture", "ir", "detect", "record", "notify", "web")
@@ -119,6 +133,11 @@ def _announce_password(home: Home) -> None:
               "`pisentry set-password`)\n", flush=True)
 
 
+def _supervisord_binary() -> str | None:
+    binary = Path(sys.executable).with_name("supervisord")
+    return str(binary) if binary.exists() else shutil.which("supervisord")
+
+
 def run_supervised(config: Config, home: Home, config_path: str | None) -> int:
     os.umask(0o077)  # what this instance writes is this user's alone
     home.ensure()
@@ -126,20 +145,150 @@ def run_supervised(config: Config, home: Home, config_path: str | None) -> int:
     if not services:
         print("pisentry: no service to run (general.services)", file=sys.stderr)
         return 2
-    conf = home.run_dir / CONF_NAME
-    conf.write_text(supervisord_conf(config, home, config_path, secrets.token_urlsafe(24)))
-    if "web" in services:
-        _announce_password(home)
-        scheme = "https" if config.web.certfile_path else "http"
-        print(f"pisentry: web viewer at {scheme}://{config.web.host}:{config.web.port}/",
-              flush=True)
-    print(f"pisentry: running {', '.join(services)}; logs in {home.log_dir}; Ctrl-C stops",
-          flush=True)
-    binary = Path(sys.executable).with_name("supervisord")
-    exe = str(binary) if binary.exists() else shutil.which("supervisord")
+    exe = _supervisord_binary()
     if exe is None:
         print("pisentry: supervisord not found (pip install supervisor)", file=sys.stderr)
         return 2
-    # exec, so SIGTERM/SIGINT reach supervisord, which stops every service.
-    os.execv(exe, [exe, "-n", "-c", str(conf)])
-    return 0  # not reached
+    try:
+        lock = InstanceLock(home)
+    except InstanceRunning as exc:
+        print(f"pisentry: {exc}", file=sys.stderr)
+        return 1
+    try:
+        clear_stale_sockets(home)
+    except SocketInUse as exc:
+        print(f"pisentry: {exc}", file=sys.stderr)
+        return 1
+    conf = home.run_dir / CONF_NAME
+    conf.write_text(supervisord_conf(config, home, config_path, secrets.token_urlsafe(24)))
+    console = Console()
+    if "web" in services:
+        _announce_password(home)
+        scheme = "https" if config.web.certfile_path else "http"
+        console.say(f"pisentry: web viewer at {scheme}://{config.web.host}:{config.web.port}/")
+    console.say(f"pisentry: running {', '.join(services)}; logs in {home.log_dir}; "
+                "Ctrl-C stops")
+    return Foreground(exe, conf, home, lock, console).run()
+
+
+class Console:
+    """The terminal ``pisentry run`` was started from, which may go away at any
+    moment (an SSH session drops, the reader of a pipe quits): a line that
+    cannot be written is dropped, and supervision goes on."""
+
+    def __init__(self) -> None:
+        self.gone = False
+
+    def say(self, line: str, error: bool = False) -> None:
+        if self.gone:
+            return
+        try:
+            stream = sys.stderr if error else sys.stdout
+            stream.write(line + "\n")
+            stream.flush()
+        except (OSError, ValueError):
+            self.gone = True
+            # Python's flush at exit would fail again, and say so on the same stream.
+            devnull = open(os.devnull, "w")  # noqa: SIM115 - lives until exit
+            sys.stdout = sys.stderr = devnull
+
+
+class Foreground:
+    """supervisord as a child of ``pisentry run``, which stays in the
+    foreground to be the instance's one handle:
+
+    - SIGHUP (the terminal closed), SIGINT (Ctrl-C) and SIGTERM become one
+      clean stop of supervisord and every service. SIGHUP is left alone when
+      it was ignored at start (``nohup pisentry run``).
+    - supervisord runs in a session of its own, so the terminal's signals reach
+      it only through here, and never as SIGHUP (which would make it reload).
+    - supervisord gets SIGTERM if ``pisentry run`` dies (``common.lifeline``),
+      and every service if supervisord dies; if supervisord dies anyhow, the
+      services it left are stopped from here as a last resort.
+    - a service that goes FATAL is said on the terminal, one line with its
+      own reason.
+    """
+
+    def __init__(self, exe: str, conf: Path, home: Home, lock: InstanceLock,
+                 console: Console) -> None:
+        self.exe, self.conf, self.home, self.lock, self.console = exe, conf, home, lock, console
+        self.stop_signal = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.pids: dict[str, int] = {}   # service -> pid, as last seen running
+        self.fatal: set[str] = set()     # services already said to be FATAL
+
+    def run(self) -> int:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            if sig != signal.SIGHUP or signal.getsignal(sig) != signal.SIG_IGN:
+                signal.signal(sig, self._stop)
+        parent = os.getpid()
+        out = (self.home.log_dir / "supervisord.out").open("ab")
+        self.proc = subprocess.Popen(
+            [self.exe, "-n", "-c", str(self.conf)], stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(self.lock.fd,),
+            # no thread runs in this process yet, which is what makes preexec_fn safe
+            preexec_fn=lambda: die_with_parent(signal.SIGTERM, parent_pid=parent))  # noqa: PLW1509
+        out.close()
+        with SupervisorClient.for_home(self.home, timeout=2.0) as sup:
+            while self.proc.poll() is None:
+                if self.stop_signal == 0:
+                    self._watch(sup)
+                try:
+                    self.proc.wait(WATCH_PERIOD)
+                except subprocess.TimeoutExpired:
+                    pass
+        code = self.proc.returncode
+        if self.stop_signal:
+            return 0
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        self.console.say(f"pisentry: supervisord {how}; stopping what it left running "
+                         f"(see {self.home.log_dir}/supervisord.log)", error=True)
+        _stop_leftovers(self.pids)
+        return 1
+
+    def _stop(self, signum: int, _frame: object) -> None:
+        self.stop_signal = signum
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # supervisord's clean shutdown
+
+    def _watch(self, sup: SupervisorClient) -> None:
+        try:
+            processes = sup.processes(reasons=False)
+        except SupervisorUnavailable:
+            return  # still starting (or going): the next round sees
+        for p in processes:
+            if p.pid:
+                self.pids[p.name] = p.pid
+            if p.fatal and p.name not in self.fatal:
+                self.fatal.add(p.name)
+                try:
+                    reason = sup.reason(p.name)
+                except (SupervisorUnavailable, SupervisorError):
+                    reason = p.description
+                self.console.say(f"pisentry: FATAL {p.name}: {reason}", error=True)
+            elif p.running and p.name in self.fatal:
+                self.fatal.discard(p.name)
+                self.console.say(f"pisentry: {p.name} is running again")
+
+
+def _stop_leftovers(pids: dict[str, int], grace: float = 3.0) -> None:
+    """SIGTERM, then SIGKILL, to the process group of every service still
+    alive; each service leads its own group (supervisord's setpgrp), which
+    also guards against a pid reused by an unrelated process meanwhile."""
+    def alive() -> list[int]:
+        out = []
+        for pid in pids.values():
+            try:
+                if os.getpgid(pid) == pid:
+                    out.append(pid)
+            except ProcessLookupError:
+                pass
+        return out
+
+    deadline = time.monotonic() + grace
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, sig)
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.1)

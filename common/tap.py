@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from common.bus import ENDPOINT_NAMES, STATUS_ENDPOINTS, Bus
 from common.messages import Header, Heartbeat
 from common.paths import Home
+from common.supervisor_client import FATAL, SupervisorClient, SupervisorError, SupervisorUnavailable
 
 if TYPE_CHECKING:
     from common.config import Config
@@ -62,20 +63,35 @@ def collect_heartbeats(config: Config, home: Home, expected: list[str],
     return seen
 
 
+def supervised_states(home: Home) -> dict[str, tuple[str, str]]:
+    """service -> (supervisord's state, reason when down) from this home's
+    supervisord; empty when none answers (services started some other way)."""
+    try:
+        with SupervisorClient.for_home(home, timeout=2.0) as sup:
+            return {p.name: (p.state, p.reason) for p in sup.processes()}
+    except (SupervisorUnavailable, SupervisorError):
+        return {}
+
+
 def status(config: Config, home: Home, as_json: bool) -> int:
     from common.supervise import services_to_run
 
     expected = services_to_run(config)
-    seen = collect_heartbeats(config, home, expected)
+    supervised = supervised_states(home)
+    seen = collect_heartbeats(config, home, [s for s in expected
+                                             if supervised.get(s, ("", ""))[0] != FATAL])
     now = time.time()
     healthy = True
     rows: list[dict[str, Any]] = []
     for service in expected:
         hb = seen.get(service)
-        alive = hb is not None and now - hb.ts < ALIVE_SECONDS and hb.status != "stopping"
+        state, reason = supervised.get(service, ("", ""))
+        alive = (hb is not None and now - hb.ts < ALIVE_SECONDS and hb.status != "stopping"
+                 and state != FATAL)
         healthy &= alive
         rows.append({"service": service, "alive": alive,
-                     "status": hb.status if hb else "no heartbeat",
+                     "status": FATAL if state == FATAL else hb.status if hb else "no heartbeat",
+                     "supervisord": state or None, "reason": reason,
                      "age": round(now - hb.ts, 2) if hb else None,
                      "pid": hb.pid if hb else None,
                      "counters": hb.counters if hb else {}})
@@ -83,11 +99,17 @@ def status(config: Config, home: Home, as_json: bool) -> int:
         print(json.dumps({"healthy": healthy, "services": rows}))
     else:
         for row in rows:
+            if row["status"] == FATAL:
+                print(f"{row['service']:8} {FATAL:12} {row['reason']}")
+                continue
             c = row["counters"]
             extra = f" {c.get('degraded')}" if c.get("degraded") else ""
             err = f" last_error={c['last_error']!r}" if c.get("last_error") else ""
             print(f"{row['service']:8} {row['status']:12} pid={row['pid']} "
                   f"in={c.get('in', '-')} out={c.get('out', '-')} "
                   f"dropped={c.get('dropped', '-')} errors={c.get('errors', '-')}{extra}{err}")
+        if not supervised:
+            print(f"supervisord: not answering on {home.run_dir} (is `pisentry run` running?)",
+                  file=sys.stderr)
         print("healthy" if healthy else "NOT healthy", file=sys.stderr)
     return 0 if healthy else 1

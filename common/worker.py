@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import zmq
 
 from common.bus import Bus, Message, Publisher, Subscriber
+from common.lifeline import die_with_parent
 from common.messages import Heartbeat
 from common.paths import Home
 from common.writebudget import process_write_bytes
@@ -196,6 +197,10 @@ class Worker:
         if threading.current_thread() is threading.main_thread():  # tests run workers in threads
             signal.signal(signal.SIGTERM, self.request_stop)
             signal.signal(signal.SIGINT, self.request_stop)
+            if os.environ.get("SUPERVISOR_ENABLED"):
+                # supervisord killed (even with SIGKILL) stops this service too,
+                # rather than leaving it running with nobody to restart it.
+                die_with_parent(signal.SIGTERM, parent_name="supervisord")
         try:
             self.home.ensure()
             self.pub = self.bus.publisher(self.name)
