@@ -530,7 +530,8 @@ class WebCameraConfig(Section):
 
 class WebConfig(Section):
     host: str = Field("127.0.0.1", description="Listen address (0.0.0.0 for the LAN)")
-    port: int = Field(8080, ge=1, le=65535, description="Listen port")
+    port: int = Field(8080, ge=1, le=65535,
+                      description="Listen port; each instance on a machine needs its own")
     api_key: SecretStr = Field(SecretStr(""), description="API key for machines, sent in the "
                                "api_key_header_name header (or PISENTRY_WEB_API_KEY), at least "
                                "32 characters (`openssl rand -hex 24`); empty: no key accepted")

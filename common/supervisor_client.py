@@ -241,3 +241,13 @@ class SupervisorClient:
                            exitstatus=int(raw["exitstatus"]),
                            description=str(raw["description"]),
                            logfile=str(raw["stdout_logfile"]), reason=reason)
+
+
+def supervised_states(home: Home, timeout: float = 2.0) -> dict[str, tuple[str, str]]:
+    """service -> (state, reason when down) from this home's supervisord;
+    empty when none answers (services started some other way, or stopping)."""
+    try:
+        with SupervisorClient.for_home(home, timeout=timeout) as sup:
+            return {p.name: (p.state, p.reason) for p in sup.processes()}
+    except (SupervisorUnavailable, SupervisorError):
+        return {}

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from common.bus import ENDPOINT_NAMES, STATUS_ENDPOINTS, Bus
 from common.messages import Header, Heartbeat
 from common.paths import Home
-from common.supervisor_client import FATAL, SupervisorClient, SupervisorError, SupervisorUnavailable
+from common.supervisor_client import FATAL, supervised_states
 
 if TYPE_CHECKING:
     from common.config import Config
@@ -61,16 +61,6 @@ def collect_heartbeats(config: Config, home: Home, expected: list[str],
     finally:
         bus.close()
     return seen
-
-
-def supervised_states(home: Home) -> dict[str, tuple[str, str]]:
-    """service -> (supervisord's state, reason when down) from this home's
-    supervisord; empty when none answers (services started some other way)."""
-    try:
-        with SupervisorClient.for_home(home, timeout=2.0) as sup:
-            return {p.name: (p.state, p.reason) for p in sup.processes()}
-    except (SupervisorUnavailable, SupervisorError):
-        return {}
 
 
 def status(config: Config, home: Home, as_json: bool) -> int:

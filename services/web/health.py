@@ -16,6 +16,7 @@ import psutil
 
 from common.messages import Heartbeat
 from common.pihealth import read_health
+from common.supervisor_client import FATAL
 from common.writebudget import DAY, card_life_years, disk_of
 
 if TYPE_CHECKING:
@@ -51,6 +52,15 @@ class HealthBoard:
         """``expected``: camera -> services that should be reporting."""
         self.expected = expected
         self.services: dict[tuple[str, str], ServiceHealth] = {}
+        # (camera, service) -> the reason supervisord gave up on it (FATAL)
+        self.fatal: dict[tuple[str, str], str] = {}
+
+    def supervised(self, camera: str, states: dict[str, tuple[str, str]]) -> None:
+        """What this host's supervisord says of ``camera``'s services
+        (``common.supervisor_client.supervised_states``)."""
+        self.fatal = {k: v for k, v in self.fatal.items() if k[0] != camera}
+        self.fatal.update({(camera, name): reason for name, (state, reason) in states.items()
+                           if state == FATAL})
 
     def heartbeat(self, hb: Heartbeat, now: float) -> None:
         key = (hb.camera, hb.service)
@@ -69,7 +79,11 @@ class HealthBoard:
             rows = []
             for name in names:
                 known = self.services.get((camera, name))
-                if known is None:
+                if (camera, name) in self.fatal:
+                    rows.append({"camera": camera, "service": name, "alive": False,
+                                 "status": FATAL, "reason": self.fatal[camera, name],
+                                 "age": None, "counters": {}})
+                elif known is None:
                     rows.append({"camera": camera, "service": name, "alive": False,
                                  "status": "no heartbeat", "age": None, "counters": {}})
                 else:

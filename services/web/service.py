@@ -27,6 +27,8 @@ import logging
 import os
 import socket
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ from common.arming import Arming
 from common.bus import STATUS_ENDPOINTS, Message, Subscriber
 from common.config import SERVICES
 from common.messages import ArmState, Frame, Header, Heartbeat, MotionOverlay, VideoPacket
+from common.supervisor_client import supervised_states
 from common.worker import SetupError, Worker
 from services.web import auth
 from services.web.app import create_app
@@ -53,6 +56,7 @@ log = logging.getLogger(__name__)
 LIVE_TOPIC = Frame.TOPIC.replace(b"lores", b"live")  # b"frame/live/"
 VIDEO_TOPIC = VideoPacket.TOPIC
 EVENT_TOPICS = [b"heartbeat/", b"motion/", b"snapshot/", b"recording/", b"state/"]
+SUPERVISOR_POLL_SECONDS = 3.0
 
 
 class WebService(Worker):
@@ -102,6 +106,9 @@ class WebService(Worker):
             self._camera_subscribers(cam.name, frames=[], video=[], events=[], urls=cam.endpoints,
                                      key=cam.server_public_key)
         self.app = create_app(self.ctx)
+        if web.local_camera and os.environ.get("SUPERVISOR_ENABLED"):
+            threading.Thread(target=self._watch_supervisor, name="supervisor-watch",
+                             daemon=True).start()
 
     def _initial_password(self) -> None:
         """A password made here (none was set) goes to the console, or, when
@@ -187,6 +194,14 @@ class WebService(Worker):
                 sub.socket.setsockopt(zmq.SUBSCRIBE if wanted else zmq.UNSUBSCRIBE, topic)
                 self._subscribed[id(sub)] = wanted
                 log.debug("%s %s", topic.decode(), "on" if wanted else "off")
+
+    def _watch_supervisor(self) -> None:
+        """The health page shows a service supervisord gave up on as FATAL,
+        with its reason. Its own thread: a wedged supervisord must not stall
+        the web's loop."""
+        while not self.stop_requested:
+            self.board.supervised(self.camera, supervised_states(self.home))
+            time.sleep(SUPERVISOR_POLL_SECONDS)
 
     def tick(self, now: float) -> float | None:
         self._follow_viewers()

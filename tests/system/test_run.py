@@ -4,6 +4,7 @@ two instances on one machine. Real processes under a real supervisord."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import pytest
 
@@ -23,17 +25,19 @@ from common.paths import Home
 from common.supervisor_client import RUNNING, SupervisorClient
 from tests.notify.peers import free_port
 from tests.support import new_home, pisentry, write_config
+from tests.system.harness import API_HEADERS
 
 pytestmark = pytest.mark.slow
 
 SERVICES = ["capture", "detect", "record", "notify", "ir", "web"]
 
 
-def instance_config(web_port: int, services: list[str] = SERVICES) -> dict[str, Any]:
+def instance_config(web_port: int, services: list[str] = SERVICES, **sections: Any
+                    ) -> dict[str, Any]:
     return {"general": {"services": services},
             "capture": {"source": "synthetic", "width": 320, "height": 240, "fps": 10},
             "ir": {"enabled": True, "serial_port": "sim"},
-            "web": {"port": web_port}}
+            "web": {"port": web_port, "api_key": API_HEADERS["X-API-Key"]}, **sections}
 
 
 class Run:
@@ -114,10 +118,11 @@ def wait_gone(pids: list[int], timeout: float) -> float:
 
 @contextmanager
 def started(services: list[str] = SERVICES, home: Home | None = None,
-            web_port: int | None = None) -> Iterator[Run]:
+            web_port: int | None = None, **sections: Any) -> Iterator[Run]:
     own_home = home is None
     home = home or new_home()
-    config = write_config(home, instance_config(web_port or free_port(), services))[0]
+    config = write_config(home, instance_config(web_port or free_port(), services,
+                                                **sections))[0]
     run = Run(home, config)
     try:
         yield run
@@ -245,3 +250,31 @@ def test_two_instances_on_one_machine_with_their_own_ports():
         one.wait_healthy()
         two.wait_healthy()
         assert set(one.service_pids().values()).isdisjoint(two.service_pids().values())
+
+
+def test_the_health_page_shows_a_fatal_service_with_its_reason():
+    port = free_port()
+    missing = "/nonexistent/known_hosts"  # valid config, but the file is not there
+    broken = {"notify": {"backup": {"enabled": True, "host": "127.0.0.1",
+                                    "known_hosts": missing}}}
+    reason = f"notify.backup.known_hosts: {missing} does not exist"
+    with started(["capture", "notify", "web"], web_port=port, **broken) as run:
+        deadline = time.monotonic() + 60
+        while True:
+            assert time.monotonic() < deadline, run.logs()
+            try:
+                rows = httpx.get(f"http://127.0.0.1:{port}/api/status", headers=API_HEADERS,
+                                 timeout=3).json()["services"]
+            except (httpx.HTTPError, KeyError, ValueError):
+                rows = {}
+            notify = next((r for rs in rows.values() for r in rs if r["service"] == "notify"),
+                          None)
+            if notify and notify["status"] == "FATAL":
+                break
+            time.sleep(0.5)
+        assert notify["alive"] is False and notify["reason"] == reason
+        status = run.status("--json")
+        assert status.returncode == 1
+        [row] = [r for r in json.loads(status.stdout)["services"]
+                 if r["service"] == "notify"]
+        assert row["status"] == "FATAL" and row["reason"] == reason

@@ -62,7 +62,7 @@ async function refresh() {
       const state = el("span", { class: r.alive ? "ok" : "bad", text: r.alive ? `up (${r.status})` : `down (${r.status})` });
       table.append(row([r.service, state, r.age == null ? "never" : `${r.age.toFixed(1)} s ago`,
                         c.fps != null ? Number(c.fps).toFixed(1) : "", c.in ?? "", c.out ?? "",
-                        c.dropped ?? "", c.errors ?? "", c.last_error || c.degraded || ""]));
+                        c.dropped ?? "", c.errors ?? "", r.reason || c.last_error || c.degraded || ""]));
     }
     box.append(el("div", { class: "panel" }, el("h3", { text: `Camera ${camera}` }), table));
   }
