@@ -229,6 +229,8 @@ class Foreground:
             # no thread runs in this process yet, which is what makes preexec_fn safe
             preexec_fn=lambda: die_with_parent(signal.SIGTERM, parent_pid=parent))  # noqa: PLW1509
         out.close()
+        if self.stop_signal:  # asked to stop while supervisord was being started
+            self.proc.send_signal(signal.SIGTERM)
         with SupervisorClient.for_home(self.home, timeout=2.0) as sup:
             while self.proc.poll() is None:
                 if self.stop_signal == 0:
