@@ -73,6 +73,9 @@ def pipeline() -> Iterator[dict[str, Any]]:
                 pass
             assert time.monotonic() < deadline, p.output()
             time.sleep(0.3)
+        # The first-run wizard (its own tests) would open on the first login.
+        r = httpx.post(f"{base}/api/wizard", json={"state": "skipped"}, headers=H, timeout=5)
+        assert r.status_code == 200, r.text
         m = re.search(r"login: admin / (\S+)", p.log.read_text())
         assert m, "first start did not print a password:\n" + p.output()
         yield {"base": base, "password": m.group(1), "pipeline": p, "home": home}
@@ -102,11 +105,7 @@ def logged_in(browser: Any, pipe: dict[str, Any], viewport: dict[str, int]) -> A
     page.goto(f"{pipe['base']}/login")
     page.fill("#password", pipe["password"])
     page.click("#submit")
-    # A fresh instance's first login opens the set-up wizard: skipped here.
-    page.wait_for_url(re.compile(r".*/(wizard)?$"))
-    if page.url.endswith("/wizard"):
-        page.click("#skip")
-        page.wait_for_url(f"{pipe['base']}/")
+    page.wait_for_url(f"{pipe['base']}/")
     return page
 
 
@@ -173,9 +172,10 @@ def events_since(base: str, since: float) -> list[dict[str, Any]]:
 
 
 def inside_mask(box: list[float]) -> bool:
-    """A box that lies in the masked part of the path (left of its edge)."""
+    """A box that lies in the masked part of the path (wholly left of its edge;
+    a moving sliver just right of the edge is outside)."""
     x, _y, w, _h = box
-    return x + w <= MASK_RIGHT + 0.02
+    return x + w <= MASK_RIGHT
 
 
 def test_mask_drawn_in_the_browser_stops_events_there_and_restarts_only_detect(
@@ -218,11 +218,13 @@ def test_mask_drawn_in_the_browser_stops_events_there_and_restarts_only_detect(
     page.screenshot(path=str(ARTIFACTS / "masks-desktop.png"))
 
     before = supervised_pids(home)
-    saved_at = time.time()
     page.click("#save")
     page.wait_for_function("() => document.getElementById('message').className.includes('ok')"
                            " && document.getElementById('message').textContent.startsWith('Saved')",
                            timeout=30_000)
+    # The answer comes once the new detect is up (its first heartbeat):
+    # from here on it watches with the mask.
+    saved_at = time.time()
     saved = httpx.get(f"{base}/api/motion/regions", headers=H).json()["masks"]
     assert len(saved) == 1 and all(abs(p[0] - q[0]) < 0.01 and abs(p[1] - q[1]) < 0.01
                                    for p, q in zip(saved[0], MASK, strict=True)), saved
@@ -237,8 +239,10 @@ def test_mask_drawn_in_the_browser_stops_events_there_and_restarts_only_detect(
         assert time.monotonic() < deadline, events_since(base, saved_at)
         time.sleep(0.5)
     after_events = events_since(base, saved_at)
-    assert not [e for e in after_events if any(inside_mask(b) for b in e["boxes"])], after_events
-    assert all(b[0] >= MASK_RIGHT - 0.02 for e in after_events for b in e["boxes"]), after_events
+    assert not [e for e in after_events if any(inside_mask(b) for b in e["boxes"])], \
+        [(e["id"], e["boxes"]) for e in after_events]
+    assert all(b[0] >= MASK_RIGHT - 0.02 for e in after_events for b in e["boxes"]), \
+        [(e["id"], e["boxes"]) for e in after_events]
 
     page.set_viewport_size(PHONE)
     page.screenshot(path=str(ARTIFACTS / "masks-phone.png"), full_page=True)
