@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 import paramiko
 
+from common.clipchain import SUFFIX as PROOF_SUFFIX, proof_path
 from services.notify import crypto
 from services.notify.backup_queue import BackupQueue, Job, backoff
 from services.notify.remote import (
@@ -150,7 +151,9 @@ class BackupManager:
 
     # -- service thread -------------------------------------------------------
     def enqueue_clip(self, path: str, camera: str, start: float) -> bool:
-        """Queue a finished clip; pending pieces of it are dropped (the clip has them)."""
+        """Queue a finished clip, and its proof when it has one (the signature
+        travels beside it, but is not a clip to ``trigger_count``); pending
+        pieces of it are dropped (the clip has them)."""
         job = Job(path=path, kind="clip", camera=camera, start=start, created=self.clock())
         # Pieces are matched by file name: with a staging folder the growing clip
         # lives elsewhere than the finished one.
@@ -160,6 +163,10 @@ class BackupManager:
                 self.queue.remove(pending)
         self._piece_offsets.pop(name, None)
         added = self.queue.add(job)
+        proof = proof_path(Path(path))
+        if proof.exists():
+            self.queue.add(Job(path=str(proof), kind="proof", camera=camera, start=start,
+                               created=self.clock()))
         self._notify()
         return added
 
@@ -216,13 +223,19 @@ class BackupManager:
         """Upload what is due; returns how long to sleep before the next look."""
         now = self.clock()
         jobs = self.queue.jobs()
-        clips = sum(1 for j in jobs if j.kind == "clip")
-        clips_due = self.trigger.due(now, clips)
-        due = [j for j in jobs if (j.kind == "piece" or clips_due) and j.next_try <= now]
+        clips = {j.path for j in jobs if j.kind == "clip"}
+        clips_due = self.trigger.due(now, len(clips))
+
+        def goes(j: Job) -> bool:
+            # A proof goes with its clip, or alone once its clip has gone.
+            return j.kind == "piece" or clips_due or \
+                (j.kind == "proof" and j.path.removesuffix(PROOF_SUFFIX) not in clips)
+
+        due = [j for j in jobs if goes(j) and j.next_try <= now]
         if not due:
             if self._store is not None and not jobs:
                 self._maybe_retention(now)
-            later = [j.next_try - now for j in jobs if j.kind == "piece" or clips_due]
+            later = [j.next_try - now for j in jobs if goes(j)]
             return min(later, default=1.0)
         if now < self._next_connect:
             return self._next_connect - now
@@ -279,7 +292,7 @@ class BackupManager:
             self._store = None
 
     def upload(self, store: RemoteStore, job: Job) -> None:
-        plain_size = os.path.getsize(job.path) if job.kind == "clip" else job.length
+        plain_size = job.length if job.kind == "piece" else os.path.getsize(job.path)
         key = self.public_key
         size = crypto.encrypted_size(plain_size, key) if key else plain_size
         folder, name = remote_name(self.cfg, job, key is not None)
@@ -312,6 +325,8 @@ class BackupManager:
         if job.kind == "clip":
             self._after_clip(store, folder, name, job)
             self.uploaded.put(job.path)
+        elif job.kind == "proof" and self.cfg.delete_local_after_upload:
+            Path(job.path).unlink(missing_ok=True)
         self.queue.remove(job)
 
     def _after_clip(self, store: RemoteStore, folder: str, name: str, job: Job) -> None:

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Job:
     path: str  # absolute local clip path (read by the recorder's retention)
-    kind: str  # "clip" | "piece"
+    kind: str  # "clip" | "piece" | "proof" (a clip's signature, sent with it)
     camera: str
     start: float  # clip start time: picks the remote YYYY/MM/DD
     created: float

@@ -27,7 +27,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common.clipchain import proof_path
 from common.messages import Motion, Recording, SelfTest
 from common.paths import write_json_atomically
 
@@ -173,9 +172,6 @@ class SelfTester:
         run.clip(r.path, now)
         if self.backup is not None:
             self.backup.enqueue_clip(r.path, r.camera, r.start)
-            proof = proof_path(Path(r.path))
-            if proof.exists():
-                self.backup.enqueue_clip(str(proof), r.camera, r.start)
         text = (f"[TEST] self-test {run.run_id} on {r.camera}: a drawn passer-by, "
                 f"not an intrusion ({r.duration:.0f} s clip)")
         f = self.fanout

@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 from common.arming import ArmingCommand, ArmingStore, ArmSchedule, apply
 from common.bus import STATUS_ENDPOINTS, Bus, Message
 from common.catalogue import CatalogueReader
-from common.clipchain import proof_path
 from common.messages import (
     ARMING_COMMANDS,
     COMMAND_PREFIX,
@@ -289,9 +288,6 @@ class NotifyService(Worker):
         self.fanout.recording(r)
         if self.backup is not None:
             self.backup.enqueue_clip(r.path, r.camera, r.start)
-            proof = proof_path(Path(r.path))
-            if proof.exists():  # the clip's signature travels beside it
-                self.backup.enqueue_clip(str(proof), r.camera, r.start)
         tg = self.cfg.telegram
         if self.telegram is not None and tg.send_clip and r.event_id and \
                 self.policy.alerted(r.event_id):

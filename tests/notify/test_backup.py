@@ -242,3 +242,25 @@ def test_a_clips_proof_travels_beside_it_and_verifies_on_the_nas(
                10, "both clips and their proofs on the NAS")
     report = verify([sshd.root / "cam"], load_public_key(home.state_dir / PUBLIC_FILE))
     assert report.ok and report.checked == 2, report
+
+
+def test_trigger_count_counts_clips_not_their_proofs(sshd: SshServer, tmp_path: Path,
+                                                     home: Home) -> None:
+    """With trigger_count = 2 one signed clip waits (its proof is no second clip),
+    and the second clip sends both clips with both proofs."""
+    m = manager(sshd, tmp_path, trigger="count", trigger_count=2)
+    signer = ClipSigner(home.state_dir, "cam1")
+    start = time.time()
+    clips = [make_clip(tmp_path / "rec", f"cam1-ev{i}.mp4", size=20_000 + i) for i in range(2)]
+    signer.sign(clips[0])
+    m.enqueue_clip(str(clips[0]), "cam1", start)
+    m.step()
+    assert sshd.files() == {} and len(m.queue) == 2, "one clip and its proof must wait"
+    signer.sign(clips[1])
+    m.enqueue_clip(str(clips[1]), "cam1", start)
+    for _ in range(10):
+        m.step()
+    names = sorted(name.rsplit("/", 1)[-1] for name in sshd.files())
+    assert names == ["cam1-ev0.mp4", "cam1-ev0.mp4.sig.json", "cam1-ev1.mp4",
+                     "cam1-ev1.mp4.sig.json"], names
+    assert len(m.queue) == 0 and m.counters["uploaded"] == 4
