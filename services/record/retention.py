@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 MIN_RESERVE = 256 * 1024
 AGE_CHECK_SECONDS = 60.0
+# A disk that stays full is checked every second: say so once, then this often.
+SHORT_LOG_REPEAT_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,7 @@ class RetentionKeeper:
         self.deleted = 0
         self.forced = 0
         self.last_forced: list[str] = []
+        self._short_logged = -1e18  # a full disk is logged when it starts, then every REPEAT
 
     def check(self, now: float, open_paths: set[str], growing: int, byte_rate: float) -> Plan:
         """Delete what the limits ask for; cheap when nothing is due."""
@@ -143,6 +146,7 @@ class RetentionKeeper:
                      reserve=reserve)
         age_due = bool(self.cfg.max_age_days) and now >= self._next_age_check
         if not (want.soft or want.hard or age_due):
+            self._short_logged = -1e18
             return Plan()
         if age_due:
             self._next_age_check = now + AGE_CHECK_SECONDS
@@ -159,9 +163,12 @@ class RetentionKeeper:
         if result.forced:
             log.warning("disk about to fill: deleted %d clip(s) still waiting for upload: %s",
                         len(result.forced), ", ".join(self.last_forced[:5]))
-        if result.short:
+        if result.short and now - self._short_logged >= SHORT_LOG_REPEAT_SECONDS:
+            self._short_logged = now
             log.error("storage still %d bytes over its limit; only open clips are left",
                       result.short)
+        elif not result.short:
+            self._short_logged = -1e18
         return result
 
     def _delete(self, item: Item) -> None:

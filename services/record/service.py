@@ -22,7 +22,7 @@ from common.messages import Forget, Label, Motion, Notice, Recording, Snapshot, 
 from common.worker import SetupError, Worker
 from services.record.recorder import ClipNote, Recorder
 from services.record.recovery import recover
-from services.record.retention import RetentionKeeper
+from services.record.retention import SHORT_LOG_REPEAT_SECONDS, RetentionKeeper
 from services.record.ring import Packet
 from services.record.snapshots import SnapshotStore, keyframe_jpeg
 
@@ -66,6 +66,7 @@ class RecordService(Worker):
         self._next_retention = 0.0
         self._next_periodic = self.clock() + cfg.periodic_snapshot_minutes * 60
         self._forced_until = 0.0
+        self._full_said = -1e18
         self._write_alarm = False
         self.subscribe(["video"], [VideoPacket.TOPIC])
         self.subscribe(["detect"], [Motion.TOPIC, Snapshot.TOPIC])
@@ -167,10 +168,15 @@ class RecordService(Worker):
                     "clips left")
             self.degraded = text
             self._forced_until = now + 60.0
-            assert self.pub is not None
-            self.pub.publish(Notice, ts=now, kind="storage", text=text, source=self.name)
+            # Each forced deletion is news; a disk that stays full is said once
+            # (and again after the log's repeat), not every second.
+            if plan.forced or now - self._full_said >= SHORT_LOG_REPEAT_SECONDS:
+                self._full_said = now if plan.short else self._full_said
+                assert self.pub is not None
+                self.pub.publish(Notice, ts=now, kind="storage", text=text, source=self.name)
         elif self.degraded and now >= self._forced_until:
             self.degraded = ""
+            self._full_said = -1e18
 
     def _flush(self) -> None:
         for note in self.recorder.outbox:

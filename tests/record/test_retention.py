@@ -114,3 +114,27 @@ def test_small_quota_deletes_oldest_never_exceeds_and_spares_queued(tmp_path):
     on_disk = {str(p) for p in storage.rglob("*.mp4")}
     assert on_disk == {c.path for c in cat.clips(limit=10_000)}
     assert keeper.forced == len(forced)
+
+
+def test_a_disk_that_stays_full_is_logged_once_then_every_ten_minutes(tmp_path, caplog):
+    """Checked every second, a full disk with only an open clip left says so
+    when it fills, again after the repeat period, and anew after it recovers."""
+    storage = tmp_path / "rec"
+    storage.mkdir()
+    cat = CatalogueWriter(tmp_path / "cat.sqlite")
+    free = [0]
+    keeper = RetentionKeeper(RecordConfig().retention, storage, cat, tmp_path / "queue",
+                             disk_usage=lambda p: shutil.disk_usage(p)._replace(free=free[0]))
+
+    def full_lines() -> int:
+        return sum("over its limit" in r.getMessage() for r in caplog.records)
+
+    caplog.set_level("ERROR", logger="services.record.retention")
+    for second in range(700):
+        assert keeper.check(T0 + second, set(), 0, 0.0).short > 0
+    assert full_lines() == 2  # at 0 s and at 600 s
+    free[0] = 1 << 40  # space again
+    keeper.check(T0 + 701, set(), 0, 0.0)
+    free[0] = 0
+    keeper.check(T0 + 702, set(), 0, 0.0)
+    assert full_lines() == 3
