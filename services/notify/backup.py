@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING
 
 import paramiko
 
-from common.clipchain import SUFFIX as PROOF_SUFFIX, proof_path
+from common.clipchain import SUFFIX as PROOF_SUFFIX
+from common.clipchain import proof_path
 from services.notify import crypto
 from services.notify.backup_queue import BackupQueue, Job, backoff
 from services.notify.remote import (
