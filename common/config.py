@@ -248,6 +248,14 @@ class DetectConfig(Section):
                                   description="Send a motion update at most this often")
     ir_settle_frames: int = Field(
         5, ge=0, le=300, description="Frames ignored after the IR illuminator switches")
+    pir: Literal["never", "at_night", "always"] = Field(
+        "never", description="Alert on pixel motion only if the PIR sensor (ir.pir_pin) fired "
+                             "within pir_window_seconds of it: never, at_night (IR light on) "
+                             "or always; events still record, and while the PIR is "
+                             "unreachable pixels alone alert")
+    pir_window_seconds: float = Field(
+        5.0, gt=0, le=60, description="How far apart (either order) the PIR trigger and the "
+                                      "pixel motion may be to count as one")
 
 
 class RetentionConfig(Section):
@@ -487,6 +495,9 @@ class IrConfig(Section):
     servos: list[ServoConfig] = Field(default_factory=list, max_length=4,
                                       description="Servos on the controller (the firmware drives "
                                                   "up to 4)")
+    pir_pin: int = Field(-1, ge=-1, le=63,
+                         description="Microcontroller pin of a PIR motion sensor's output, "
+                                     "published on the bus for detect.pir (-1: none)")
 
     @field_validator("ir_off_above")
     @classmethod
@@ -615,6 +626,14 @@ class Config(Section):
     ir: IrConfig = Field(default_factory=IrConfig)
     web: WebConfig = Field(default_factory=WebConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
+
+    @model_validator(mode="after")
+    def _pir_wired(self) -> Config:
+        # Asking for a vote nobody can cast would hold back every alert.
+        if self.detect.pir != "never" and (not self.ir.enabled or self.ir.pir_pin < 0):
+            raise ValueError(f"detect.pir is {self.detect.pir!r} but no PIR sensor is set up: "
+                             "set ir.pir_pin (and ir.enabled), or detect.pir = \"never\"")
+        return self
 
 
 # Environment variables that override secrets in the file.

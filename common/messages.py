@@ -32,6 +32,7 @@ topic                   header            payload
 ``snapshot/``           ``Snapshot``      one JPEG
 ``recording/``          ``Recording``     none
 ``brightness/``         ``Brightness``    none
+``pir/``                ``PirMotion``     none
 ``control/<command>/``  ``Arm``, ``Mute``  none; one topic and class per command
                         ... (``Command``)
 ``state/``              ``ArmState``      none
@@ -168,6 +169,17 @@ class Brightness(Header):
     level: float
     ir_level: float
     connected: bool = True
+    pir: bool = False  # a PIR sensor is enabled on the connected device, so its silence means
+
+
+@dataclass(frozen=True, slots=True)
+class PirMotion(Header):
+    """The PIR sensor's output changed: ``active`` True when it starts seeing
+    warm movement, False when it stops. ``ts`` is when the ir service read the
+    line (the same clock as the frames' capture time on one Pi)."""
+
+    TOPIC: ClassVar[bytes] = b"pir/"
+    active: bool
 
 
 class CommandError(ValueError):
@@ -436,6 +448,7 @@ TOPICS: dict[bytes, type[Header]] = {
         Snapshot,
         Recording,
         Brightness,
+        PirMotion,
         Arm,
         Disarm,
         Mute,

@@ -1,7 +1,8 @@
 """The detect service: lores frames in, motion events and snapshots out.
 
 Subscribes to ``frame/lores/`` (newest only: a late frame is worth nothing to
-a detector) and ``frame/live/`` on endpoint "frames", ``brightness/`` on "ir",
+a detector) and ``frame/live/`` on endpoint "frames", ``brightness/`` (and
+``pir/`` with ``detect.pir``, see ``services.detect.pir_vote``) on "ir",
 ``state/`` from "notify" (the arm state's owner): disarmed, it watches nothing
 (no events, hence no event clips or alerts) until armed again; ``Tune`` and
 ``Overlay`` commands from "web" (the motion tuner: sensitivity used from the
@@ -34,6 +35,7 @@ from common.messages import (
     MotionOverlay,
     Notice,
     Overlay,
+    PirMotion,
     SelfTest,
     Snapshot,
     Tune,
@@ -41,6 +43,7 @@ from common.messages import (
 from common.worker import SetupError, Worker
 from services.detect.events import EventChange
 from services.detect.pipeline import Detector, FrameResult
+from services.detect.pir_vote import PirVote
 from services.detect.snapshot import annotate, encode_jpeg, lores_to_bgr
 from services.detect.tamper import Finding
 
@@ -82,6 +85,12 @@ class DetectService(Worker):
             raise SetupError(str(exc)) from None
         self.subscribe(["frames"], [Frame.TOPIC, LiveFrame.TOPIC], latest_only=True)
         self.subscribe(["ir"], [Brightness.TOPIC])
+        # brightness/ comes updates_per_sec times a second: a few missed is the ir service gone.
+        self.pir_vote = PirVote(self.cfg.pir, self.cfg.pir_window_seconds,
+                                stale=max(3.0, 3.0 / self.config.ir.updates_per_sec),
+                                started=self.clock())
+        if self.cfg.pir != "never":
+            self.subscribe(["ir"], [PirMotion.TOPIC])
         self.subscribe(["notify"], [ArmState.TOPIC, SelfTest.TOPIC])
         self.test_until = 0.0  # a self-test's passer-by may start an event until then
         self.test_run = ""
@@ -100,7 +109,8 @@ class DetectService(Worker):
         self._bad_kinds: set[str] = set()
 
     def status_counters(self) -> dict[str, Any]:
-        return dict(self.stats, paused=self.paused, event_open=self.detector.events.active)
+        return dict(self.stats, **self.pir_vote.counters, paused=self.paused,
+                    event_open=self.detector.events.active)
 
     # -- messages ---------------------------------------------------------------
     def handle(self, msg: Message) -> None:
@@ -111,6 +121,9 @@ class DetectService(Worker):
             self._frame(h, msg.payload)
         elif isinstance(h, Brightness):
             self._brightness(h)
+        elif isinstance(h, PirMotion) and h.camera == self.camera:
+            for change in self.pir_vote.pir(h.ts, h.active):
+                self._send(change, None)
         elif isinstance(h, ArmState) and h.camera == self.camera:
             self._pause(not h.armed)
         elif isinstance(h, SelfTest) and h.run_id:
@@ -165,7 +178,7 @@ class DetectService(Worker):
             luma = pixels[: h.width * h.height].reshape(h.height, h.width)
         res = self.detector.process(luma, h.ts, image=lambda: self._picture(h.ts))
         self.stats["ms_last"] = round(res.ms, 3)
-        for change in res.changes:
+        for change in self.pir_vote.frame(self.clock(), h.ts, res.raw, res.changes):
             self._send(change, res.fg)
         for finding in res.health:
             self._notice(finding)
@@ -182,6 +195,7 @@ class DetectService(Worker):
         self.ir_level = h.ir_level
         # The night profile: camera health compares with its night reference.
         self.detector.night = h.ir_level > 0.05
+        self.pir_vote.brightness(self.clock(), h.connected and h.pir, self.detector.night)
 
     def _tune(self, h: Tune) -> None:
         d = self.detector
@@ -213,7 +227,7 @@ class DetectService(Worker):
         self.paused = paused
         log.info("detection %s", "paused" if paused else "resumed")
         if paused:
-            for change in self.detector.stop(self.clock()):
+            for change in self._stop_events(self.clock()):
                 self._send(change, None)
         else:
             self.detector.rebase()  # the scene may have changed while we looked away
@@ -294,10 +308,13 @@ class DetectService(Worker):
         # rather than leave the recorder waiting forever.
         if (self.detector.events.active
                 and now - self.last_frame_wall > self.cfg.quiet_seconds + 2.0):
-            for change in self.detector.stop(now):
+            for change in self._stop_events(now):
                 self._send(change, None)
         return None
 
+    def _stop_events(self, now: float) -> list[EventChange]:
+        return self.pir_vote.frame(now, now, False, self.detector.stop(now))
+
     def drain(self) -> None:
-        for change in self.detector.stop(self.clock()):
+        for change in self._stop_events(self.clock()):
             self._send(change, None)

@@ -3,7 +3,7 @@
 Pure logic between the bus and the serial link (no sockets, no serial port):
 the service feeds it arming changes, control commands and device messages,
 and asks it which command lines to send. Every setting is a *target* keyed by
-what it sets (``RATE``, ``AUTO``, ``IR``, ``SERVO <pin>``); a target is sent
+what it sets (``RATE``, ``AUTO``, ``IR``, ``PIR``, ``SERVO <pin>``); a target is sent
 until the device acknowledges it, resent after ``timeout`` (a line lost to
 noise) up to ``MAX_TRIES`` times, and sent again in full after a reconnect,
 because a re-plugged microcontroller has rebooted and forgotten everything.
@@ -57,6 +57,8 @@ class Controller:
         self.targets["RATE"] = p.rate_cmd(max(20, round(1000 / cfg.updates_per_sec)))
         self.targets["AUTO"] = p.auto_off_cmd()  # keeps RATE, AUTO, IR, servos in this order
         self._apply_ir()
+        if cfg.pir_pin >= 0:
+            self.targets["PIR"] = p.pir_cmd(cfg.pir_pin)
         self.set_armed(armed)
 
     # -- inputs -----------------------------------------------------------------
@@ -153,6 +155,12 @@ class Controller:
         if target is not None and self._acked.get("IR") != target:
             return int(target.split(" ")[1]) / p.PWM_MAX
         return self.reported_pwm / p.PWM_MAX
+
+    @property
+    def pir_ready(self) -> bool:
+        """The device confirmed it watches the PIR sensor (so no edge means no one)."""
+        target = self.targets.get("PIR")
+        return target is not None and self._acked.get("PIR") == target
 
     def take_errors(self) -> list[str]:
         errors, self.errors = self.errors, []

@@ -135,6 +135,14 @@ class Report:
 
 
 @dataclass(frozen=True, slots=True)
+class PirEdge:
+    """``P <state>``: the PIR sensor's output changed (debounced by the
+    firmware); ``active`` True on the rising edge (something warm moved)."""
+
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Version:
     """``VERSION``/``HELLO pisentry-ir <protocol> <firmware>``; ``boot`` is True
     for HELLO, which the device sends when it (re)starts."""
@@ -164,7 +172,7 @@ class DeviceError:
     command: str = ""
 
 
-DeviceMessage = Report | Version | Pong | Ack | DeviceError
+DeviceMessage = Report | PirEdge | Version | Pong | Ack | DeviceError
 
 
 def _int(text: str, low: int, high: int, what: str) -> int:
@@ -182,6 +190,8 @@ def parse(body: str) -> DeviceMessage:
     verb = words[0]
     if verb == "B" and len(words) == 3:
         return Report(_int(words[1], 0, ADC_MAX, "brightness"), _int(words[2], 0, PWM_MAX, "ir"))
+    if verb == "P" and len(words) == 2:
+        return PirEdge(_int(words[1], 0, 1, "pir") == 1)
     if verb in ("VERSION", "HELLO") and len(words) == 4 and words[1] == FAMILY:
         return Version(_int(words[2], 0, 999, "protocol"), words[3], boot=verb == "HELLO")
     if verb == "PONG" and len(words) == 1:
@@ -197,7 +207,7 @@ def parse(body: str) -> DeviceMessage:
 
 def command_key(command: str) -> str:
     """What a command sets, so a newer one replaces an older one: ``IR``,
-    ``AUTO``, ``RATE`` or ``SERVO <pin>``."""
+    ``AUTO``, ``RATE``, ``PIR`` or ``SERVO <pin>``."""
     words = command.split(" ")
     if words[0] == "SERVO" and len(words) >= 2:
         return f"SERVO {words[1]}"
@@ -247,6 +257,13 @@ def servo_cmd(pin: int, angle: int) -> str:
     if not 0 <= angle <= ANGLE_MAX:
         raise ValueError(f"servo angle {angle} not in 0..{ANGLE_MAX}")
     return f"SERVO {pin} {angle}"
+
+
+def pir_cmd(pin: int) -> str:
+    """Watch the PIR sensor's output on board pin ``pin`` and report its edges."""
+    if not 0 <= pin <= 63:
+        raise ValueError(f"PIR pin {pin} not in 0..63")
+    return f"PIR {pin}"
 
 
 def level_to_pwm(level: float) -> int:

@@ -4,6 +4,9 @@ Publishes ``brightness/`` on endpoint ``ir`` (each device report, at
 ``updates_per_sec``, and at once when the illuminator switches, so detect can
 tell the IR flash from motion); while the device is missing it keeps
 publishing with ``connected=False`` and its heartbeat says ``degraded``.
+With ``ir.pir_pin`` set, each PIR sensor edge the device reports goes out at
+once as ``pir/`` (``PirMotion``), and ``brightness/`` says ``pir=True`` while
+the device watches the sensor, so detect knows the PIR's silence means no one.
 Follows ``state/`` (cover servo) from notify and the ``Rotate`` and
 ``IrLight`` commands from notify and web. Logic lives in ``controller`` (targets, hysteresis, servos)
 and ``link`` (serial state machine); this module only wires them.
@@ -21,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from common.arming import ArmingStore
 from common.bus import Bus, Message
-from common.messages import ArmState, Brightness, IrLight, Rotate
+from common.messages import ArmState, Brightness, IrLight, PirMotion, Rotate
 from common.paths import Home
 from common.worker import SetupError, Worker
 from services.ir import protocol as p
@@ -52,6 +55,7 @@ class IrService(Worker):
         self.refused = 0
         self.device_errors = 0
         self._published_ir: float | None = None
+        self.pir_edges = 0
         self._next_offline_publish = 0.0
 
     def setup(self) -> None:
@@ -99,7 +103,9 @@ class IrService(Worker):
                 ctl.disconnected()
             else:
                 ctl.receive(event)
-                if isinstance(event, p.Report):
+                if isinstance(event, p.PirEdge):
+                    self._pir(now, event)
+                elif isinstance(event, p.Report):
                     # ir_level is already the newly commanded one if this report switched IR
                     self._publish(now, connected=True)
         if link.connected:
@@ -148,6 +154,8 @@ class IrService(Worker):
             "ir_level": round(ctl.ir_level(), 3),
             "ir_switches": ctl.switch.switches,
             "servos": dict(ctl.servos.angles),
+            "pir": ctl.pir_ready,
+            "pir_edges": self.pir_edges,
         }
 
     # -- internals -------------------------------------------------------------------
@@ -169,11 +177,19 @@ class IrService(Worker):
         self.counters["last_error"] = text[:200]
         log.warning("%s", text)
 
+    def _pir(self, now: float, edge: p.PirEdge) -> None:
+        assert self.pub is not None
+        if self.cfg.pir_pin < 0:
+            return  # a device that kept an enable from an earlier session: not ours to vote
+        self.pir_edges += 1
+        self.pub.publish(PirMotion, ts=now, active=edge.active)
+        log.debug("PIR %s", "active" if edge.active else "quiet")
+
     def _publish(self, now: float, connected: bool) -> None:
         assert self.pub is not None and self.controller is not None
         ctl = self.controller
         ir_level = ctl.ir_level() if connected else 0.0
         self.pub.publish(Brightness, ts=now, level=ctl.level or 0.0, ir_level=ir_level,
-                         connected=connected)
+                         connected=connected, pir=connected and ctl.pir_ready)
         self._published_ir = ir_level if connected else None
         self._next_offline_publish = now + 1.0 / self.cfg.updates_per_sec

@@ -11,7 +11,9 @@ side runs in a daemon thread on the master.
 the pty and removes the link (the host's reads fail with EIO, as when the
 cable is pulled); ``plug`` makes a fresh pty, repoints the link and "boots"
 (all state reset, ``HELLO`` sent). ``inject`` writes raw bytes (line noise,
-half lines) into the stream.
+half lines) into the stream. ``fire_pir`` is someone walking past the PIR
+sensor: its output goes high for a few seconds (reported only once the host
+has enabled the sensor with ``PIR <pin>``, as the firmware).
 
 Thread safety: setters take ``_lock``; the state attributes are read by
 tests while the thread runs, which is fine for these small values.
@@ -34,7 +36,7 @@ from services.ir import protocol as p
 
 log = logging.getLogger(__name__)
 
-FIRMWARE = "sim-1.0"
+FIRMWARE = "sim-1.1"
 SERVO_SLOTS = 4  # as the firmware
 
 
@@ -60,6 +62,9 @@ class SimulatedDevice:
         self.received: list[str] = []  # command bodies accepted, in order
         self.errors: list[str] = []  # ERR lines sent
         self.reports_sent = 0
+        self.pir_level = False  # the sensor's output, kept across reboots (it is not the device)
+        self._pir_release = float("inf")
+        self.pir_edges = 0  # P lines sent
         self._reset_state()
 
     # -- the test's (or the service's) handle -----------------------------------
@@ -117,6 +122,21 @@ class SimulatedDevice:
         with self._lock:
             return self._level_at(time.monotonic())
 
+    def set_pir(self, active: bool) -> None:
+        """The PIR sensor's output level (the firmware's debounce already passed)."""
+        with self._lock:
+            self.pir_level = active
+            self._pir_release = float("inf")
+        self._pir_changed()
+
+    def fire_pir(self, hold_seconds: float = 2.0) -> None:
+        """Something warm moves past: the output is high for ``hold_seconds``
+        (an HC-SR501's hold time is set by its potentiometer, 3 s and up)."""
+        with self._lock:
+            self.pir_level = True
+            self._pir_release = time.monotonic() + hold_seconds
+        self._pir_changed()  # the device thread lets it fall (it wakes every 0.1 s)
+
     def inject(self, data: bytes) -> None:
         """Raw bytes into the host's receive stream (noise, half lines)."""
         with self._lock:
@@ -128,9 +148,20 @@ class SimulatedDevice:
         self.ir_pwm = 0
         self.auto: tuple[int, int, int] | None = None
         self.servos: dict[int, int] = {}
+        self.pir_pin: int | None = None
+        self._pir_reported: bool | None = None
         self._rx = bytearray()
         self._overflow = False
         self._next_report = 0.0
+
+    def _pir_changed(self) -> None:
+        with self._lock:  # the test's thread and the device's both come here
+            level = self.pir_level
+            if self.pir_pin is None or self._pir_reported == level:
+                return
+            self._pir_reported = level
+            self.pir_edges += 1
+        self._send(f"P {int(level)}")
 
     def _level_at(self, now: float) -> float:
         if self.day_period > 0:
@@ -145,6 +176,11 @@ class SimulatedDevice:
         while not self._stop.is_set():
             now = time.monotonic()
             wait = 0.1
+            if now >= self._pir_release:
+                with self._lock:
+                    self.pir_level, self._pir_release = False, float("inf")
+                self._pir_changed()
+            wait = max(0.0, min(wait, self._pir_release - now))
             if self.rate_ms:
                 if now >= self._next_report:
                     self._report(now)
@@ -251,7 +287,15 @@ class SimulatedDevice:
                 return
             self.servos[pin] = angle
             self._ok(body)
-        elif verb in ("VERSION", "PING", "RATE", "IR", "AUTO", "SERVO"):
+        elif verb == "PIR" and len(nums) == 1:
+            if nums[0] > 63:
+                self._send(f"ERR range {body}")
+                return
+            self.pir_pin = nums[0]
+            self._ok(body)
+            self._pir_reported = None
+            self._pir_changed()  # the state it starts from, as the firmware
+        elif verb in ("VERSION", "PING", "RATE", "IR", "AUTO", "SERVO", "PIR"):
             self._send(f"ERR syntax {body}")
         else:
             self._send(f"ERR unknown {body}")

@@ -10,6 +10,7 @@ from common.messages import (
     MessageError,
     Motion,
     Mute,
+    PirMotion,
     Rotate,
     Tune,
     VideoPacket,
@@ -28,6 +29,7 @@ SAMPLES = [
     Tune(camera="c", seq=4, ts=4.0, source="web", threshold=25, min_area=0.01,
          frames_to_start=2),
     ArmState(camera="c", seq=5, ts=5.0, armed=False, changed_by="web"),
+    PirMotion(camera="c", seq=7, ts=7.0, active=True),
     Heartbeat(camera="c", seq=6, ts=6.0, service="detect", pid=1, started=0.0, status="ok",
               counters={"in": 1}),
 ]

@@ -59,6 +59,23 @@ def test_handshake_reports_and_commands(device):
     link.close()
 
 
+def test_pir_edges_are_reported_only_once_the_sensor_is_enabled(device):
+    link = _link(device)
+    _run(link, 3, until=lambda ev: any(isinstance(e, Connected) for e in ev))
+    device.fire_pir(0.3)  # not enabled: the firmware does not read a pin nobody named
+    assert not any(isinstance(e, p.PirEdge) for e in _run(link, 0.6))
+    link.send("PIR 2", time.monotonic())
+    events = _run(link, 3, until=lambda ev: p.PirEdge(False) in ev)
+    assert p.Ack("PIR 2") in events  # then the state it starts from
+    device.fire_pir(0.3)
+    events = _run(link, 3, until=lambda ev: p.PirEdge(False) in ev)
+    assert [e for e in events if isinstance(e, p.PirEdge)] == [p.PirEdge(True), p.PirEdge(False)]
+    link.send("PIR 64", time.monotonic())
+    assert p.DeviceError("range", "PIR 64") in _run(
+        link, 3, until=lambda ev: any(isinstance(e, p.DeviceError) for e in ev))
+    link.close()
+
+
 def test_noise_and_half_lines_are_ignored_and_counted(device):
     link = _link(device)
     _run(link, 3, until=lambda ev: any(isinstance(e, Connected) for e in ev))

@@ -91,6 +91,17 @@ def test_controller_sends_every_target_once_in_order_then_nothing():
     assert ctl.outgoing(5.0) == [] and ctl.pending == 0
 
 
+def test_a_pir_pin_is_enabled_on_the_device_and_ready_once_acknowledged():
+    assert "PIR" not in " ".join(Controller(_ir(), armed=True).outgoing(0.0))
+    ctl = Controller(_ir(pir_pin=2), armed=True)
+    sent = ctl.outgoing(0.0)
+    assert "PIR 2" in sent and not ctl.pir_ready
+    _ack_all(ctl, sent)
+    assert ctl.pir_ready
+    ctl.connected()  # a rebooted device watches nothing until told again
+    assert not ctl.pir_ready and "PIR 2" in ctl.outgoing(1.0)
+
+
 def test_controller_resends_unanswered_commands_then_gives_up():
     ctl = Controller(_ir(serial_timeout=1.0), armed=False)
     sent = ctl.outgoing(0.0)

@@ -53,6 +53,8 @@ def test_splitter_drops_overlong_garbage_without_growing():
 
 @pytest.mark.parametrize("body, expected", [
     ("B 1023 255", p.Report(1023, 255)),
+    ("P 1", p.PirEdge(True)),
+    ("P 0", p.PirEdge(False)),
     ("VERSION pisentry-ir 1 1.0.0", p.Version(1, "1.0.0")),
     ("HELLO pisentry-ir 1 1.0.0", p.Version(1, "1.0.0", boot=True)),
     ("PONG", p.Pong()),
@@ -65,7 +67,8 @@ def test_parse_device_lines(body, expected):
 
 
 @pytest.mark.parametrize("body", ["B 1024 0", "B 12", "B -1 0", "B 1 2 3", "VERSION other 1 x",
-                                  "ERR weird", "HELLO", "OK", "banana"])
+                                  "ERR weird", "HELLO", "OK", "banana", "P 2", "P", "P 1 1",
+                                  "P x"])
 def test_parse_refuses_unknown_or_out_of_range_lines(body):
     with pytest.raises(p.ProtocolError):
         p.parse(body)
@@ -82,9 +85,11 @@ def test_commands_validate_their_arguments():
     assert p.ir_cmd(255) == "IR 255"
     assert p.rate_cmd(0) == "RATE 0"
     assert p.auto_cmd(200, 300, 255) == "AUTO 200 300 255"
+    assert p.pir_cmd(2) == "PIR 2"
     for bad in (lambda: p.servo_cmd(3, 200), lambda: p.servo_cmd(64, 0),
                 lambda: p.ir_cmd(256), lambda: p.rate_cmd(5),
-                lambda: p.auto_cmd(300, 200, 255), lambda: p.frame("A*B")):
+                lambda: p.auto_cmd(300, 200, 255), lambda: p.frame("A*B"),
+                lambda: p.pir_cmd(64), lambda: p.pir_cmd(-1)):
         with pytest.raises(ValueError):
             bad()
 
@@ -93,3 +98,4 @@ def test_command_keys_group_what_replaces_what():
     assert p.command_key("SERVO 3 90") == p.command_key("SERVO 3 10") == "SERVO 3"
     assert p.command_key("SERVO 4 90") != "SERVO 3"
     assert p.command_key("AUTO OFF") == p.command_key("AUTO 1 2 3") == "AUTO"
+    assert p.command_key("PIR 2") == p.command_key("PIR 7") == "PIR"

@@ -42,6 +42,7 @@ from common.messages import (
     Mute,
     Notice,
     Overlay,
+    PirMotion,
     Recording,
     Rotate,
     Snapshot,
@@ -62,7 +63,8 @@ SAMPLES = [
     Motion("cam1", 1, 1.0, "fz", "update", [[0.1, 0.1, 0.2, 0.2]], 0.1, 0.5),
     Snapshot("cam1", 1, 1.0, "fz", "event", 320, 240),
     Recording("cam1", 1, 1.0, "finished", "/nonexistent/fz.mp4", 1.0, 2.0, 1.0, 10),
-    Brightness("cam1", 1, 1.0, 0.5, 0.0), Mute("cam1", 1, 1.0, "web", 1.0),
+    Brightness("cam1", 1, 1.0, 0.5, 0.0), PirMotion("cam1", 1, 1.0, True),
+    Mute("cam1", 1, 1.0, "web", 1.0),
     Rotate("cam1", 1, 1.0, "notify", {"pan": 30}), Forget("cam1", 1, 1.0, "notify", "/r/x.mp4"),
     Notice("cam1", 1, 1.0, "record", "storage", "disk full"),
     ArmState("cam1", 1, 1.0, True), Heartbeat("cam1", 1, 1.0, "fuzzer", 1, 1.0, "ok"),
@@ -78,7 +80,7 @@ PRODUCERS = {"capture": ["frames", "video", "capture"], "detect": ["detect"],
 CARRIES = {"frames": [Frame, LiveFrame], "video": [VideoPacket], "capture": [Heartbeat],
            "detect": [Motion, Snapshot, MotionOverlay, Heartbeat],
            "record": [Recording, Snapshot, Notice, Heartbeat],
-           "notify": [Rotate, Forget, ArmState, Heartbeat], "ir": [Brightness, Heartbeat],
+           "notify": [Rotate, Forget, ArmState, Heartbeat], "ir": [Brightness, PirMotion, Heartbeat],
            "web": [Mute, Tune, Overlay, Heartbeat]}
 PER_TOPIC = 10_000  # over all the endpoints that carry it
 

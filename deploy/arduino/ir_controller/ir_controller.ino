@@ -2,7 +2,7 @@
 //
 // Reads room brightness from a photoresistor divider, drives the IR LED array
 // with PWM (through a MOSFET: the LEDs draw far more than a pin can give),
-// and moves up to four hobby servos. Talks to the Pi over a serial line, one
+// moves up to four hobby servos, and reports a PIR motion sensor's output. Talks to the Pi over a serial line, one
 // ASCII line per message, each ending in "*" + NMEA XOR checksum.
 //
 // Boards: any Arduino (Uno, Nano, Pro Mini). On an ATtiny85 (Trinket) use
@@ -11,13 +11,14 @@
 
 #include <Servo.h>
 
-#define FIRMWARE "1.0.0"
+#define FIRMWARE "1.1.0"
 #define PROTOCOL 1
 #define BAUDRATE 9600     // must match ir.baudrate
 #define LIGHT_PIN A0      // photoresistor divider (brighter = higher reading)
 #define IR_PIN 9          // PWM pin to the IR LED MOSFET gate
 #define SERVO_SLOTS 4
 #define MAX_COMMAND 40    // longer lines are refused with "ERR long"
+#define PIR_DEBOUNCE_MS 50  // a PIR output change must hold this long to be reported
 
 static char rx[MAX_COMMAND + 1];
 static uint8_t rxLen = 0;
@@ -29,6 +30,13 @@ static uint8_t irPwm = 0;
 static bool autoMode = false;        // firmware switches IR itself
 static uint16_t autoOnBelow = 0, autoOffAbove = 0;
 static uint8_t autoPwm = 255;
+
+// PIR sensor (e.g. an HC-SR501: its output is high while it sees warm
+// movement). Not read until the host sends "PIR <pin>": an unwired pin floats.
+static int8_t pirPin = -1;
+static bool pirState = false;         // the last state reported
+static bool pirRaw = false;           // the pin as last read
+static unsigned long pirRawSince = 0; // when the pin last changed
 
 static Servo servos[SERVO_SLOTS];
 static int8_t servoPin[SERVO_SLOTS] = {-1, -1, -1, -1};
@@ -108,7 +116,7 @@ static void handle(char *body) {
   }
   int8_t n = parseArgs(args, v, 3);
   bool known = !strcmp(body, "RATE") || !strcmp(body, "IR") || !strcmp(body, "AUTO") ||
-               !strcmp(body, "SERVO") || !strcmp(body, "VERSION") || !strcmp(body, "PING");
+               !strcmp(body, "SERVO") || !strcmp(body, "PIR") || !strcmp(body, "VERSION") || !strcmp(body, "PING");
   if (!known) { sendPrefixed("ERR unknown ", copy); return; }
   if (n < 0) { sendPrefixed("ERR syntax ", copy); return; }
 
@@ -127,6 +135,15 @@ static void handle(char *body) {
     autoOnBelow = v[0]; autoOffAbove = v[1]; autoPwm = v[2];
     autoMode = true;
     sendPrefixed("OK ", copy);
+  } else if (!strcmp(body, "PIR") && n == 1) {
+    if (v[0] > 63) { sendPrefixed("ERR range ", copy); return; }
+    pirPin = v[0];
+    pinMode(pirPin, INPUT);  // the sensor drives the line both ways: no pull-up
+    pirRaw = digitalRead(pirPin) == HIGH;
+    pirRawSince = millis();
+    sendPrefixed("OK ", copy);
+    pirState = pirRaw;
+    sendLine(pirState ? "P 1" : "P 0");  // the host learns the state it starts from
   } else if (!strcmp(body, "SERVO") && n == 2) {
     if (v[0] > 63 || v[1] > 180) { sendPrefixed("ERR range ", copy); return; }
     int8_t slot = -1;
@@ -176,6 +193,19 @@ static void report() {
   sendLine(line);
 }
 
+// Reports each PIR output change that held PIR_DEBOUNCE_MS (a long wire
+// picks up spikes from the servos and the IR driver).
+static void pollPir() {
+  if (pirPin < 0) return;
+  bool raw = digitalRead(pirPin) == HIGH;
+  unsigned long now = millis();
+  if (raw != pirRaw) { pirRaw = raw; pirRawSince = now; return; }
+  if (raw != pirState && now - pirRawSince >= PIR_DEBOUNCE_MS) {
+    pirState = raw;
+    sendLine(pirState ? "P 1" : "P 0");
+  }
+}
+
 void setup() {
   pinMode(IR_PIN, OUTPUT);
   setIr(0);
@@ -197,6 +227,7 @@ void loop() {
       rxOverflow = true;
     }
   }
+  pollPir();
   if (rateMs && millis() - lastReport >= rateMs) {
     lastReport += rateMs;
     if (millis() - lastReport > rateMs) lastReport = millis();  // fell behind: do not burst
