@@ -97,7 +97,8 @@ class Publisher:
 
     Made with ``track_subscribers`` it is an XPUB socket that also knows which
     topics someone subscribes to (``wanted``), so a producer can skip work
-    nobody would receive."""
+    nobody would receive, and when a subscriber joins (``joined``), so it can
+    give a newcomer what it needs to start (capture: the pre-roll)."""
 
     def __init__(self, socket: zmq.Socket, camera: str, endpoint: str) -> None:
         self._socket = socket
@@ -105,19 +106,29 @@ class Publisher:
         self.endpoint = endpoint
         self._seq: dict[bytes, int] = {}
         self._subscriptions: set[bytes] = set()
+        self._joins: set[bytes] = set()  # prefixes subscribed to since ``joined`` last looked
         self.sent = 0
 
     def wanted(self, topic: bytes) -> bool:
         """Whether any subscriber's prefix matches ``topic`` (XPUB only).
-        XPUB reports a prefix's first subscription and its last
-        unsubscription (a subscriber that goes away unsubscribes too)."""
+        XPUB reports every subscription (``XPUB_VERBOSE``: a second
+        subscriber to a prefix too) and a prefix's last unsubscription (a
+        subscriber that goes away unsubscribes too)."""
         while self._socket.poll(0):
             event = self._socket.recv()
             if event[:1] == b"\x01":
                 self._subscriptions.add(event[1:])
+                self._joins.add(event[1:])
             elif event[:1] == b"\x00":
                 self._subscriptions.discard(event[1:])
         return any(topic.startswith(prefix) for prefix in self._subscriptions)
+
+    def joined(self, topic: bytes) -> bool:
+        """Whether someone subscribed to ``topic`` since the last call (a
+        first subscriber or one more; one that unsubscribed and came back)."""
+        self.wanted(topic)
+        joins, self._joins = self._joins, set()
+        return any(topic.startswith(prefix) for prefix in joins)
 
     def publish(self, cls: type[Header], payload: Sequence[Any] = (), *, ts: float,
                 camera: str | None = None, **fields: Any) -> Header:
@@ -252,6 +263,8 @@ class Bus:
         sock = self.context.socket(zmq.XPUB if track_subscribers else zmq.PUB)
         sock.setsockopt(zmq.SNDHWM, hwm)
         sock.setsockopt(zmq.LINGER, 0)
+        if track_subscribers:
+            sock.setsockopt(zmq.XPUB_VERBOSE, 1)
         if url.startswith("tcp://"):
             self._curve_server(sock)
         else:

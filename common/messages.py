@@ -28,6 +28,7 @@ topic                   header            payload
 ``frame/live/``         ``Frame``         the live view: pixels (bgr24) or the
                                           camera's own JPEG (jpeg)
 ``h264/``               ``VideoPacket``   one h264 access unit, Annex-B
+``videosupply/``        ``VideoSupply``   none
 ``motion/``             ``Motion``        none
 ``snapshot/``           ``Snapshot``      one JPEG
 ``recording/``          ``Recording``     none
@@ -97,7 +98,13 @@ class LiveFrame(Frame):
 @dataclass(frozen=True, slots=True)
 class VideoPacket(Header):
     """One h264 access unit. ``pts`` is the capture time in microseconds on
-    the producer's monotonic clock; SPS/PPS precede every keyframe."""
+    the producer's monotonic clock; SPS/PPS precede every keyframe.
+
+    ``replay``: a frame captured before the latest subscription, encoded
+    from capture's pre-roll when someone subscribed (see ``VideoSupply``).
+    A replay starts on a keyframe, and the first frame after it is a
+    keyframe: a subscriber that was already there (or wants only live
+    video) drops replayed packets and goes on at that keyframe."""
 
     TOPIC: ClassVar[bytes] = b"h264/"
     pts: int
@@ -105,6 +112,23 @@ class VideoPacket(Header):
     width: int
     height: int
     fps: float
+    replay: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VideoSupply(Header):
+    """How capture makes h264, every second on the video endpoint.
+
+    ``preroll`` > 0: capture keeps that many seconds of the camera's own
+    frames (a camera that sends JPEGs) and encodes h264 only while someone
+    subscribes to ``h264/``; each new subscription first gets the pre-roll
+    as ``replay`` packets. A recorder then subscribes only while it writes.
+    0: h264 is made anyway (a camera that encodes it itself) or there is no
+    pre-roll to give: a recorder stays subscribed and keeps its own."""
+
+    TOPIC: ClassVar[bytes] = b"videosupply/"
+    preroll: float
+    encoding: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,6 +468,7 @@ TOPICS: dict[bytes, type[Header]] = {
         Frame,
         LiveFrame,
         VideoPacket,
+        VideoSupply,
         Motion,
         Snapshot,
         Recording,

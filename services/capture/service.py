@@ -15,6 +15,14 @@ encoder runs only then, and starts on a keyframe. ``capture.fps`` caps the
 rate processed from a faster camera; the keyframe interval follows the rate
 actually processed.
 
+Such a camera's pre-roll is kept here, as its own JPEGs (``preroll``), and
+told to the recorder (``VideoSupply``), which then subscribes to h264 only
+while it writes a clip. Each new h264 subscription restarts the encoder on
+the pre-roll: its frames go out first (``replay``, from a keyframe), encoded
+a few at a time between live frames so detection never waits, then the live
+frames, the first one a keyframe, so a subscriber that was already there
+drops the replay and goes on without a hole.
+
 Frames come from a ``SourceReader`` thread through an ``Inbox`` the worker
 loop waits on (``wait_on``), so each frame goes out as soon as it is read;
 this thread does everything that touches sockets. Every buffer handed to the bus is freshly made for it and
@@ -31,12 +39,13 @@ from typing import Any
 import cv2
 
 from common.bus import Message, Publisher
-from common.messages import Brightness, Frame, LiveFrame, SelfTest, VideoPacket
+from common.messages import Brightness, Frame, LiveFrame, SelfTest, VideoPacket, VideoSupply
 from common.worker import SetupError, Worker
 from services.capture import frames as pictures
 from services.capture import jpeg as jpegs
 from services.capture.encoder import H264Encoder
 from services.capture.passerby import PasserBy
+from services.capture.preroll import JpegRing, Shot
 from services.capture.reader import SourceReader
 from services.capture.sources import Captured, RateLimit, Source, SourceError, make_source
 
@@ -45,6 +54,13 @@ log = logging.getLogger(__name__)
 BRIGHTNESS_STALE_SECONDS = 10.0
 # Sources whose failure at start is a configuration problem, not an outage.
 FATAL_AT_START = ("synthetic", "file")
+# Detect's lag behind the video, kept on top of record.rec_sec_before (as the
+# recorder's own ring does).
+PREROLL_SLACK = 2.0
+# Encoding the pre-roll for a new subscriber: at most this long at a time,
+# so live frames (detection's) are never held up by more.
+CATCH_UP_SECONDS = 0.01
+SUPPLY_PERIOD = 1.0
 
 
 class CaptureService(Worker):
@@ -84,6 +100,17 @@ class CaptureService(Worker):
         self._lores_rate = RateLimit(c.lores_fps) if c.lores_fps else None
         self._size_checked = False
         self._gray_scale: tuple[tuple[int, int], int] | None = None  # (JPEG size, DCT scale)
+        r = self.config.record
+        # Made at the first JPEG: only a camera that sends JPEGs has a pre-roll here.
+        self.preroll: JpegRing | None = None
+        self._preroll_args = (r.rec_sec_before + PREROLL_SLACK,
+                              int(r.preroll_max_mb * 1024 * 1024))
+        self._encoded_pts = -1  # the pre-roll's frames after this are still to encode
+        self._replay_until = -1  # frames up to this pts are a replay for a new subscriber
+        self._key_after: int | None = None  # the first frame after this pts: a keyframe
+        self._replays = 0
+        self._next_supply = 0.0
+        self._h264_wanted = False  # as of the last frame
 
     def handle(self, msg: Message) -> None:
         if isinstance(msg.header, SelfTest) and msg.header.run_id:
@@ -96,6 +123,12 @@ class CaptureService(Worker):
 
     def tick(self, now: float) -> float | None:
         self._publish_camera_packets()
+        if now >= self._next_supply:
+            self._next_supply = now + SUPPLY_PERIOD
+            self.video_pub.publish(VideoSupply, ts=now, encoding=self.encoder is not None,
+                                   preroll=self.preroll.seconds if self.preroll else 0.0)
+        if self._h264_wanted and self._catch_up(CATCH_UP_SECONDS):
+            return 0.0  # more pre-roll to encode: straight back after any live frame
         # A camera that encodes h264 itself hands its packets over a queue:
         # look again soon rather than at the default wait.
         return 0.02 if getattr(self.source, "packets", None) is not None else None
@@ -107,14 +140,22 @@ class CaptureService(Worker):
             return
         main = None
         encoding = self._encoding()
+        if cap.jpeg is not None:
+            if self.preroll is None:
+                self.preroll = JpegRing(*self._preroll_args)
+            self.preroll.add(Shot(cap.jpeg, cap.ts, cap.pts_us))
+        # This frame is encoded now unless the pre-roll is still being encoded
+        # for a new subscriber (then tick gets to it, in order).
+        live = encoding and not (self.preroll and self.preroll.newer_than(
+            self._encoded_pts, 2)[:-1])
         # The self-test's passer-by is drawn into decoded pixels: decode all then.
-        full = encoding or self.passer.walking(cap.ts)
+        full = live or self.passer.walking(cap.ts)
         try:
             if self._lores_rate is None or self._lores_rate.take(cap.ts):
                 main = self._publish_lores(cap, full)
-            if encoding:
+            if live:
                 main = self._main(cap) if main is None else main
-                self._encode(main, cap)
+                self._encode(main, cap.ts, cap.pts_us)
             if cap.ts >= self._next_live:
                 self._next_live = max(self._next_live + 1.0 / c.live_fps, cap.ts)
                 if cap.jpeg is not None and not full and not pictures.turned(c):
@@ -185,31 +226,75 @@ class CaptureService(Worker):
         return jpegs.decode_gray(jpeg, self._gray_scale[1])
 
     def _encoding(self) -> bool:
-        """Whether anyone subscribes to h264; the encoder stops when nobody does."""
+        """Whether anyone subscribes to h264; the encoder stops when nobody
+        does, and starts over on the pre-roll when someone new does."""
         if self.source.encodes_h264:
             return False
-        if self.video_pub.wanted(VideoPacket.TOPIC):
+        joined = self.video_pub.joined(VideoPacket.TOPIC)
+        self._h264_wanted = self.video_pub.wanted(VideoPacket.TOPIC)
+        if self._h264_wanted:
+            if joined:
+                self._restart_for_newcomer()
             return True
         if self.encoder is not None:
             log.info("nobody subscribes to h264: encoder stopped")
             self.encoder = None
         return False
 
-    def _encode(self, main: Any, cap: Captured) -> None:
+    def _restart_for_newcomer(self) -> None:
+        newest = self.preroll.newest if self.preroll else None
+        if newest is None:  # no pre-roll here: the newcomer starts at the next keyframe
+            return
+        if self.encoder is not None:
+            self.encoder.close()
+            self.encoder = None  # made afresh at the pre-roll's first frame: a keyframe
+        self._encoded_pts = -1
+        self._replay_until = self._key_after = newest.pts_us
+        self._replays += 1
+        log.info("h264 subscriber joined: %.1f s of pre-roll (%d frames) first",
+                 self.preroll.span, len(self.preroll))
+
+    def _catch_up(self, budget: float) -> bool:
+        """Encode pre-roll frames still waiting, for about ``budget``
+        seconds (one at least); whether some still wait."""
+        if self.preroll is None:
+            return False
+        deadline = time.perf_counter() + budget
+        while True:
+            waiting = self.preroll.newer_than(self._encoded_pts, 2)
+            if not waiting:
+                return False
+            shot = waiting[0]
+            try:
+                main = self._main(Captured(None, shot.ts, shot.pts_us, jpeg=shot.jpeg))
+            except jpegs.JpegError:
+                self._encoded_pts = shot.pts_us  # counted when it came in live
+                continue
+            self._encode(main, shot.ts, shot.pts_us)
+            if len(waiting) == 1:
+                return False
+            if time.perf_counter() >= deadline:
+                return True
+
+    def _encode(self, main: Any, ts: float, pts_us: int) -> None:
         c = self.config.capture
         height, width = main.shape[:2]
         if self.encoder is None or (self.encoder.width, self.encoder.height) != (width, height):
             self.encoder = H264Encoder(width, height, self._processed_fps(), c.keyframe_interval,
                                        c.bitrate)
             log.info("h264 encoder started: %dx%d at %.1f fps", width, height, self.encoder.fps)
-        self._annotate_in_place(main, cap.ts)
+        key = self._key_after is not None and pts_us > self._key_after
+        if key:
+            self._key_after = None
+        self._annotate_in_place(main, ts)
         started = time.perf_counter()
-        units = self.encoder.encode(main, cap.pts_us)
+        units = self.encoder.encode(main, pts_us, keyframe=key)
         self._encode_ms = 0.9 * self._encode_ms + 100 * (time.perf_counter() - started)
+        self._encoded_pts = pts_us
         for unit, keyframe in units:
-            self.video_pub.publish(VideoPacket, [unit], ts=cap.ts, pts=cap.pts_us,
-                                   keyframe=keyframe, width=width, height=height,
-                                   fps=self.encoder.fps)
+            self.video_pub.publish(VideoPacket, [unit], ts=ts, pts=pts_us, keyframe=keyframe,
+                                   width=width, height=height, fps=self.encoder.fps,
+                                   replay=pts_us <= self._replay_until)
 
     def _publish_live_jpeg(self, jpeg: bytes, ts: float) -> None:
         """The camera's own JPEG as the live frame: no decode, no encode."""
@@ -256,7 +341,10 @@ class CaptureService(Worker):
         return {"frames": self._frames, "fps": round(fps, 2), "source": self.reader.state,
                 "reconnects": self.reader.reconnects, "stale": self.reader.frames.replaced,
                 "skipped": self._skipped, "bad_jpegs": self._bad_jpegs,
-                "encoding": self.encoder is not None, "encode_ms": round(self._encode_ms, 2)}
+                "encoding": self.encoder is not None, "encode_ms": round(self._encode_ms, 2),
+                "preroll_s": round(self.preroll.span, 1) if self.preroll else 0.0,
+                "preroll_bytes": self.preroll.bytes if self.preroll else 0,
+                "replays": self._replays}
 
     def drain(self) -> None:
         if self.encoder is not None:

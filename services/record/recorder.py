@@ -22,6 +22,14 @@ time-outs.
 
 After a gap in the stream (``gap != 0``) nothing is used until the next
 keyframe: a clip never holds frames whose references are lost.
+
+Video on demand. When capture keeps the pre-roll itself (a camera that sends
+JPEGs; ``VideoSupply.preroll`` > 0, told with ``supply``), h264 is encoded
+only while someone subscribes, so the recorder asks for video
+(``wants_video``) only while it has a clip to write (always in continuous
+mode). A new subscription gets capture's pre-roll first (``replay``
+packets): an event clip waits until the video reaches the event's start,
+then starts from the ring as it would have.
 """
 
 from __future__ import annotations
@@ -74,6 +82,8 @@ class _Session:
     event_ids: list[str] = field(default_factory=list)
     stop_at: float | None = None  # capture ts where the clip ends; None: open-ended
     boundary: float = 0.0  # continuous: cut at the first keyframe at/after this
+    from_ts: float | None = None  # waiting: from the keyframe at/before this, once
+    ready_ts: float = 0.0  # ... the video has reached this (the event's start)
     writer: Fmp4Writer | None = None
     path: Path | None = None  # where it is being written
     final: Path | None = None  # where it ends up (differs with a staging folder)
@@ -119,10 +129,43 @@ class Recorder:
         self.backoff = 0.0  # > 0 from a failed write until one succeeds
         self.last_write_error = ""
         self.counters: dict[str, Any] = {"clips": 0, "skipped": 0, "write_errors": 0,
-                                         "bad_motion": 0}
+                                         "bad_motion": 0, "replay_dropped": 0}
+        self.on_demand = False  # capture keeps the pre-roll: video only while needed
+        self.replay_ok = True  # a replay now is for us: we have just subscribed
+        self.snapshot_wanted = False  # a keyframe is wanted for a snapshot
+        self._byte_rate = 0.0
 
     # -- inputs -------------------------------------------------------------------
+    def supply(self, preroll: float) -> None:
+        """What capture said of its h264 (``VideoSupply``)."""
+        on_demand = preroll > 0
+        if on_demand != self.on_demand:
+            log.info("capture %s", f"keeps {preroll:.0f} s of pre-roll: video only while "
+                     "recording" if on_demand else "has no pre-roll: video all the time")
+        self.on_demand = on_demand
+
+    def wants_video(self) -> bool:
+        return not self.on_demand or self.cfg.continuous or bool(self.sessions) \
+            or self.snapshot_wanted
+
+    def video_on(self) -> None:
+        """Subscribed again: what comes first is capture's pre-roll, for us."""
+        self.replay_ok = True
+
+    def video_off(self) -> None:
+        """Unsubscribed: what the ring holds goes stale."""
+        self.ring.clear()
+        self.gate.restart()
+
     def on_video(self, pkt: Packet, gap: int = 0) -> None:
+        if pkt.replay and not self.replay_ok:
+            # Someone else subscribed: we have this stretch already, and the
+            # live video goes on at a keyframe.
+            self.counters["replay_dropped"] += 1
+            self.gate.restart()
+            return
+        if not pkt.replay:
+            self.replay_ok = False
         if gap:
             self.gate.restart()  # the frames a gap lost may be this GOP's references
         if not self.gate.admit(pkt.keyframe):
@@ -198,6 +241,11 @@ class Recorder:
                 return s.final
         return None
 
+    def byte_rate(self) -> float:
+        """Bytes per second of the video (the last known while none comes)."""
+        self._byte_rate = self.ring.byte_rate() or self._byte_rate
+        return self._byte_rate
+
     def growing_bytes(self) -> int:
         return sum(s.writer.size() for s in self.sessions.values() if s.writer is not None)
 
@@ -228,11 +276,13 @@ class Recorder:
                 self.catalogue.link_event(s.path, event_id)
 
     def _start_from_ring(self, s: _Session, ts: float) -> None:
-        packets = self.ring.since(ts - self.cfg.rec_sec_before)
         self.sessions[s.slot] = s
-        if packets:
-            self._open(s, packets)
-        # else: pending, opened at the next keyframe by _feed
+        s.from_ts, s.ready_ts = ts - self.cfg.rec_sec_before, ts
+        newest = self.ring.newest
+        if newest is not None and newest.ts >= ts:
+            self._open(s, self.ring.since(s.from_ts))
+        # else: pending, opened by _feed once the video reaches ts (capture's
+        # pre-roll is on its way), or at the next keyframe
 
     def _write_event(self, event_id: str, info: _EventInfo, end: float = 0.0) -> None:
         info.written = self.clock()
@@ -248,7 +298,17 @@ class Recorder:
             if s.stop_at is not None and pkt.ts >= s.stop_at:
                 self.sessions.pop(s.slot, None)  # its window passed before any keyframe
                 return None
-            if not pkt.keyframe or self.clock() < self.retry_at:
+            if self.clock() < self.retry_at:
+                return s
+            if s.from_ts is not None:
+                if pkt.ts < s.ready_ts:
+                    return s
+                packets = self.ring.since(s.from_ts)  # ends with pkt (in the ring already)
+                s.from_ts = None
+                if packets and packets[-1] is pkt:
+                    self._open(s, packets)
+                    return self.sessions.get(s.slot)
+            if not pkt.keyframe:
                 return s
             self._open(s, [pkt])
             return self.sessions.get(s.slot)

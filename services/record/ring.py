@@ -28,6 +28,7 @@ class Packet:
     width: int
     height: int
     fps: float
+    replay: bool = False  # capture's pre-roll, encoded when we subscribed
 
 
 class GopRing:

@@ -1,7 +1,9 @@
 """The record service: a thin shell around ``Recorder``, ``RetentionKeeper``,
 ``SnapshotStore`` and ``recover``.
 
-Subscribes to ``h264/`` (endpoint video), ``motion/`` and ``snapshot/``
+Subscribes to ``h264/`` and ``videosupply/`` (endpoint video; ``h264/``
+only while a clip is written when capture keeps the pre-roll, see
+``Recorder``), ``motion/`` and ``snapshot/``
 (detect) and the commands that change the catalogue, which only record
 writes: ``Forget`` (notify: a clip it deleted after its backup) and ``Label``
 (web, notify: a user's verdict on an event); publishes ``recording/``, periodic
@@ -15,10 +17,21 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import zmq
+
 from common.bus import Message
 from common.catalogue import CatalogueError, CatalogueWriter
 from common.clipchain import ProofError, sign_in_child
-from common.messages import Forget, Label, Motion, Notice, Recording, Snapshot, VideoPacket
+from common.messages import (
+    Forget,
+    Label,
+    Motion,
+    Notice,
+    Recording,
+    Snapshot,
+    VideoPacket,
+    VideoSupply,
+)
 from common.worker import SetupError, Worker
 from services.record.recorder import ClipNote, Recorder
 from services.record.recovery import recover
@@ -68,7 +81,10 @@ class RecordService(Worker):
         self._forced_until = 0.0
         self._full_said = -1e18
         self._write_alarm = False
-        self.subscribe(["video"], [VideoPacket.TOPIC])
+        # h264 until capture says it keeps the pre-roll (VideoSupply)
+        self.video_sub = self.subscribe(["video"], [VideoSupply.TOPIC, VideoPacket.TOPIC])
+        self._video_on = True
+        self._snapshot_kind = ""  # a snapshot waiting for the next live keyframe
         self.subscribe(["detect"], [Motion.TOPIC, Snapshot.TOPIC])
         self.subscribe(["notify", "web"], [Forget.TOPIC, Label.TOPIC])
 
@@ -80,7 +96,13 @@ class RecordService(Worker):
                 self.counters["dropped"] += 1
                 return
             self.recorder.on_video(Packet(msg.payload[0], h.pts, h.ts, h.keyframe, h.width,
-                                          h.height, h.fps), msg.gap)
+                                          h.height, h.fps, h.replay), msg.gap)
+            if self._snapshot_kind and h.keyframe and not h.replay:
+                kind, self._snapshot_kind = self._snapshot_kind, ""
+                self.recorder.snapshot_wanted = False
+                self._own_snapshot(kind)
+        elif isinstance(h, VideoSupply):
+            self.recorder.supply(h.preroll)
         elif isinstance(h, Motion):
             self.recorder.on_motion(h)
         elif isinstance(h, Snapshot):
@@ -90,6 +112,21 @@ class RecordService(Worker):
         elif isinstance(h, Label):
             self._label(h)
         self._flush()
+        self._follow_video()
+
+    def _follow_video(self) -> None:
+        """Subscribe to h264 while the recorder wants it, and only then."""
+        want = self.recorder.wants_video()
+        if want == self._video_on:
+            return
+        self.video_sub.socket.setsockopt(zmq.SUBSCRIBE if want else zmq.UNSUBSCRIBE,
+                                         VideoPacket.TOPIC)
+        self._video_on = want
+        if want:
+            self.recorder.video_on()
+        else:
+            self.recorder.video_off()
+        log.debug("h264 %s", "on" if want else "off")
 
     def _on_snapshot(self, h: Snapshot, payload: list[memoryview]) -> None:
         if h.camera != self.camera or not payload:
@@ -121,6 +158,11 @@ class RecordService(Worker):
         log.info("forgot %s (deleted after its backup)", path)
 
     def _own_snapshot(self, kind: str) -> None:
+        if not self._video_on:  # capture makes video on demand: at the next keyframe
+            self._snapshot_kind = kind
+            self.recorder.snapshot_wanted = True
+            self._follow_video()
+            return
         key = self.recorder.ring.latest_keyframe()
         if key is None:
             log.info("no video yet for a %s snapshot", kind)
@@ -142,6 +184,7 @@ class RecordService(Worker):
             self._next_retention = now + RETENTION_CHECK_SECONDS
             self._retention(now)
         self._flush()
+        self._follow_video()
         self._watch_writes(now)
         return None
 
@@ -160,7 +203,7 @@ class RecordService(Worker):
 
     def _retention(self, now: float) -> None:
         plan = self.retention.check(now, self.recorder.open_paths(),
-                                    self.recorder.growing_bytes(), self.recorder.ring.byte_rate())
+                                    self.recorder.growing_bytes(), self.recorder.byte_rate())
         if plan.forced or plan.short:
             text = (f"storage about to fill: deleted {len(plan.forced)} clip(s) not yet "
                     f"uploaded" if plan.forced else
@@ -218,5 +261,7 @@ class RecordService(Worker):
         r = self.recorder
         return {"clips": r.counters["clips"], "open": len(r.open_paths()),
                 "preroll_s": round(r.ring.span, 1), "preroll_bytes": r.ring.bytes,
+                "video": self._video_on, "on_demand": r.on_demand,
+                "replay_dropped": r.counters["replay_dropped"],
                 "skipped": r.counters["skipped"], "write_errors": r.counters["write_errors"],
                 "deleted": self.retention.deleted, "deleted_unuploaded": self.retention.forced}

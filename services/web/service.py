@@ -168,7 +168,9 @@ class WebService(Worker):
             return
         if isinstance(header, VideoPacket):
             video = self.ctx.video.get(header.camera)
-            if video is not None:
+            # A replay is capture's pre-roll for a recorder that just
+            # subscribed: old frames, and live goes on at a keyframe after it.
+            if video is not None and not header.replay:
                 video.push(bytes(msg.payload[0]), header.pts, header.keyframe, header.width,
                            header.height, header.fps)
             return

@@ -231,15 +231,57 @@ def test_a_small_camera_is_never_upscaled_and_detection_can_run_below_its_rate()
     assert "capture.width/height 640x480 is larger than the camera's 320x240" in log
 
 
+def _decoded_frames(path):
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def test_an_mjpeg_camera_with_nothing_to_record_runs_no_encoder():
+    """Capture keeps the pre-roll as the camera's JPEGs and tells the
+    recorder so: the recorder drops its h264 subscription, the encoder stops
+    and stays stopped while no clip is written."""
+    from common.messages import Heartbeat
+
+    with _mjpeg_camera(fps=15, frames=slice(0, 1)) as (camera, _):  # a still picture
+        raw = {"general": {"services": ["capture", "detect", "record"]},
+               "capture": {"source": "url", "url": camera.url, "width": 640, "height": 480,
+                           "fps": 15, "reconnect_max_seconds": 1},
+               "record": {"rec_sec_before": 2.0}}
+        with running_pipeline(raw) as pipeline:
+            pipeline.wait_healthy(30)
+            bus = Bus(parse_config(raw), pipeline.home, context=zmq.Context())
+            try:
+                beats = bus.subscriber(["capture", "record"], [Heartbeat.TOPIC])
+                got: dict[str, list] = {"capture": [], "record": []}
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline and not (
+                        len(got["capture"]) >= 4 and got["record"]
+                        and not any(c["encoding"] for c in got["capture"][-4:])):
+                    for m in beats.recv(0.2):
+                        got[m.header.service].append(m.header.counters)
+                log = _capture_log(pipeline)
+            finally:
+                bus.close()
+                bus.context.destroy(linger=0)
+    capture, record = got["capture"], got["record"]
+    assert record[-1]["on_demand"] and not record[-1]["video"], record[-1]
+    # Four heartbeats in a row (3 s and more) without an encoder, while the
+    # pre-roll is held as JPEGs: all of rec_sec_before + 2 s of it.
+    assert len(capture) >= 4 and not any(c["encoding"] for c in capture[-4:]), capture
+    assert capture[-1]["preroll_s"] >= 3.5 and capture[-1]["frames"] > 60, capture[-1]
+    assert "nobody subscribes to h264: encoder stopped" in log
+
+
 def test_event_clips_from_an_mjpeg_camera_hold_their_pre_roll_and_survive_a_kill():
-    """The recorder subscribes to h264, so capture decodes and encodes every
-    frame for it: a clip starts on a keyframe, with its whole pre-roll, and
-    what was written before a kill -9 plays."""
-    from common.messages import Motion, Recording
+    """Capture keeps the pre-roll as the camera's own JPEGs and encodes h264
+    only for the clip: it starts on a keyframe, with its whole pre-roll
+    (encoded when the recorder subscribed), decodes whole, and what was
+    written before a kill -9 plays."""
+    from common.messages import Heartbeat, Motion, Recording
     from services.record.fmp4 import probe
 
-    # The tree for 3 s, then the person walks through; over and over.
-    with _mjpeg_camera(fps=15, frames=slice(200, 287)) as (camera, _):
+    # The tree for 7 s, then the person walks through; over and over.
+    with _mjpeg_camera(fps=15, frames=slice(130, 287)) as (camera, _):
         raw = {"general": {"services": ["capture", "detect", "record"]},
                "capture": {"source": "url", "url": camera.url, "width": 640, "height": 480,
                            "fps": 15, "reconnect_max_seconds": 1},
@@ -248,26 +290,39 @@ def test_event_clips_from_an_mjpeg_camera_hold_their_pre_roll_and_survive_a_kill
             pipeline.wait_healthy(30)
             bus = Bus(parse_config(raw), pipeline.home, context=zmq.Context())
             try:
-                notes = bus.subscriber(["record", "detect"], [Recording.TOPIC, Motion.TOPIC])
-                seen, started = [], None
-                deadline = time.monotonic() + 40
+                notes = bus.subscriber(["record", "detect", "capture"],
+                                       [Recording.TOPIC, Motion.TOPIC, Heartbeat.TOPIC])
+                seen, started, idle = [], None, -1
+                deadline = time.monotonic() + 60
                 while time.monotonic() < deadline:
                     seen += [m.header for m in notes.recv(0.1)]
-                    started = next((h for h in seen if isinstance(h, Recording)
+                    # Between clips (once the recorder heard capture has the
+                    # pre-roll) the encoder is off; the clip asked for after that.
+                    if idle < 0:
+                        idle = next((i for i, h in enumerate(seen) if isinstance(h, Heartbeat)
+                                     and h.service == "capture"
+                                     and not h.counters["encoding"]), -1)
+                        continue
+                    started = next((h for h in seen[idle:] if isinstance(h, Recording)
                                     and h.phase == "started"), None)
                     if started and any(isinstance(h, Recording) and h.phase == "progress"
-                                       and h.size > 0 for h in seen):
+                                       and h.size > 0 for h in seen[idle:]):
                         break
                 assert started is not None, pipeline.output()
                 os.kill(pipeline.service_pid("record"), signal.SIGKILL)
                 killed = time.time()
                 time.sleep(0.5)
                 info = probe(Path(started.path))
+                decoded = _decoded_frames(started.path)
+                log = _capture_log(pipeline)
             finally:
                 bus.close()
                 bus.context.destroy(linger=0)
-    motion = next(h for h in seen if isinstance(h, Motion) and h.phase == "start")
+    motion = next(h for h in seen if isinstance(h, Motion) and h.phase == "start"
+                  and h.event_id == started.event_id)
+    assert "h264 subscriber joined" in log and "of pre-roll" in log
     assert info.error == "" and info.first_keyframe, info
+    assert decoded == info.frames, (decoded, info.frames)
     # From the keyframe at least 2 s before the event to (about) the kill.
     assert started.start <= motion.ts - 2.0 + 0.1, (started.start, motion.ts)
     assert info.frames >= 15 * (killed - motion.ts + 2.0) * 0.6, (info.frames, killed - motion.ts)

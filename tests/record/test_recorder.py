@@ -125,9 +125,11 @@ def test_gap_waits_for_next_keyframe(tmp_path, stream):
     note = next(n for n in rec.outbox if n.phase == "finished")
     info = probe(Path(note.path))
     assert info.error == ""
-    # The start came before any video: the clip opens at the first keyframe (0).
-    # Frames 0..42 and 50..79; 47..49 are dropped until the keyframe at 50.
-    assert info.frames == 43 + 30 == note.frames
+    # The start came before any video: the clip opens once the video reaches
+    # it, from the keyframe rec_sec_before earlier (10), as capture's replayed
+    # pre-roll is cut. Frames 10..42 and 50..79; 47..49 are dropped until the
+    # keyframe at 50.
+    assert info.frames == 33 + 30 == note.frames
     assert rec.counters["skipped"] == 3
 
 
@@ -192,3 +194,70 @@ def test_keyframe_snapshot_is_a_jpeg_of_the_frame(tmp_path, stream):
                                                              width=160, height=120)
     assert path.name == "cam1-20240507-121430-periodic.jpg"
     assert cat.snapshots(kind="periodic")[0].size == len(jpeg)
+
+
+def _decoded_frames(path: Path) -> int:
+    import av
+
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def test_on_demand_video_event_clip_starts_from_capture_pre_roll(tmp_path):
+    """Capture keeps the pre-roll (VideoSupply): the recorder asks for video
+    only for the clip, and the clip is cut from the replayed pre-roll."""
+    from tests.record.h264gen import joined_stream
+
+    clock = FakeClock(T0)
+    rec, _ = make(tmp_path, clock, rec_sec_before=2.0, rec_sec_after=1.0)
+    rec.supply(4.0)
+    assert not rec.wants_video()
+    onset = T0 + 8.0
+    clock.t = onset + 0.3  # detect's lag
+    rec.on_motion(motion("e1", "start", onset))
+    assert rec.wants_video()
+    rec.video_on()
+    # Subscribed at frame 83: frames 44..83 replayed, then live from 84 on.
+    packets = joined_stream(16.0, join=83, preroll=40, t0=T0)
+    assert packets[0].replay and packets[0].keyframe and not packets[40].replay
+    ended = False
+    for p in packets:
+        clock.t = max(clock.t, p.ts)
+        if not ended and p.ts >= T0 + 10.3:
+            rec.on_motion(motion("e1", "end", T0 + 10.0))
+            ended = True
+        rec.on_video(p)
+    note = next(n for n in rec.outbox if n.phase == "finished")
+    # From the keyframe at/before onset - rec_sec_before (6.0: frame 60 is a
+    # keyframe of the replay, 44 + 10k) to the post-roll.
+    assert onset - 3.0 <= note.start <= onset - 2.0, note.start - T0
+    assert abs(note.end - (T0 + 11.0)) <= 0.11
+    info = probe(Path(note.path))
+    assert info.error == "" and info.first_keyframe
+    assert _decoded_frames(Path(note.path)) == info.frames == note.frames
+    assert info.frames == round((note.end - note.start) * 10) + 1
+    assert not rec.wants_video()  # the clip is done: capture may stop encoding
+    rec.video_off()
+    assert rec.ring.newest is None
+
+
+def test_a_replay_for_another_subscriber_leaves_a_running_clip_whole(tmp_path):
+    """Someone else subscribed mid-clip: capture replays its pre-roll from
+    a fresh encoder, then goes on at a keyframe; the clip drops the replay
+    and holds every frame once, in order."""
+    from tests.record.h264gen import joined_stream
+
+    clock = FakeClock(T0)
+    rec, _ = make(tmp_path, clock, continuous=True)
+    rec.supply(4.0)
+    assert rec.wants_video()  # continuous: video all the time
+    packets = joined_stream(8.0, join=45, preroll=30, earlier=True, t0=T0)
+    for p in packets:
+        clock.t = p.ts
+        rec.on_video(p)
+    rec.close_all()
+    note = next(n for n in rec.outbox if n.phase == "finished")
+    info = probe(Path(note.path))
+    assert info.error == "" and info.first_keyframe
+    assert rec.counters["replay_dropped"] == 30
+    assert _decoded_frames(Path(note.path)) == info.frames == note.frames == 80
