@@ -142,6 +142,9 @@ class Mog2:
         self.frames = 0
 
 
+UNREST_ALPHA = 0.03
+
+
 class DefaultAlgorithm:
     """Background model built for the things that fool camera motion detectors.
 
@@ -195,6 +198,8 @@ class DefaultAlgorithm:
         self.dev: np.ndarray | None = None
         self._learning = 0
         self._fg = None  # last foreground, excluded from gain estimation
+        self._last_sample: np.ndarray | None = None  # last frame's sample, for the noise
+        self._unrest: float | None = None
 
     def rebase(self) -> None:
         self.bg = None
@@ -208,6 +213,8 @@ class DefaultAlgorithm:
                 self.dev = np.zeros_like(frame)
             self._learning = self.learn_frames if not fresh else self.settle_frames
             self._fg = None
+            self._last_sample = None
+            self._unrest = None
             return AlgoResult(np.zeros(image.shape, np.uint8), learning=True)
         bg, dev = self.bg, self.dev
         assert dev is not None
@@ -226,12 +233,28 @@ class DefaultAlgorithm:
         self.gain = gain
         diff = sample_f - gain * sample_b
         med = float(np.median(diff))
-        # Noise from the 30th percentile of |d|: for Gaussian noise that is
-        # 0.385 sigma, and unlike the median it stays put while up to ~60 %
-        # of the sample moves (a tree filling the frame, a person close up).
-        spread = np.abs(diff - med).ravel()
+        # Sensor noise from frame to frame, not from the background: a person
+        # filling half the view differs from the background everywhere he
+        # stands but from the last frame only along his edges. The 30th
+        # percentile of |d| is 0.385 sigma for Gaussian noise (sqrt 2 more for
+        # the difference of two frames) and stays put while up to ~60 % of
+        # the sample changes (a tree filling the frame, a swaying view).
+        # (The background is kept at the current brightness, so ``gain`` is
+        # also the change of light since the last frame.)
+        last = self._last_sample if self._last_sample is not None else sample_b
+        self._last_sample = sample_f
+        step = sample_f - gain * last
+        spread = np.abs(step - float(np.median(step))).ravel()
         k = len(spread) * 3 // 10
-        self.sigma = float(np.partition(spread, k)[k]) / 0.385
+        noise = float(np.partition(spread, k)[k]) / (0.385 * 1.414)
+        # The scene's own unrest against the background (a swaying view, a
+        # tree filling the frame), followed slowly, so a person walking in
+        # does not raise it within the second he takes to cross the view.
+        rest = np.abs(diff - med).ravel()
+        unrest = float(np.partition(rest, k)[k]) / 0.385
+        self._unrest = unrest if self._unrest is None else (
+            self._unrest + UNREST_ALPHA * (unrest - self._unrest))
+        self.sigma = max(noise, self._unrest)
 
         # Contrast scales with the light on the scene (an object 25 levels off
         # the background at mid-grey is 9 levels off at 35 % light), so the

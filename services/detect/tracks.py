@@ -72,6 +72,15 @@ def _area(box: list[float]) -> float:
     return max(box[2] * box[3], 1e-6)
 
 
+def _nested(a: list[float], b: list[float]) -> bool:
+    """Whether the larger box holds the smaller one's centre: something
+    coming in at the frame's edge, or out of the dark, grows faster than any
+    size ratio allows while it stays one thing."""
+    small, large = (a, b) if _area(a) <= _area(b) else (b, a)
+    cx, cy = small[0] + small[2] / 2, small[1] + small[3] / 2
+    return large[0] <= cx <= large[0] + large[2] and large[1] <= cy <= large[1] + large[3]
+
+
 def _side(p: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
     return (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
 
@@ -109,7 +118,8 @@ class Tracker:
                 dist = math.hypot(bx - cx, by - cy)
                 gate = max(math.hypot(tr.box[2], tr.box[3]), math.hypot(box[2], box[3]))
                 ratio = _area(box) / _area(tr.box)
-                if dist <= gate and 1 / MAX_SIZE_RATIO <= ratio <= MAX_SIZE_RATIO:
+                alike = 1 / MAX_SIZE_RATIO <= ratio <= MAX_SIZE_RATIO
+                if dist <= gate and (alike or _nested(tr.box, box)):
                     pairs.append((dist, ti, bi))
         pairs.sort()
         matched: set[int] = set()
