@@ -92,3 +92,19 @@ def test_running_average_is_fooled_by_the_tree(trees: Sequence) -> None:
     # on the empty tree scene, which is why it is not the default.
     motion, _ = run(trees, algorithm="running_average")
     assert sum(motion[30:242]) > 100
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_the_person_is_found_while_the_camera_sways(trees: Sequence, seed: int) -> None:
+    # The person fills half the view: a noise estimate taken against the
+    # background rose with him and hid him (recall 0 on most sways).
+    motion, _ = run(trees, "shake_sway", seed)
+    assert score(trees, motion).recall >= 0.7
+
+
+def test_the_person_is_found_at_dusk(trees: Sequence) -> None:
+    # Coming in at the frame's edge his box grows faster than a track's size
+    # ratio allows; the track must follow it anyway.
+    motion, changes = run(trees, "dusk")
+    assert any(phase == "start" for _, phase in changes)
+    assert score(trees, motion).recall >= 0.3
