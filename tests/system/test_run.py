@@ -40,6 +40,13 @@ def instance_config(web_port: int, services: list[str] = SERVICES, **sections: A
             "web": {"port": web_port, "api_key": API_HEADERS["X-API-Key"]}, **sections}
 
 
+def _hangup_as_in_a_terminal() -> None:
+    # A test run started under nohup hands its SIGHUP-ignored state down, and
+    # ``pisentry run`` deliberately leaves an ignored SIGHUP alone; a shell in
+    # a terminal starts it with SIGHUP at its default.
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 class Run:
     """One `pisentry run` with its stdout and stderr on pipes this test reads
     (or closes, as a terminal that goes away)."""
@@ -49,7 +56,8 @@ class Run:
         env = {**os.environ, "PISENTRY_HOME": str(home.root)}
         self.proc = subprocess.Popen([sys.executable, "-m", "common.cli", "run", "--config",
                                       str(config)], env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, start_new_session=True)
+                                     stderr=subprocess.PIPE, start_new_session=True,
+                                     preexec_fn=_hangup_as_in_a_terminal)
 
     def status(self, *args: str) -> subprocess.CompletedProcess[str]:
         return pisentry("status", "--config", str(self.config), *args, home=self.home)
