@@ -4,6 +4,7 @@ notify would send them."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import socket
@@ -347,3 +348,56 @@ def test_a_verdict_from_the_page_is_written_by_record(home: Home) -> None:
                           headers=H).status_code == 404
     with CatalogueReader(home.catalogue) as cat:
         assert cat.event("ev5").verdict == "false_alarm"  # type: ignore[union-attr]
+
+
+def test_h264_live_drops_a_replay_for_a_new_recorder(web: Running) -> None:
+    """Capture replays its pre-roll whenever someone new subscribes to h264
+    (an older stretch from a fresh encoder, ``replay``), then goes on at a
+    keyframe: the viewer sees every live frame once, in order, none old."""
+    import io
+
+    import av
+
+    from common.messages import VideoPacket
+    from services.capture.encoder import H264Encoder
+
+    video = web.bus.publisher("video")
+    stop = threading.Event()
+
+    def picture(i: int) -> np.ndarray:
+        return np.full((240, 320, 3), (i * 11) % 256, np.uint8)
+
+    def pump() -> None:
+        enc = H264Encoder(320, 240, 10, keyframe_interval=1.0)
+        i = 0
+        while not stop.is_set():
+            replaying = i % 15 == 0 and i > 0
+            if replaying:  # a newcomer: the last 10 frames again, from a fresh encoder
+                enc = H264Encoder(320, 240, 10, keyframe_interval=1.0)
+                for j in range(i - 10, i):
+                    for au, key in enc.encode(picture(j), j * 100_000):
+                        video.publish(VideoPacket, [au], ts=time.time(), pts=j * 100_000,
+                                      keyframe=key, width=320, height=240, fps=10.0,
+                                      replay=True)
+            for au, key in enc.encode(picture(i), i * 100_000, keyframe=replaying):
+                video.publish(VideoPacket, [au], ts=time.time(), pts=i * 100_000, keyframe=key,
+                              width=320, height=240, fps=10.0)
+            i += 1
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    try:
+        with ws_connect(f"ws://{web.base[7:]}/ws/h264?camera=cam1", additional_headers=H,
+                        open_timeout=5, max_size=2**22) as ws:
+            json.loads(ws.recv(5))
+            init = ws.recv(5)
+            segments = [ws.recv(5) for _ in range(35)]  # at least two replays' worth
+    finally:
+        stop.set()
+        thread.join(2)
+    with av.open(io.BytesIO(init + b"".join(segments))) as c:
+        levels = [float(f.to_ndarray(format="gray").mean()) for f in c.decode(video=0)]
+    assert len(levels) == 35
+    steps = [round(b - a) % 256 for a, b in itertools.pairwise(levels)]
+    assert all(9 <= s <= 13 for s in steps), steps  # each the next frame: +11 grey levels
