@@ -41,10 +41,13 @@ def instance_config(web_port: int, services: list[str] = SERVICES, **sections: A
 
 
 def _hangup_as_in_a_terminal() -> None:
-    # A test run started under nohup hands its SIGHUP-ignored state down, and
-    # ``pisentry run`` deliberately leaves an ignored SIGHUP alone; a shell in
-    # a terminal starts it with SIGHUP at its default.
-    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    """A test run started under nohup would hand its ignored SIGHUP down, and
+    ``pisentry run`` deliberately leaves an ignored SIGHUP alone; a shell in a
+    terminal starts it with SIGHUP at its default. A handled signal is reset
+    to the default by exec, so handling it here (doing nothing) gives the
+    child the default without a preexec_fn."""
+    if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, lambda *_: None)
 
 
 class Run:
@@ -54,10 +57,10 @@ class Run:
     def __init__(self, home: Home, config: Path) -> None:
         self.home, self.config = home, config
         env = {**os.environ, "PISENTRY_HOME": str(home.root)}
+        _hangup_as_in_a_terminal()
         self.proc = subprocess.Popen([sys.executable, "-m", "common.cli", "run", "--config",
                                       str(config)], env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, start_new_session=True,
-                                     preexec_fn=_hangup_as_in_a_terminal)
+                                     stderr=subprocess.PIPE, start_new_session=True)
 
     def status(self, *args: str) -> subprocess.CompletedProcess[str]:
         return pisentry("status", "--config", str(self.config), *args, home=self.home)
