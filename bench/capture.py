@@ -32,6 +32,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -292,6 +293,27 @@ def onset_latencies(score: dict[str, Any]) -> list[float]:
     return out
 
 
+def cpu_by_service(res: dict[str, Any]) -> dict[str, float]:
+    """% of one core per service, approximated from the harness's records.
+
+    The harness looks for services among the direct children of ``pisentry
+    run``; supervisord starts them one level further down, so its own
+    per-service table comes back empty. Its whole-tree record still lists
+    each process with its CPU seconds over the process's life (start-up
+    included), so the tree's CPU in the measured window is shared out in
+    those proportions."""
+    procs = res.get("cpu", {}).get("tree_processes") or []
+    window_pct = res["headline"].get("cpu_pct_of_one_core") or 0.0
+    life = sum(p.get("cpu_s", 0.0) for p in procs)
+    by: dict[str, float] = {}
+    for proc in procs:
+        m = re.search(r"common\.cli (\w+)", proc.get("cmdline", ""))
+        if m and life:
+            share = proc.get("cpu_s", 0.0) / life
+            by[m.group(1)] = by.get(m.group(1), 0.0) + share * window_pct
+    return {k: round(v, 2) for k, v in by.items()}
+
+
 def cmd_peer(args: argparse.Namespace) -> dict[str, Any]:
     if shutil.which(os.environ.get("MOTION_BIN", "motion")) is None:
         print("motion is not installed (apt-get install motion): pisentry runs alone",
@@ -334,7 +356,7 @@ def cmd_peer(args: argparse.Namespace) -> dict[str, Any]:
                 run(cmd, work / f"pisentry_{case}_{r}.log")
                 res = json.loads(out.read_text())
                 hl = res["headline"]
-                by = hl["cpu_pct_by_service"]
+                by = hl["cpu_pct_by_service"] or cpu_by_service(res)
                 cap = by.get("capture")
                 empty = [v for k, v in hl.items() if k.startswith("event_starts_in_")]
                 one["pisentry"] = {
