@@ -116,13 +116,29 @@ class CaptureConfig(Section):
     path: str = Field("", description="file source: a video file or a folder of images")
     url: str = Field("", description="url source: MJPEG over HTTP or RTSP")
     device: int = Field(0, ge=0, le=63, description="v4l2 source: /dev/videoN")
-    width: int = Field(1280, ge=64, le=4096, description="Main (recorded) stream width")
-    height: int = Field(720, ge=48, le=3072, description="Main (recorded) stream height")
-    fps: float = Field(15.0, gt=0, le=60, description="Frames per second")
+    width: int | None = Field(
+        None, ge=64, le=4096,
+        description="Main (recorded) stream width, with height the box the camera's picture is "
+                    "scaled down into, keeping its aspect ratio (unset: the camera's own size, "
+                    "1280x720 for the synthetic one; never larger than the camera's: pisentry "
+                    "only scales down)")
+    height: int | None = Field(
+        None, ge=48, le=3072,
+        description="Main (recorded) stream height (unset: the camera's own; see width)")
+    fps: float | None = Field(
+        None, gt=0, le=60,
+        description="Frames per second processed, at most: a faster camera's extra frames are "
+                    "dropped before decoding (unset: the camera's own rate; the synthetic "
+                    "camera makes 15)")
     file_fps: float = Field(0.0, ge=0, le=120,
                             description="file source: play at this rate (0: the file's own)")
-    lores_width: int = Field(320, ge=32, le=1280, description="Detection stream width")
-    lores_height: int = Field(240, ge=24, le=960, description="Detection stream height")
+    lores_width: int = Field(
+        320, ge=32, le=1280,
+        description="Detection stream: with lores_height the box the picture is scaled down "
+                    "into, keeping the camera's aspect ratio (a 16:9 camera in 320x240 gives "
+                    "320x180, a 4:3 one 320x240; never stretched, never upscaled)")
+    lores_height: int = Field(240, ge=24, le=960,
+                              description="Detection stream: the box's height (see lores_width)")
     lores_fps: float = Field(
         0.0, ge=0, le=60,
         description="Detection stream frames per second, below the camera's to save CPU "
@@ -148,10 +164,17 @@ class CaptureConfig(Section):
     @field_validator("width", "height", "lores_width", "lores_height", "live_width",
                      "live_height")
     @classmethod
-    def _even(cls, value: int) -> int:
-        if value % 2:
+    def _even(cls, value: int | None) -> int | None:
+        if value is not None and value % 2:
             raise ValueError(f"{value} is odd; 4:2:0 video needs even sizes")
         return value
+
+    @model_validator(mode="after")
+    def _size_whole(self) -> CaptureConfig:
+        if (self.width is None) != (self.height is None):
+            raise ValueError("capture.width and capture.height: set both, or neither to "
+                             "follow the camera")
+        return self
 
 
 class ZoneConfig(Section):

@@ -94,7 +94,9 @@ def _render(model: type[BaseModel], path: tuple[str, ...], out: list[str],
         out.append(f"# {text}")
         default = getattr(instance, name, None) if not array else info.get_default(
             call_default_factory=True)
-        if default is None or (array and info.is_required()):
+        if default is None and not info.is_required():
+            out.append(f"# {name} =   (unset by default)")
+        elif default is None or (array and info.is_required()):
             out.append(f"{comment}{name} = ...  # required")
         else:
             out.append(f"{comment}{name} = {_value(default)}")

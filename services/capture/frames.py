@@ -31,16 +31,22 @@ def turn(img: np.ndarray, config: CaptureConfig) -> np.ndarray:
     return img
 
 
-def main_size(width: int, height: int, config: CaptureConfig) -> tuple[int, int]:
-    """The main stream's size for a (turned) picture: within capture.width x
-    height, the picture's aspect ratio, never larger than the camera's."""
-    return fit(width, height, config.width, config.height)
+def too_large(width: int, height: int, config: CaptureConfig) -> str:
+    """Why capture.width/height cannot be made from a (turned) picture of
+    ``width`` x ``height``, or "": pisentry only ever scales down."""
+    if config.width is None or (config.width <= width and config.height <= height):
+        return ""
+    return (f"capture.width/height {config.width}x{config.height} is larger than the camera's "
+            f"{width}x{height}: pisentry only scales down; leave them unset to follow the camera")
 
 
 def orient(img: np.ndarray, config: CaptureConfig) -> np.ndarray:
-    """Flip and rotate as configured, then size to the main stream."""
+    """Flip and rotate as configured, then size to the main stream: within
+    capture.width x height (when set) with the picture's aspect ratio."""
     img = turn(img, config)
-    size = main_size(img.shape[1], img.shape[0], config)
+    if config.width is None:
+        return img
+    size = fit(img.shape[1], img.shape[0], config.width, config.height)
     if (img.shape[1], img.shape[0]) != size:
         img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
     return img

@@ -47,7 +47,14 @@ from services.capture.encoder import H264Encoder
 from services.capture.passerby import PasserBy
 from services.capture.preroll import JpegRing, Shot
 from services.capture.reader import SourceReader
-from services.capture.sources import Captured, RateLimit, Source, SourceError, make_source
+from services.capture.sources import (
+    SYNTHETIC_FPS,
+    Captured,
+    RateLimit,
+    Source,
+    SourceError,
+    make_source,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +68,7 @@ PREROLL_SLACK = 2.0
 # so live frames (detection's) are never held up by more.
 CATCH_UP_SECONDS = 0.01
 SUPPLY_PERIOD = 1.0
+FPS_WINDOW_SECONDS = 2.0  # the processed rate is measured over this long
 
 
 class CaptureService(Worker):
@@ -82,6 +90,10 @@ class CaptureService(Worker):
                 raise SetupError(f"capture.source={c.source}: {exc}") from None
             log.warning("%s source not ready (%s); will keep trying", c.source, exc)
             opened = False
+        self._exit_code = 0
+        self._size_checked = False
+        if opened and self.source.size is not None and not self.source.encodes_h264:
+            self._check_size(*self.source.size)  # else at the first frame
         self.encoder: H264Encoder | None = None  # while someone subscribes to h264
         if self.source.encodes_h264:
             self.source.annotate = self._annotate_in_place  # type: ignore[attr-defined]
@@ -96,9 +108,9 @@ class CaptureService(Worker):
         self._frames = 0
         self._skipped = 0  # frames over capture.fps
         self._bad_jpegs = 0
-        self._rate = RateLimit(c.fps)
+        # Unset capture.fps: every frame the camera sends.
+        self._rate = RateLimit(c.fps) if c.fps else None
         self._lores_rate = RateLimit(c.lores_fps) if c.lores_fps else None
-        self._size_checked = False
         self._gray_scale: tuple[tuple[int, int], int] | None = None  # (JPEG size, DCT scale)
         r = self.config.record
         # Made at the first JPEG: only a camera that sends JPEGs has a pre-roll here.
@@ -133,9 +145,45 @@ class CaptureService(Worker):
         # look again soon rather than at the default wait.
         return 0.02 if getattr(self.source, "packets", None) is not None else None
 
+    def _check_size(self, width: int, height: int) -> None:
+        """Refuse a main stream size larger than the camera's (``width`` x
+        ``height`` as it comes, before turning)."""
+        self._size_checked = True
+        c = self.config.capture
+        turned = (width, height) if c.rotation in (0, 180) else (height, width)
+        why = pictures.too_large(*turned, c)
+        if why:
+            raise SetupError(why)
+
+    def _first_frame(self, cap: Captured) -> bool:
+        """The size check for a camera that was not there at start; False
+        when it failed (the service then stops, as at a failed start)."""
+        try:
+            size = jpegs.jpeg_size(cap.jpeg) if cap.jpeg is not None else \
+                (cap.picture().shape[1], cap.picture().shape[0])
+        except jpegs.JpegError:
+            return False  # a broken frame: the next one tells
+        try:
+            self._check_size(*size)
+        except SetupError as exc:
+            log.error("%s cannot start: %s", self.name, exc)
+            self._exit_code = 2  # a setup error: supervisord does not restart it
+            self.stop_requested = True
+            return False
+        return True
+
+    def serve(self) -> int:
+        code = super().serve()
+        return self._exit_code or code
+
     def _publish(self, cap: Captured) -> None:
         c = self.config.capture
-        if not self._rate.take(cap.ts):
+        if self.stop_requested:
+            return
+        if not self._size_checked and not self.source.encodes_h264 and \
+                not self._first_frame(cap):
+            return
+        if self._rate is not None and not self._rate.take(cap.ts):
             self._skipped += 1
             return
         main = None
@@ -173,7 +221,7 @@ class CaptureService(Worker):
             return
         self._frames += 1
         self._fps_window.append(cap.ts)
-        if len(self._fps_window) > 2 * c.fps:
+        while self._fps_window[-1] - self._fps_window[0] > FPS_WINDOW_SECONDS:
             del self._fps_window[0]
 
     def _publish_lores(self, cap: Captured, full: bool) -> Any:
@@ -200,16 +248,8 @@ class CaptureService(Worker):
             main = cap.picture()
             self.passer.draw(main, cap.ts)
             return main
-        c = self.config.capture
-        main = pictures.orient(cap.picture(), c)
+        main = pictures.orient(cap.picture(), self.config.capture)
         self.passer.draw(main, cap.ts)
-        if not self._size_checked:
-            self._size_checked = True
-            height, width = main.shape[:2]
-            if c.width > width and c.height > height:
-                log.error("capture.width/height %dx%d is larger than the camera's %dx%d: "
-                          "recording %dx%d, pisentry never upscales", c.width, c.height,
-                          width, height, width, height)
         return main
 
     def _gray(self, jpeg: bytes) -> Any:
@@ -306,17 +346,19 @@ class CaptureService(Worker):
         """The rate frames are really processed at (the configured one until
         a second of frames has been seen): what the keyframe interval counts."""
         window = self._fps_window
-        c = self.config.capture
-        if len(window) > c.fps / 2 and window[-1] - window[0] >= 1.0:
-            return round(min(c.fps, (len(window) - 1) / (window[-1] - window[0])), 2)
-        return c.fps
+        cap = self.config.capture.fps
+        if len(window) > 2 and window[-1] - window[0] >= 1.0:
+            measured = (len(window) - 1) / (window[-1] - window[0])
+            return round(min(cap, measured) if cap else measured, 2)
+        return cap or self.source.fps or SYNTHETIC_FPS
 
     def _publish_camera_packets(self) -> None:
         """h264 the Pi camera encoded itself (its queue is empty otherwise)."""
         packets = getattr(self.source, "packets", None)
         if packets is None:
             return
-        c = self.config.capture
+        width, height = self.source.size or (0, 0)
+        fps = self.source.fps or SYNTHETIC_FPS
         offset = time.time() - time.monotonic()
         while True:
             try:
@@ -324,7 +366,7 @@ class CaptureService(Worker):
             except queue.Empty:
                 return
             self.video_pub.publish(VideoPacket, [unit], ts=offset + pts_us / 1e6, pts=pts_us,
-                                   keyframe=keyframe, width=c.width, height=c.height, fps=c.fps)
+                                   keyframe=keyframe, width=width, height=height, fps=fps)
 
     def _annotate_in_place(self, img: Any, ts: float | None = None) -> None:
         ts = time.time() if ts is None else ts

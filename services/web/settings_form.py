@@ -76,6 +76,10 @@ def _field(key: str, name: str, info: FieldInfo, value: Any) -> dict[str, Any]:
     ann = info.annotation
     out: dict[str, Any] = {"key": key, "name": name, "title": info.title or _title(name),
                            "description": info.description or ""}
+    args = typing.get_args(ann)
+    if len(args) == 2 and type(None) in args:  # "int | None": an int, or unset (empty)
+        ann = next(a for a in args if a is not type(None))
+        out["optional"] = True
     if typing.get_origin(ann) is Literal:
         out["kind"] = "enum"
         out["options"] = list(typing.get_args(ann))

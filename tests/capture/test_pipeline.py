@@ -2,6 +2,7 @@
 
 import itertools
 import os
+import shutil
 import signal
 import time
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ import zmq
 from common.bus import RESTARTED, Bus
 from common.config import parse_config
 from common.messages import Frame, VideoPacket
+from services.capture.sources import SYNTHETIC_FPS, SYNTHETIC_SIZE
 from tests.support import running_pipeline
 
 pytestmark = pytest.mark.slow
@@ -42,8 +44,8 @@ def _wait_first(sub, timeout):
 
 
 def test_default_run_streams_frames_at_fps_and_decodable_h264():
-    config = parse_config({})
-    fps, gop_seconds = config.capture.fps, config.capture.keyframe_interval
+    # Nothing set: the synthetic camera's own size and rate.
+    fps, gop_seconds = SYNTHETIC_FPS, parse_config({}).capture.keyframe_interval
     with running_pipeline() as pipeline, _subscribed(pipeline.home) as (_, frames, video):
         started = time.monotonic()
         _wait_first(frames, 15)
@@ -67,7 +69,7 @@ def test_default_run_streams_frames_at_fps_and_decodable_h264():
     for p in packets:
         decoded += decoder.decode(av.Packet(bytes(p.payload[0])))
     assert len(decoded) >= len(packets) - 1  # the last may still be inside the decoder
-    assert (decoded[0].width, decoded[0].height) == (config.capture.width, config.capture.height)
+    assert (decoded[0].width, decoded[0].height) == SYNTHETIC_SIZE
 
 
 SMALL = {"general": {"services": ["capture"]},
@@ -206,29 +208,86 @@ def test_an_mjpeg_camera_is_forwarded_and_decoded_only_as_far_as_needed():
     assert "nobody subscribes to h264: encoder stopped" in log
 
 
-def test_a_small_camera_is_never_upscaled_and_detection_can_run_below_its_rate():
-    with _mjpeg_camera(size=(320, 240), fps=15) as (camera, _):
+def _read_stream(pipeline, raw, seconds):
+    with _subscribed(pipeline.home, raw) as (_, frames, video):
+        _wait_first(video, 10)
+        lores, packets = [], []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            lores += frames.recv(0.02)
+            packets += video.read()
+    # The pre-roll replayed for a new subscriber comes first: the live video from its keyframe.
+    packets = [p for p in packets if not p.header.replay]
+    packets = packets[next(i for i, p in enumerate(packets) if p.header.keyframe):]
+    return lores, packets
+
+
+def _rate(messages):
+    return (len(messages) - 1) / (messages[-1].header.ts - messages[0].header.ts)
+
+
+def _first_decoded(packets):
+    decoder = av.CodecContext.create("h264", "r")
+    return next(f for p in packets for f in decoder.decode(av.Packet(bytes(p.payload[0]))))
+
+
+def test_unset_size_and_rate_follow_the_camera_and_detection_can_run_below_it():
+    """Only source and url set: a 640x480 camera at 30 fps is recorded at
+    640x480 and 30 fps (not upscaled to 1280x720, nor capped at 15)."""
+    with _mjpeg_camera(size=(640, 480), fps=30) as (camera, _):
         raw = {"general": {"services": ["capture"]},
-               "capture": {"source": "url", "url": camera.url, "width": 640, "height": 480,
-                           "fps": 15, "lores_fps": 5, "reconnect_max_seconds": 1}}
+               "capture": {"source": "url", "url": camera.url, "lores_fps": 5,
+                           "reconnect_max_seconds": 1}}
         with running_pipeline(raw) as pipeline:
             pipeline.wait_healthy(30)
-            with _subscribed(pipeline.home, raw) as (_, frames, video):
-                _wait_first(video, 10)
-                lores, packets = [], []
-                end = time.monotonic() + 4
-                while time.monotonic() < end:
-                    lores += frames.recv(0.02)
-                    packets += video.read()
+            lores, packets = _read_stream(pipeline, raw, 4)
             log = _capture_log(pipeline)
-    rate = (len(lores) - 1) / (lores[-1].header.ts - lores[0].header.ts)
-    assert 4 <= rate <= 6, rate  # detection at lores_fps; the video keeps the camera's rate
-    assert len(packets) >= 45
-    packets = packets[next(i for i, p in enumerate(packets) if p.header.keyframe):]
-    decoder = av.CodecContext.create("h264", "r")
-    first = next(f for p in packets for f in decoder.decode(av.Packet(bytes(p.payload[0]))))
-    assert (first.width, first.height) == (320, 240)
-    assert "capture.width/height 640x480 is larger than the camera's 320x240" in log
+    assert 4 <= _rate(lores) <= 6, _rate(lores)  # detection at lores_fps
+    assert _rate(packets) >= 24, _rate(packets)  # the video at the camera's rate
+    assert {(m.header.width, m.header.height) for m in lores} == {(320, 240)}
+    first = _first_decoded(packets)
+    assert (first.width, first.height) == (640, 480)
+    assert "larger than" not in log and "ERROR" not in log, log
+
+
+def test_a_size_larger_than_the_camera_is_refused_in_one_line():
+    from tests.support import new_home, pisentry_process
+
+    with _mjpeg_camera(size=(320, 240), fps=15) as (camera, _):
+        home = new_home()
+        raw = {"capture": {"source": "url", "url": camera.url, "width": 640, "height": 480}}
+        with pisentry_process("capture", home=home, config=raw) as proc:
+            code = proc.wait(timeout=30)
+        out = (home.root / "capture.out").read_text()
+        shutil.rmtree(home.root, ignore_errors=True)
+    assert code == 2, out  # a setup error: supervisord does not restart it, shows FATAL
+    lines = [line for line in out.splitlines() if "larger than" in line]
+    assert len(lines) == 1 and lines[0].endswith(
+        "capture cannot start: capture.width/height 640x480 is larger than the camera's "
+        "320x240: pisentry only scales down; leave them unset to follow the camera"), out
+    assert "Traceback" not in out
+
+
+def test_fps_halves_a_faster_camera_with_keyframes_in_seconds_and_lores_keeps_its_aspect():
+    """A 720x480 camera at 30 fps with fps = 15: every other frame is
+    processed, keyframes keep keyframe_interval in seconds, and detection's
+    frame is 720x480 scaled into 320x240 (320x212), not squeezed to 320x240."""
+    with _mjpeg_camera(size=(720, 480), fps=30) as (camera, _):
+        raw = {"general": {"services": ["capture"]},
+               "capture": {"source": "url", "url": camera.url, "fps": 15,
+                           "keyframe_interval": 1.0, "reconnect_max_seconds": 1}}
+        with running_pipeline(raw) as pipeline:
+            pipeline.wait_healthy(30)
+            lores, packets = _read_stream(pipeline, raw, 5)
+    assert 13 <= _rate(lores) <= 16.5, _rate(lores)
+    assert 13 <= _rate(packets) <= 16.5, _rate(packets)
+    keys = [p.header.pts for p in packets if p.header.keyframe]
+    assert len(keys) >= 3, keys
+    gaps = [(b - a) / 1e6 for a, b in itertools.pairwise(keys)]
+    assert all(0.8 <= g <= 1.2 for g in gaps), gaps
+    assert {(m.header.width, m.header.height) for m in lores} == {(320, 212)}
+    first = _first_decoded(packets)
+    assert (first.width, first.height) == (720, 480)
 
 
 def _decoded_frames(path):

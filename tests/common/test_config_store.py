@@ -55,7 +55,7 @@ def test_a_change_keeps_comments_and_layout_and_touches_one_line() -> None:
 def test_removing_a_key_returns_it_to_its_default() -> None:
     store, _ = store_with(USER_FILE)
     proposal = store.propose({"capture.fps": None, "record.nothing_here": None})
-    assert proposal.config is not None and proposal.config.capture.fps == 15.0
+    assert proposal.config is not None and proposal.config.capture.fps is None
     assert "fps = " not in proposal.text and "# the porch is dark" in proposal.text
 
 

@@ -45,6 +45,10 @@ class Captured:
 class Source(ABC):
     #: True when the source delivers its own h264 (picamera2's hardware encoder)
     encodes_h264 = False
+    #: The camera's own (width, height) and frame rate, as far as ``open``
+    #: learnt them (None: known from the frames only)
+    size: tuple[int, int] | None = None
+    fps: float | None = None
 
     @abstractmethod
     def open(self) -> None: ...
@@ -93,6 +97,11 @@ class RateLimit:
         late = ts - self._next >= self.period
         self._next = ts + self.period if late else self._next + self.period
         return True
+
+
+# What the synthetic camera makes when capture.width/height/fps are unset.
+SYNTHETIC_SIZE = (1280, 720)
+SYNTHETIC_FPS = 15.0
 
 
 def make_source(config: CaptureConfig) -> Source:

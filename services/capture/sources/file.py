@@ -41,11 +41,12 @@ class FileSource(Source):
                     rate = probe.streams.video[0].average_rate
             except (av.error.FFmpegError, IndexError) as exc:
                 raise SourceError(f"{self.path}: not a readable video ({exc})") from None
-            native = float(rate) if rate else self.config.fps
+            native = float(rate) if rate else DEFAULT_IMAGE_FPS
             self._frames = self._loop_video()
         else:
             raise SourceError(f"{self.path}: no such file or folder")
-        self._pacer = Pacer(self.config.file_fps or native)
+        self.fps = self.config.file_fps or native
+        self._pacer = Pacer(self.fps)
 
     def _loop_images(self, images: list[Path]) -> Iterator[np.ndarray]:
         while True:

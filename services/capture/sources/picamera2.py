@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from services.capture.frames import fit
 from services.capture.sources import Captured, Source, SourceError
 
 if TYPE_CHECKING:
@@ -60,12 +61,19 @@ class Picamera2Source(Source):
 
         try:
             cam = Picamera2()
+            # Unset size or rate: picamera2's default video mode.
+            main = {"format": "RGB888", **({"size": (c.width, c.height)} if c.width else {})}
             video_config = cam.create_video_configuration(
-                main={"size": (c.width, c.height), "format": "RGB888"},
-                lores={"size": (c.lores_width, c.lores_height), "format": "YUV420"},
+                main=main, lores={"format": "YUV420"},
                 transform=Transform(hflip=c.hflip ^ (c.rotation == 180),
                                     vflip=c.vflip ^ (c.rotation == 180)),
-                controls={"FrameRate": c.fps})
+                controls={"FrameRate": c.fps} if c.fps else {})
+            width, height = video_config["main"]["size"]
+            self.size = (int(width), int(height))
+            # The ISP's lores keeps the main stream's aspect ratio.
+            video_config["lores"]["size"] = fit(*self.size, c.lores_width, c.lores_height)
+            frame_us = video_config["controls"].get("FrameDurationLimits", (33333,))[0]
+            self.fps = c.fps or round(1e6 / frame_us, 2)
             cam.configure(video_config)
 
             def draw(request: Any) -> None:
@@ -75,7 +83,7 @@ class Picamera2Source(Source):
 
             cam.pre_callback = draw
             encoder = H264Encoder(bitrate=c.bitrate, repeat=True,
-                                  iperiod=max(1, round(c.fps * c.keyframe_interval)))
+                                  iperiod=max(1, round(self.fps * c.keyframe_interval)))
             cam.start_recording(encoder, BusOutput())
         except Exception as exc:  # noqa: BLE001 - libcamera fails in many ways
             raise SourceError(f"Pi camera: {exc}") from None

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from services.capture.sources import Captured, Pacer, Source, now_pair
+from services.capture.sources import (
+    SYNTHETIC_FPS,
+    SYNTHETIC_SIZE,
+    Captured,
+    Pacer,
+    Source,
+    now_pair,
+)
 
 if TYPE_CHECKING:
     from common.config import CaptureConfig
@@ -53,8 +60,12 @@ def render_background(width: int, height: int) -> np.ndarray:
 class SyntheticSource(Source):
     def __init__(self, config: CaptureConfig) -> None:
         self.config = config
-        self.width, self.height = config.width, config.height
-        self._pacer = Pacer(config.fps)
+        # Any size is this camera's own: the configured one, else its default.
+        self.width, self.height = (config.width, config.height) if config.width else \
+            SYNTHETIC_SIZE
+        self.size = (self.width, self.height)
+        self.fps = config.fps or SYNTHETIC_FPS
+        self._pacer = Pacer(self.fps)
         self._t0 = time.monotonic()
         self._frame_no = 0
 

@@ -37,7 +37,13 @@ class UrlSource(Source):
                                       timeout=(OPEN_TIMEOUT, READ_TIMEOUT))
             if not self._container.streams.video:
                 raise SourceError("no video stream")
-            if self._container.streams.video[0].codec_context.name == "mjpeg":
+            stream = self._container.streams.video[0]
+            ctx = stream.codec_context
+            self.size = (ctx.width, ctx.height) if ctx.width and ctx.height else None
+            # An MJPEG camera over HTTP says no rate (FFmpeg guesses 25): the
+            # frames tell it.
+            self.fps = None
+            if ctx.name == "mjpeg":
                 self._frames = self._jpegs(self._container)
             else:
                 self._frames = self._decoded(self._container)

@@ -31,13 +31,18 @@ class V4l2Source(Source):
         if not cap.isOpened():
             raise SourceError(f"/dev/video{self.config.device}: cannot open")
         cap.set(cv2.CAP_PROP_FOURCC, MJPG)
-        cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.config.width)
-        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.config.height)
-        cap.set(cv2.CAP_PROP_FPS, self.config.fps)
+        if self.config.width:  # else the device's own mode
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.config.width)
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.config.height)
+        if self.config.fps:
+            cap.set(cv2.CAP_PROP_FPS, self.config.fps)
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a backlog
         self._jpeg = int(cap.get(cv2.CAP_PROP_FOURCC)) == MJPG
         if self._jpeg:
             cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)  # read() returns the JPEG bytes
+        width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.size = (width, height) if width and height else None
+        self.fps = cap.get(cv2.CAP_PROP_FPS) or None
         self._cap = cap
 
     def read(self) -> Captured:

@@ -103,6 +103,7 @@ class SettingsForm {
     }
     if (f.kind === "int" || f.kind === "float") {
       const raw = input.value.trim();
+      if (raw === "" && f.optional) return null;  // unset: the default (e.g. follow the camera)
       // An empty or unparsable number goes as typed: the server names the problem.
       return raw !== "" && Number.isFinite(Number(raw)) ? Number(raw) : input.value;
     }
