@@ -231,6 +231,46 @@ class ConfirmConfig(Section):
                                 description="Alert only once an object is confirmed")
 
 
+# The detect fields a profile may set; everything else is the same day and night.
+PROFILE_FIELDS = ("min_pixel_delta_trigger", "min_trigger_area", "frames_to_start", "masks",
+                  "mask_image", "confirm")
+CLOCK_TIME = r"^(|([01]\d|2[0-3]):[0-5]\d)$"  # HH:MM, or empty
+
+
+class NightProfileConfig(Section):
+    """The detection settings that differ at night (see detect.night_when); a
+    setting left out is the day's. In confirm, only the keys given differ."""
+
+    min_pixel_delta_trigger: int | None = Field(
+        None, ge=TUNING_LIMITS["min_pixel_delta_trigger"][0],
+        le=TUNING_LIMITS["min_pixel_delta_trigger"][1],
+        description="Night: luma change (0-255) that marks a pixel as moving")
+    min_trigger_area: float | None = Field(
+        None, ge=TUNING_LIMITS["min_trigger_area"][0], le=TUNING_LIMITS["min_trigger_area"][1],
+        description="Night: fraction of the image that must move to trigger")
+    frames_to_start: int | None = Field(
+        None, ge=TUNING_LIMITS["frames_to_start"][0], le=TUNING_LIMITS["frames_to_start"][1],
+        description="Night: consecutive motion frames before an event starts")
+    masks: list[Polygon] | None = Field(
+        None, description="Night: polygons (normalised) where motion is ignored, instead of "
+                          "the day's (a porch light's glow, insects around the lamp)")
+    mask_image: str | None = Field(None, description="Night: image file, black pixels ignored")
+    confirm: ConfirmConfig | None = Field(
+        None, description="Night: confirmation keys that differ from the day's")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_fields_only(cls, data: Any) -> Any:
+        # A real detect key that cannot differ by profile deserves more than "unknown key".
+        if isinstance(data, dict):
+            fixed = sorted(k for k in data if k in DetectConfig.model_fields
+                           and k not in PROFILE_FIELDS)
+            if fixed:
+                raise ValueError(f"{', '.join(fixed)} cannot differ at night; a profile sets "
+                                 f"only {', '.join(PROFILE_FIELDS)}")
+        return data
+
+
 class DetectConfig(Section):
     algorithm: Literal["default", "running_average", "static_base", "three_frame", "mog2"] = Field(
         "default", description="Motion algorithm")
@@ -279,6 +319,36 @@ class DetectConfig(Section):
     pir_window_seconds: float = Field(
         5.0, gt=0, le=60, description="How far apart (either order) the PIR trigger and the "
                                       "pixel motion may be to count as one")
+    night: NightProfileConfig = Field(default_factory=NightProfileConfig)
+    night_when: Literal["ir", "schedule", "never"] = Field(
+        "ir", description="When detect uses the night profile ([detect.night]): ir (while the "
+                          "IR light is on), schedule (from night_start to night_end, local "
+                          "time) or never; it switches without a restart")
+    night_start: str = Field("", pattern=CLOCK_TIME,
+                             description="schedule: HH:MM (local) the night profile starts")
+    night_end: str = Field("", pattern=CLOCK_TIME,
+                           description="schedule: HH:MM (local) the day profile is back")
+
+    @model_validator(mode="after")
+    def _night_confirm(self) -> DetectConfig:
+        # The keys given are the night's; the others stay the day's. Merged
+        # here, as the services see the config as plain data without pydantic.
+        night = self.night.confirm
+        if night is not None:
+            self.night.confirm = self.confirm.model_copy(
+                update={k: getattr(night, k) for k in night.model_fields_set})
+        return self
+
+    @model_validator(mode="after")
+    def _schedule_set(self) -> DetectConfig:
+        if self.night_when == "schedule":
+            if not self.night_start or not self.night_end:
+                raise ValueError("night_when is \"schedule\": set night_start and night_end "
+                                 "(HH:MM, local time)")
+            if self.night_start == self.night_end:
+                raise ValueError(f"night_start and night_end are both {self.night_start}: "
+                                 "the night would last no time or all day")
+        return self
 
 
 class RetentionConfig(Section):
@@ -656,6 +726,16 @@ class Config(Section):
         if self.detect.pir != "never" and (not self.ir.enabled or self.ir.pir_pin < 0):
             raise ValueError(f"detect.pir is {self.detect.pir!r} but no PIR sensor is set up: "
                              "set ir.pir_pin (and ir.enabled), or detect.pir = \"never\"")
+        return self
+
+    @model_validator(mode="after")
+    def _ir_for_night(self) -> Config:
+        # A night profile switched by an IR state that never comes would never be used.
+        if (self.detect.night_when == "ir" and not self.ir.enabled
+                and any(value is not None for _, value in self.detect.night)):
+            raise ValueError("detect.night_when is \"ir\" but ir.enabled is false: nothing "
+                             "would tell detect it is night; set detect.night_when = "
+                             "\"schedule\" (with night_start and night_end) or enable ir")
         return self
 
 

@@ -86,6 +86,11 @@ def _render(model: type[BaseModel], path: tuple[str, ...], out: list[str],
     nested: list[tuple[str, type[BaseModel], bool]] = []
     for name, info in model.model_fields.items():
         sub = _model_of(info.annotation)
+        optional = info.default is None and not info.is_required()  # absent: another's value
+        if sub is not None and optional:
+            out.append(f"# {info.description or name}: [{'.'.join((*path, name))}], its keys "
+                       "as in the section they override")
+            continue
         if sub is not None:
             nested.append((name, sub, typing.get_origin(info.annotation) is list))
             continue

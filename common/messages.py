@@ -358,20 +358,28 @@ TUNING_LIMITS: dict[str, tuple[float, float]] = {
 }
 
 
+DETECT_PROFILES = ("day", "night", "")
+
+
 @dataclass(frozen=True, slots=True)
 class Tune(Command):
     """Motion sensitivity, live (to detect): the ``detect`` config fields
     ``min_pixel_delta_trigger`` (``threshold``), ``min_trigger_area``
     (``min_area``) and ``frames_to_start``, with the same ranges
-    (``TUNING_LIMITS``). Detect uses them from its next frame until it
-    restarts on the saved config."""
+    (``TUNING_LIMITS``), for detection ``profile`` ``day`` or ``night`` (""
+    for the one in use). Detect uses them whenever that profile is in force
+    (from its next frame if it is now) until it restarts on the saved
+    config."""
 
     TOPIC: ClassVar[bytes] = b"control/tune/"
     threshold: int
     min_area: float
     frames_to_start: int
+    profile: str = ""
 
     def __post_init__(self) -> None:
+        if self.profile not in DETECT_PROFILES:
+            raise CommandError(f"tune profile {self.profile!r} is not day, night or empty")
         for name, value in (("min_pixel_delta_trigger", self.threshold),
                             ("min_trigger_area", self.min_area),
                             ("frames_to_start", self.frames_to_start)):
@@ -438,6 +446,11 @@ class Heartbeat(Header):
     started: float
     status: str  # "ok" | "degraded" | "stopping"
     counters: dict[str, Any] = field(default_factory=dict)
+    # detect only: the detection profile in force ("day" | "night"), since
+    # when (time.time()) and what switched it ("IR on", "schedule 20:30-06:30")
+    profile: str = ""
+    profile_since: float = 0.0
+    profile_why: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,7 +461,7 @@ class MotionOverlay(Header):
     (``numpy.packbits``). ``boxes`` are every blob found, normalised;
     ``moving`` says the frame's ``area`` reached the trigger; ``event`` that
     an event is open. The three tuning values are those detect used on this
-    frame, under their config names."""
+    frame, under their config names, and ``profile`` the profile they are."""
 
     TOPIC: ClassVar[bytes] = b"overlay/"
     width: int
@@ -460,6 +473,7 @@ class MotionOverlay(Header):
     min_pixel_delta_trigger: int
     min_trigger_area: float
     frames_to_start: int
+    profile: str = ""  # the detection profile these values belong to
 
 
 TOPICS: dict[bytes, type[Header]] = {

@@ -48,6 +48,17 @@ def tap(config: Config, home: Home, topic: str, as_json: bool, seconds: float) -
     return 0
 
 
+def profile_view(hb: Heartbeat) -> dict[str, Any] | None:
+    """Detect's detection profile as ``status`` and the web show it, with its
+    words: "night profile since 20:31 (IR on)"; None for other services."""
+    if not hb.profile:
+        return None
+    when = time.strftime("%H:%M", time.localtime(hb.profile_since))
+    why = f" ({hb.profile_why})" if hb.profile_why else ""
+    return {"name": hb.profile, "since": hb.profile_since, "why": hb.profile_why,
+            "text": f"{hb.profile} profile since {when}{why}"}
+
+
 def collect_heartbeats(config: Config, home: Home, expected: list[str],
                        wait: float = 2.5) -> dict[str, Heartbeat]:
     bus = Bus(config, home)
@@ -84,7 +95,8 @@ def status(config: Config, home: Home, as_json: bool) -> int:
                      "supervisord": state or None, "reason": reason,
                      "age": round(now - hb.ts, 2) if hb else None,
                      "pid": hb.pid if hb else None,
-                     "counters": hb.counters if hb else {}})
+                     "counters": hb.counters if hb else {},
+                     **({"profile": profile_view(hb)} if hb and hb.profile else {})})
     if as_json:
         print(json.dumps({"healthy": healthy, "services": rows}))
     else:
@@ -95,6 +107,8 @@ def status(config: Config, home: Home, as_json: bool) -> int:
             c = row["counters"]
             extra = f" {c.get('degraded')}" if c.get("degraded") else ""
             err = f" last_error={c['last_error']!r}" if c.get("last_error") else ""
+            if row.get("profile"):
+                extra += f" {row['profile']['text']}"
             print(f"{row['service']:8} {row['status']:12} pid={row['pid']} "
                   f"in={c.get('in', '-')} out={c.get('out', '-')} "
                   f"dropped={c.get('dropped', '-')} errors={c.get('errors', '-')}{extra}{err}")

@@ -158,6 +158,10 @@ class Worker:
     def teardown(self) -> None:
         """Close devices; sockets are closed by the base."""
 
+    def heartbeat_fields(self) -> dict[str, Any]:
+        """Typed ``Heartbeat`` fields of this service (detect's profile)."""
+        return {}
+
     def status_counters(self) -> dict[str, Any]:
         """Service-specific figures added to each heartbeat."""
         return {}
@@ -316,10 +320,15 @@ class Worker:
             self.record_error("status_counters", exc)
         if self.degraded:
             counters["degraded"] = self.degraded
+        try:
+            fields = self.heartbeat_fields()
+        except Exception as exc:  # noqa: BLE001 - as for the counters
+            self.record_error("heartbeat_fields", exc)
+            fields = {}
         self.pub.publish(Heartbeat, ts=now, service=self.name, pid=os.getpid(),
                          started=self.started,
                          status=status or ("degraded" if self.degraded else "ok"),
-                         counters=counters)
+                         counters=counters, **fields)
 
     def _close(self) -> None:
         try:

@@ -108,6 +108,18 @@ class Detector:
         else:
             self.events.frames_to_start = frames_to_start
 
+    def use_profile(self, config: DetectConfig, confirmer: Confirmer | None) -> None:
+        """Another profile's settings (``services.detect.profiles``) from the
+        next frame: its masks, confirmation and sensitivity. As with ``tune``
+        the background, the tracks and an open event carry on: the same scene
+        judged by other rules is no motion (an IR switch re-bases itself)."""
+        if (config.masks, config.mask_image) != (self.config.masks, self.config.mask_image):
+            self.regions = Regions(config, self.regions.size)  # the same zones, other masks
+        self.config = config
+        self.confirmer = confirmer
+        self.events.require_label = config.confirm.require_label and config.confirm.method != "none"
+        self.tune(config.min_pixel_delta_trigger, config.min_trigger_area, config.frames_to_start)
+
     def process(self, luma: np.ndarray, ts: float,
                 image: Callable[[], np.ndarray] | None = None) -> FrameResult:
         """One frame's luma plane (uint8, h x w). ``image`` returns the best

@@ -26,7 +26,9 @@ import numpy as np
 
 from common.arming import ArmingStore
 from common.bus import Message
+from common.config_view import ConfigView
 from common.messages import (
+    TUNING_LIMITS,
     ArmState,
     Brightness,
     Frame,
@@ -41,9 +43,12 @@ from common.messages import (
     Tune,
 )
 from common.worker import SetupError, Worker
+from services.detect.confirm import Confirmer, make_confirmer
 from services.detect.events import EventChange
 from services.detect.pipeline import Detector, FrameResult
 from services.detect.pir_vote import PirVote
+from services.detect.profiles import DAY, NIGHT, Active, ProfileSwitch, is_night, profile_config
+from services.detect.regions import Regions
 from services.detect.snapshot import annotate, encode_jpeg, lores_to_bgr
 from services.detect.tamper import Finding
 
@@ -107,6 +112,44 @@ class DetectService(Worker):
                                       "snapshots": 0, "ir_rebases": 0, "ms_last": 0.0,
                                       "tunings": 0}
         self._bad_kinds: set[str] = set()
+        self._setup_profiles()
+
+    def _setup_profiles(self) -> None:
+        """Both profiles' settings, built now: a bad night mask or model fails
+        the start, not the first night."""
+        night = profile_config(self.cfg, NIGHT)
+        self.profiles = {DAY: self.cfg, NIGHT: night}
+        self.confirmers: dict[str, Confirmer | None] = {DAY: self.detector.confirmer,
+                                                        NIGHT: self.detector.confirmer}
+        try:
+            Regions(night, (160, 120))
+            if night.confirm != self.cfg.confirm:
+                self.confirmers[NIGHT] = make_confirmer(night.confirm)
+        except ValueError as exc:  # its words name the day's key
+            raise SetupError(str(exc).replace("detect.", "detect.night.", 1)) from None
+        self.switch = ProfileSwitch(self.cfg, self.clock())
+        self.stats["profile_switches"] = 0
+        if self.switch.active.name != DAY:
+            self._use_profile(self.switch.active)
+
+    def _follow_profile(self) -> None:
+        """The profile the IR state or the clock asks for, from the next frame."""
+        active = self.switch.decide(self.clock(), None if self.ir_level is None
+                                    else self.detector.night)
+        if active is not None:
+            self._use_profile(active)
+
+    def _use_profile(self, active: Active) -> None:
+        self.detector.use_profile(self.profiles[active.name], self.confirmers[active.name])
+        self.stats["profile_switches"] += 1
+        d = self.detector
+        log.info("%s profile (%s): min_pixel_delta_trigger=%d min_trigger_area=%g "
+                 "frames_to_start=%d, %d masks", active.name, active.why, d.threshold,
+                 d.min_trigger_area, d.frames_to_start, len(d.config.masks))
+
+    def heartbeat_fields(self) -> dict[str, Any]:
+        a = self.switch.active
+        return {"profile": a.name, "profile_since": a.since, "profile_why": a.why}
 
     def status_counters(self) -> dict[str, Any]:
         return dict(self.stats, **self.pir_vote.counters, paused=self.paused,
@@ -193,18 +236,26 @@ class DetectService(Worker):
             self.detector.rebase(self.cfg.ir_settle_frames)
             self.stats["ir_rebases"] += 1
         self.ir_level = h.ir_level
-        # The night profile: camera health compares with its night reference.
-        self.detector.night = h.ir_level > 0.05
+        # Night, for camera health's reference, the PIR vote and the detection profile.
+        self.detector.night = is_night(h.ir_level)
         self.pir_vote.brightness(self.clock(), h.connected and h.pir, self.detector.night)
+        self._follow_profile()  # after the re-base: a switch keeps its settle frames
 
     def _tune(self, h: Tune) -> None:
-        d = self.detector
+        """A tune is for one profile (the one in force if it does not say),
+        and holds whenever that profile is in force until detect restarts."""
+        name = h.profile or self.switch.active.name
+        cfg = self.profiles[name]
         values = (h.threshold, h.min_area, h.frames_to_start)
-        if values != (d.threshold, d.min_trigger_area, d.frames_to_start):
-            d.tune(*values)
-            self.stats["tunings"] += 1
-            log.info("tuned by %s: min_pixel_delta_trigger=%d min_trigger_area=%g "
-                     "frames_to_start=%d", h.source or "?", *values)
+        if values == (cfg.min_pixel_delta_trigger, cfg.min_trigger_area, cfg.frames_to_start):
+            return  # the tuner repeats itself every few seconds
+        self.profiles[name] = ConfigView({**dict(cfg), **dict(zip(TUNING_LIMITS, values,
+                                                                 strict=True))})
+        if name == self.switch.active.name:
+            self.detector.tune(*values)
+        self.stats["tunings"] += 1
+        log.info("%s profile tuned by %s: min_pixel_delta_trigger=%d min_trigger_area=%g "
+                 "frames_to_start=%d", name, h.source or "?", *values)
 
     def _overlay(self, ts: float, res: FrameResult) -> None:
         """This frame's moving pixels and blobs, for the tuner's picture."""
@@ -219,7 +270,7 @@ class DetectService(Worker):
                          area=round(blobs.area, 5) if blobs else 0.0, moving=res.raw,
                          event=d.events.active, min_pixel_delta_trigger=d.threshold,
                          min_trigger_area=d.min_trigger_area,
-                         frames_to_start=d.frames_to_start)
+                         frames_to_start=d.frames_to_start, profile=self.switch.active.name)
 
     def _pause(self, paused: bool) -> None:
         if paused == self.paused:
@@ -277,7 +328,7 @@ class DetectService(Worker):
         """The annotated picture as JPEG; with ``mask``, the motion mask as a
         second part (the contract in ``common.messages.Snapshot``)."""
         assert self.pub is not None
-        img = annotate(self._picture(ts), self.cfg, boxes)
+        img = annotate(self._picture(ts), self.detector.config, boxes)  # the profile's masks
         parts = [encode_jpeg(img, self.cfg.snapshot_quality)]
         if mask is not None:
             parts.append(encode_jpeg(mask, 90))
@@ -301,6 +352,7 @@ class DetectService(Worker):
                     finding.text)
 
     def tick(self, now: float) -> float | None:
+        self._follow_profile()  # the schedule's hour may have come
         if self.detector.health is not None:
             for finding in self.detector.health.tick(now):
                 self._notice(finding)

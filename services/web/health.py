@@ -17,6 +17,7 @@ import psutil
 from common.messages import Heartbeat
 from common.pihealth import read_health
 from common.supervisor_client import FATAL
+from common.tap import profile_view
 from common.writebudget import DAY, card_life_years, disk_of
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ class ServiceHealth:
     last_seen: float
     counters: dict[str, Any] = field(default_factory=dict)
     restarts: int = 0  # pid changes seen by this web process
+    # detect's detection profile: name, since when, why ("" for other services)
+    profile: dict[str, Any] | None = None
 
     def view(self, now: float) -> dict[str, Any]:
         out = asdict(self)
@@ -66,8 +69,10 @@ class HealthBoard:
         key = (hb.camera, hb.service)
         old = self.services.get(key)
         restarts = old.restarts + (old.pid != hb.pid) if old else 0
+        profile = profile_view(hb)
         self.services[key] = ServiceHealth(hb.camera, hb.service, hb.pid, hb.status,
-                                           hb.started, now, dict(hb.counters), restarts)
+                                           hb.started, now, dict(hb.counters), restarts,
+                                           profile)
 
     def view(self, now: float) -> dict[str, list[dict[str, Any]]]:
         """camera -> one row per service (expected ones first, missing ones as down)."""
@@ -90,6 +95,11 @@ class HealthBoard:
                     rows.append(known.view(now))
             out[camera] = rows
         return out
+
+    def profile(self, camera: str) -> dict[str, Any] | None:
+        """The detection profile ``camera``'s detect last reported, if any."""
+        known = self.services.get((camera, "detect"))
+        return known.profile if known is not None else None
 
     def all_alive(self, now: float) -> bool:
         return all(row["alive"] for rows in self.view(now).values() for row in rows)

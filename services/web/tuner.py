@@ -1,9 +1,11 @@
 """The motion tuner's side in web: the sensitivity sent to detect, and the
 overlay detect sends back.
 
-``MotionTuner`` holds the three tuning values web last sent (at start, the
-config's) and sends them to detect as a ``Tune`` command whenever they
-change. While a page watches (``watch``), it sends an ``Overlay`` command
+``MotionTuner`` holds the three tuning values web last sent for each
+detection profile, day and night (at start, the config's), and sends them to
+detect as ``Tune`` commands, one per profile, whenever they change: a page
+tunes the profile detect is in, and repeating the day's values at night
+changes nothing at night. While a page watches (``watch``), it sends an ``Overlay`` command
 every ``REQUEST_EVERY`` seconds asking for ``MOTION_OVERLAY_SECONDS`` more of
 overlays (and the ``Tune`` again, so a detect that restarted meanwhile
 follows), so detect stops sending them soon after the last tuner closes and
@@ -20,9 +22,14 @@ import base64
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.messages import TUNING_LIMITS, MotionOverlay, Overlay, Tune
+from services.detect.profiles import PROFILES, profile_config
+
+if TYPE_CHECKING:
+    from common.config import DetectConfig
+
 
 REQUEST_EVERY = 2.0
 MOTION_OVERLAY_SECONDS = 5.0
@@ -35,13 +42,17 @@ def overlay_item(h: MotionOverlay, bits: bytes) -> dict[str, Any]:
     return {"ts": h.ts, "width": h.width, "height": h.height, "boxes": h.boxes,
             "area": h.area, "moving": h.moving, "event": h.event,
             "tuning": {name: getattr(h, name) for name in TUNING_LIMITS},
+            "profile": h.profile,
             "bits": base64.b64encode(bits).decode("ascii")}
 
 
 class MotionTuner:
-    def __init__(self, detect: Any, send: Send,
+    def __init__(self, detect: DetectConfig, send: Send,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.values: dict[str, Any] = {name: getattr(detect, name) for name in TUNING_LIMITS}
+        self.values: dict[str, dict[str, Any]] = {
+            profile: {name: getattr(profile_config(detect, profile), name)
+                      for name in TUNING_LIMITS}
+            for profile in PROFILES}
         self.send = send
         self.clock = clock
         self.viewers = 0
@@ -51,11 +62,11 @@ class MotionTuner:
         self._changed = asyncio.Event()
         self._next_request = float("-inf")
 
-    def set(self, values: dict[str, Any]) -> dict[str, Any]:
-        """New values (already validated), sent to detect at once."""
-        self.values = {name: values[name] for name in TUNING_LIMITS}
+    def set(self, values: dict[str, Any], profile: str) -> dict[str, Any]:
+        """New values (already validated) for ``profile``, sent to detect at once."""
+        self.values[profile] = {name: values[name] for name in TUNING_LIMITS}
         self._request()
-        return self.values
+        return self.values[profile]
 
     def wanted(self) -> bool:
         return self.viewers > 0
@@ -66,9 +77,10 @@ class MotionTuner:
             self._request()
 
     def _request(self) -> None:
-        v = self.values
-        self.send(Tune, source="web", threshold=v["min_pixel_delta_trigger"],
-                  min_area=v["min_trigger_area"], frames_to_start=v["frames_to_start"])
+        for profile, v in self.values.items():
+            self.send(Tune, source="web", threshold=v["min_pixel_delta_trigger"],
+                      min_area=v["min_trigger_area"], frames_to_start=v["frames_to_start"],
+                      profile=profile)
         self.send(Overlay, source="web",
                   seconds=MOTION_OVERLAY_SECONDS if self.viewers else 0.0)
         self._next_request = self.clock() + REQUEST_EVERY

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from common.messages import MotionOverlay, Overlay
+from common.messages import Heartbeat, MotionOverlay, Overlay, Tune
 from common.paths import Home
 from services.detect.regions import polygon_mask
 from tests.web.conftest import API_KEY, WebEnv, build_env
@@ -88,15 +88,17 @@ def test_tuning_is_sent_on_and_bounded_like_the_config(env: WebEnv) -> None:
     r = env.client.post("/api/motion/tuning", json=new, headers=H)
     assert r.status_code == 200, r.text
     assert r.json()["live"] == new and r.json()["saved"]["min_pixel_delta_trigger"] == 30
-    tune, overlay = sent
-    assert (tune.threshold, tune.min_area, tune.frames_to_start) == (60, 0.01, 4)
+    day, night, overlay = sent  # detect said nothing of its profile: it is day
+    assert (day.profile, day.threshold, day.min_area, day.frames_to_start) == ("day", 60,
+                                                                                0.01, 4)
+    assert (night.profile, night.threshold) == ("night", 30)  # the night's own, untouched
     assert isinstance(overlay, Overlay) and overlay.seconds == 0  # nobody watches
 
     r = env.client.post("/api/motion/tuning", headers=H,
                         json={**new, "frames_to_start": 0})
     assert r.status_code == 422
     assert "frames_to_start" in r.text and "greater than or equal to 1" in r.text
-    assert len(sent) == 2  # nothing sent for a bad value
+    assert len(sent) == 3  # nothing sent for a bad value
 
 
 def test_an_overlay_that_does_not_add_up_is_dropped(env: WebEnv) -> None:
@@ -113,3 +115,43 @@ def test_an_overlay_that_does_not_add_up_is_dropped(env: WebEnv) -> None:
                          (replace(good, min_trigger_area=float("inf")), b"\xff" * 16)]:
         tuner.push(header, bits)
     assert (tuner.overlays_in, tuner.bad_overlays) == (1, 6)
+
+
+def _detect_says(env: WebEnv, profile: str, why: str) -> None:
+    now = env.ctx.clock()
+    env.ctx.board.heartbeat(Heartbeat("cam1", 0, now, "detect", 1, now - 60, "ok", {},
+                                      profile=profile, profile_since=now - 30,
+                                      profile_why=why), now)
+
+
+def test_status_shows_the_profile_and_the_tuner_tunes_the_night_at_night(home: Home) -> None:
+    env = build_env(home, {"web": {"api_key": API_KEY},
+                           "detect": {"min_pixel_delta_trigger": 30,
+                                      "night": {"min_pixel_delta_trigger": 12}}})
+    sent: list[Any] = []
+    env.ctx.send = lambda cls, **fields: sent.append(cls(camera="cam1", seq=0, ts=0.0,
+                                                         **fields))
+    try:
+        _detect_says(env, "night", "IR on")
+        rows = env.client.get("/api/status", headers=H).json()["services"]["cam1"]
+        profile = next(r for r in rows if r["service"] == "detect")["profile"]
+        assert profile["name"] == "night" and profile["why"] == "IR on"
+        assert profile["text"].startswith("night profile since ") and \
+            profile["text"].endswith(" (IR on)")
+
+        got = env.client.get("/api/motion/tuning", headers=H).json()
+        assert got["profile"] == "night" and got["live"]["min_pixel_delta_trigger"] == 12
+        assert got["saved"]["min_pixel_delta_trigger"] == 12
+        assert got["keys"]["min_pixel_delta_trigger"] == "detect.night.min_pixel_delta_trigger"
+        new = {"min_pixel_delta_trigger": 9, "min_trigger_area": 0.002, "frames_to_start": 2}
+        assert env.client.post("/api/motion/tuning", json=new, headers=H).status_code == 200
+        tunes = {t.profile: t.threshold for t in sent if isinstance(t, Tune)}
+        assert tunes == {"day": 30, "night": 9}  # the day's stay the day's
+
+        _detect_says(env, "day", "IR off")
+        got = env.client.get("/api/motion/tuning", headers=H).json()
+        assert got["profile"] == "day" and got["live"]["min_pixel_delta_trigger"] == 30
+        assert got["keys"]["min_pixel_delta_trigger"] == "detect.min_pixel_delta_trigger"
+    finally:
+        env.client.close()
+        env.catalogue.close()

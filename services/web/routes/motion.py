@@ -6,9 +6,10 @@ settings page's save); under ``/api/motion``:
 - ``GET /regions``: the saved ``detect.masks`` and ``detect.zones``;
   ``POST /mask-image`` turns an uploaded image into polygons (nothing is
   saved).
-- ``GET /tuning``: the values in use, the saved ones and the bounds;
-  ``POST /tuning`` sends new ones to detect, used from its next frame without
-  a restart.
+- ``GET /tuning``: the detection profile detect is in (day or night), its
+  values in use, its saved ones, the config keys they are saved under and the
+  bounds; ``POST /tuning`` sends new ones for that profile (or the one named)
+  to detect, used from its next frame without a restart.
 - ``WS /ws/overlay``: detect's moving pixels and boxes as JSON
   (``tuner.overlay_item``), one message per frame, the next only after the
   page acknowledges the last.
@@ -17,7 +18,7 @@ settings page's save); under ``/api/motion``:
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.responses import FileResponse
@@ -27,6 +28,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from common.config import DetectConfig, Polygon, ZoneConfig
 from common.config_store import ConfigStore
 from common.messages import TUNING_LIMITS
+from services.detect.profiles import profile_config
 from services.web.context import WebContext
 from services.web.mask_image import MaskImageError, mask_polygons
 from services.web.routes.login import static_file
@@ -50,9 +52,16 @@ class Tuning(BaseModel):
     frames_to_start: int = _tuned("frames_to_start")
 
 
+class TuningIn(Tuning):
+    profile: Literal["day", "night", ""] = Field(
+        "", description="The detection profile these are for (\"\": the one detect is in)")
+
+
 class TuningOut(BaseModel):
+    profile: str = Field(description="The detection profile detect is in, which these are of")
     live: Tuning = Field(description="What detect was last told to use")
     saved: Tuning = Field(description="What the config file says")
+    keys: dict[str, str] = Field(description="The config key each value is saved under")
     limits: dict[str, tuple[float, float]]
     descriptions: dict[str, str]
 
@@ -96,10 +105,18 @@ def router(ctx: WebContext) -> APIRouter:
         return {"masks": polygons}
 
     # -- tuning -----------------------------------------------------------------------
-    def tuning_out() -> TuningOut:
-        d = saved()
-        return TuningOut(live=Tuning(**ctx.tuner.values),
+    def in_force() -> str:
+        """The profile detect last said it is in (day before it says)."""
+        profile = ctx.board.profile(ctx.config.general.camera)
+        return "night" if profile and profile["name"] == "night" else "day"
+
+    def tuning_out(profile: str = "") -> TuningOut:
+        profile = profile or in_force()
+        d = profile_config(saved(), profile)
+        prefix = "detect.night." if profile == "night" else "detect."
+        return TuningOut(profile=profile, live=Tuning(**ctx.tuner.values[profile]),
                          saved=Tuning(**{name: getattr(d, name) for name in TUNING_LIMITS}),
+                         keys={name: prefix + name for name in TUNING_LIMITS},
                          limits=TUNING_LIMITS,
                          descriptions={name: DetectConfig.model_fields[name].description or ""
                                        for name in TUNING_LIMITS})
@@ -110,9 +127,10 @@ def router(ctx: WebContext) -> APIRouter:
 
     @router.post("/api/motion/tuning", response_model=TuningOut,
                  summary="Try a sensitivity now: detect uses it from its next frame, unsaved")
-    def post_tuning(body: Annotated[Tuning, Body()]) -> TuningOut:
-        ctx.tuner.set(body.model_dump())
-        return tuning_out()
+    def post_tuning(body: Annotated[TuningIn, Body()]) -> TuningOut:
+        profile = body.profile or in_force()
+        ctx.tuner.set(body.model_dump(), profile)
+        return tuning_out(profile)
 
     @router.websocket("/ws/overlay")
     async def ws_overlay(ws: WebSocket) -> None:

@@ -64,7 +64,11 @@ async function refresh() {
                         c.fps != null ? Number(c.fps).toFixed(1) : "", c.in ?? "", c.out ?? "",
                         c.dropped ?? "", c.errors ?? "", r.reason || c.last_error || c.degraded || ""]));
     }
-    box.append(el("div", { class: "panel" }, el("h3", { text: `Camera ${camera}` }), table));
+    // Which detection settings are in force: the day's, or the night's (IR on, or the schedule).
+    const detect = rows.find((r) => r.service === "detect" && r.profile);
+    const profile = el("p", { class: "profile", "data-profile": detect ? detect.profile.name : "",
+                              text: detect ? `Detection: ${detect.profile.text}` : "" });
+    box.append(el("div", { class: "panel" }, el("h3", { text: `Camera ${camera}` }), profile, table));
   }
 }
 

@@ -11,7 +11,7 @@ const SLIDERS = [
 const UNSAVED = "Not saved: detect goes back to the saved values when it restarts";
 const AREA_SLIDER_MAX = 0.05;  // the useful range; a saved value above it widens the slider
 
-const tuner = { saved: null, sending: null, pending: false, lastOverlay: null };
+const tuner = { saved: null, keys: null, profile: null, sending: null, pending: false, lastOverlay: null };
 window.tunerState = tuner;  // for tests and the curious: what the page last drew
 
 function values() {
@@ -43,7 +43,7 @@ function buildSliders(info) {
 // At most one request in flight; the newest values win.
 async function send() {
   if (tuner.sending) { tuner.pending = true; return; }
-  tuner.sending = postJson("/api/motion/tuning", values());
+  tuner.sending = postJson("/api/motion/tuning", { ...values(), profile: tuner.profile });
   try {
     await tuner.sending;
     say(sameAsSaved() ? "" : UNSAVED, "muted");
@@ -84,6 +84,9 @@ function drawOverlay(o) {
   for (const [x, y, w, h] of o.boxes) g.strokeRect(x * W, y * H, w * W, h * H);
   tuner.lastOverlay = { ...o, bits: undefined, movingPixels: moving, drawnAt: performance.now() };
   const t = o.tuning;
+  if (o.profile && tuner.profile && o.profile !== tuner.profile && !tuner.sending && !tuner.loading) {
+    load().catch(() => {});  // the next overlay tries again
+  }
   document.getElementById("readout").textContent =
     `Moving: ${(o.area * 100).toFixed(2)} % of the picture (needs ${(t.min_trigger_area * 100).toFixed(2)} %)` +
     `${o.event ? " · event open" : ""} · detect uses threshold ${t.min_pixel_delta_trigger}, ` +
@@ -103,7 +106,7 @@ async function save() {
   const v = values();
   try {
     const outcome = await saveSettings(Object.fromEntries(
-      Object.entries(v).map(([name, value]) => [`detect.${name}`, value])));
+      Object.entries(v).map(([name, value]) => [tuner.keys[name], value])));
     tuner.saved = v;
     say(savedText(outcome));
   } catch (err) {
@@ -113,14 +116,29 @@ async function save() {
   }
 }
 
+// The values of the profile detect is in (again when it switches: day, night).
+async function load() {
+  const first = tuner.profile === null;
+  tuner.loading = true;
+  try {
+    const info = await request("/api/motion/tuning");
+    Object.assign(tuner, { saved: info.saved, keys: info.keys, profile: info.profile });
+    document.getElementById("profile").textContent =
+      `Tuning the ${info.profile} profile (Save writes ${Object.values(info.keys).join(", ")})`;
+    if (!first) showValues(info.live);
+    return info;
+  } finally {
+    tuner.loading = false;
+  }
+}
+
 document.addEventListener("DOMContentLoaded", async () => {
   showLive(document.getElementById("picture"), (w, h) => {
     const canvas = document.getElementById("overlay");
     canvas.width = w; canvas.height = h;
   });
   try {
-    const info = await request("/api/motion/tuning");
-    tuner.saved = info.saved;
+    const info = await load();
     buildSliders(info);
     showValues(info.live);
     if (!sameAsSaved()) say(UNSAVED, "muted");
