@@ -3,7 +3,7 @@ a pty, the real ir service switching the IR light, the real detect choosing
 its profile. A figure too faint for the day's threshold but not for the
 night's opens an event only while the IR light is on, and detect's heartbeat
 says which profile is in force and why; a schedule covering now is night
-without any IR."""
+without any IR, and `pisentry status` says so."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from common.messages import Brightness, Frame, Heartbeat, Motion
 from common.paths import Home
 from services.ir.simulator import SimulatedDevice
 from tests.notify.conftest import wait_until
-from tests.support import pisentry_process
+from tests.support import pisentry, pisentry_process
 
 FPS = 15
 NIGHT = {"min_pixel_delta_trigger": 8}  # the day's is 25; the figure differs by 16
@@ -97,7 +97,7 @@ def test_a_schedule_covering_now_is_night_without_ir(home: Home) -> None:
     end = time.strftime("%H:%M", time.localtime(time.time() + 600))
     config = {"detect": {"night": NIGHT, "night_when": "schedule", "night_start": start,
                          "night_end": end},
-              "ir": {"enabled": False}}
+              "ir": {"enabled": False}, "general": {"services": ["detect"]}}
     bus = Bus(parse_config(config), home)
     frames = bus.publisher("frames")
     watch = bus.subscriber(["detect"], [Motion.TOPIC, Heartbeat.TOPIC])
@@ -105,6 +105,10 @@ def test_a_schedule_covering_now_is_night_without_ir(home: Home) -> None:
         with pisentry_process("detect", home=home, config=config):
             beat = _profile(watch, "night")
             assert beat.profile_why == f"schedule {start}-{end}", (beat, now)
+            status = pisentry("status", "--config", str(home.root / "detect.toml"), home=home)
+            since = time.strftime("%H:%M", time.localtime(beat.profile_since))
+            words = f"night profile since {since} (schedule {start}-{end})"
+            assert words in status.stdout, status.stdout
             time.sleep(0.5)
             assert _starts(_walk(frames, watch, 3.0))
     finally:
