@@ -73,3 +73,29 @@ def test_a_night_profile_switched_by_ir_needs_the_ir_service() -> None:
     with pytest.raises(ConfigError, match="detect.night_when is \"ir\" but ir.enabled is false"):
         parse_config({"detect": {"night": {"frames_to_start": 4}}, "ir": {"enabled": False}})
     parse_config({"ir": {"enabled": False}})  # no night settings: nothing to switch to
+
+
+def _walk(detector, first: int, frames: int = 45) -> list[str]:
+    """Someone walking to and fro on the left half; the event phases seen."""
+    import numpy as np
+    phases = []
+    for i in range(first, first + frames):
+        luma = np.full((120, 160), 110, np.uint8)
+        luma[::8] = 100
+        x = 5 + (i % 20) * 3
+        luma[40:90, x:x + 12] = 200
+        phases += [c.phase for c in detector.process(luma, i / 15).changes]
+    return phases
+
+
+def test_a_mask_only_at_night_hides_what_the_day_sees() -> None:
+    from services.detect.pipeline import Detector
+    cfg = _detect(quiet_seconds=0.5,
+                  night={"masks": [[[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]]})
+    detector = Detector(cfg)
+    assert "start" in _walk(detector, 0)
+    assert "end" in [c.phase for c in detector.stop(3.0)]
+    detector.use_profile(profile_config(cfg, NIGHT), None)
+    assert "start" not in _walk(detector, 100)
+    detector.use_profile(cfg, None)
+    assert "start" in _walk(detector, 200)
