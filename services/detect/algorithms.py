@@ -281,9 +281,14 @@ class DefaultAlgorithm:
         lo = cv2.erode(bg, _KERNEL3)
         # Signed comparisons: brighter than the brightest neighbour of the
         # background, or darker than the darkest, by more than the band.
-        up = frame - (gain * hi + med)
-        down = (gain * lo + med) - frame
-        fg = ((up > band) | (down > band)).view(np.uint8) * np.uint8(255)
+        # (In place, straight to a 0/255 mask: no float temporaries per frame.)
+        hi *= gain
+        hi += med
+        up = cv2.subtract(frame, hi, dst=hi)
+        lo *= gain
+        lo += med
+        down = cv2.subtract(lo, frame, dst=lo)
+        fg = cv2.bitwise_or(cv2.compare(up, band, cv2.CMP_GT), cv2.compare(down, band, cv2.CMP_GT))
 
         cells = cv2.resize(fg, (4, 4), interpolation=cv2.INTER_AREA)
         spread = int(np.count_nonzero(cells > 8))  # > ~3% of a cell moving
