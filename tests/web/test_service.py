@@ -4,6 +4,7 @@ notify would send them."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import signal
@@ -19,6 +20,7 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
 from common.bus import Bus, Subscriber
@@ -283,6 +285,30 @@ def test_sigterm_stops_within_two_seconds(web: Running) -> None:
     assert code == 0 and time.monotonic() - t0 < 2.0
 
 
+@contextlib.contextmanager
+def h264_viewer(web: Running, send: Callable[[int], None]) -> Iterator[ClientConnection]:
+    """A viewer on /ws/h264 while ``send(i)`` publishes frame i every 100 ms, as
+    capture would; the pump starts first so the socket has video to wait for."""
+    stop = threading.Event()
+
+    def pump() -> None:
+        i = 0
+        while not stop.is_set():
+            send(i)
+            i += 1
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    try:
+        with ws_connect(f"ws://{web.base[7:]}/ws/h264?camera=cam1", additional_headers=H,
+                        open_timeout=5, max_size=2**22) as ws:
+            yield ws
+    finally:
+        stop.set()
+        thread.join(2)
+
+
 def test_h264_live_over_websocket_is_the_cameras_own_video(web: Running) -> None:
     """h264 packets as capture publishes them, out as fMP4 a browser can append."""
     import io
@@ -293,32 +319,20 @@ def test_h264_live_over_websocket_is_the_cameras_own_video(web: Running) -> None
     from services.capture.encoder import H264Encoder
 
     video = web.bus.publisher("video")
-    stop = threading.Event()
+    enc = H264Encoder(640, 480, 10, keyframe_interval=1.0)
 
-    def pump() -> None:
-        enc = H264Encoder(640, 480, 10, keyframe_interval=1.0)
-        i = 0
-        while not stop.is_set():
-            img = np.full((480, 640, 3), (i * 11) % 256, np.uint8)
-            for au, key in enc.encode(img, i * 100_000):
-                video.publish(VideoPacket, [au], ts=time.time(), pts=i * 100_000, keyframe=key,
-                              width=640, height=480, fps=10.0)
-            i += 1
-            time.sleep(0.1)
+    def send(i: int) -> None:
+        img = np.full((480, 640, 3), (i * 11) % 256, np.uint8)
+        for au, key in enc.encode(img, i * 100_000):
+            video.publish(VideoPacket, [au], ts=time.time(), pts=i * 100_000, keyframe=key,
+                          width=640, height=480, fps=10.0)
 
-    thread = threading.Thread(target=pump, daemon=True)
-    thread.start()
-    try:
-        with ws_connect(f"ws://{web.base[7:]}/ws/h264?camera=cam1", additional_headers=H,
-                        open_timeout=5, max_size=2**22) as ws:
-            info = json.loads(ws.recv(5))
-            assert info["codec"].startswith("avc1."), (web.home.root / "web.out").read_text()
-            init = ws.recv(5)
-            assert init[4:8] == b"ftyp"
-            segments = [ws.recv(5) for _ in range(12)]
-    finally:
-        stop.set()
-        thread.join(2)
+    with h264_viewer(web, send) as ws:
+        info = json.loads(ws.recv(5))
+        assert info["codec"].startswith("avc1."), (web.home.root / "web.out").read_text()
+        init = ws.recv(5)
+        assert init[4:8] == b"ftyp"
+        segments = [ws.recv(5) for _ in range(12)]
     assert all(s[4:8] == b"moof" for s in segments)
     with av.open(io.BytesIO(init + b"".join(segments))) as c:
         frames = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
@@ -362,40 +376,27 @@ def test_h264_live_drops_a_replay_for_a_new_recorder(web: Running) -> None:
     from services.capture.encoder import H264Encoder
 
     video = web.bus.publisher("video")
-    stop = threading.Event()
+    enc = [H264Encoder(320, 240, 10, keyframe_interval=1.0)]
 
     def picture(i: int) -> np.ndarray:
         return np.full((240, 320, 3), (i * 11) % 256, np.uint8)
 
-    def pump() -> None:
-        enc = H264Encoder(320, 240, 10, keyframe_interval=1.0)
-        i = 0
-        while not stop.is_set():
-            replaying = i % 15 == 0 and i > 0
-            if replaying:  # a newcomer: the last 10 frames again, from a fresh encoder
-                enc = H264Encoder(320, 240, 10, keyframe_interval=1.0)
-                for j in range(i - 10, i):
-                    for au, key in enc.encode(picture(j), j * 100_000):
-                        video.publish(VideoPacket, [au], ts=time.time(), pts=j * 100_000,
-                                      keyframe=key, width=320, height=240, fps=10.0,
-                                      replay=True)
-            for au, key in enc.encode(picture(i), i * 100_000, keyframe=replaying):
-                video.publish(VideoPacket, [au], ts=time.time(), pts=i * 100_000, keyframe=key,
-                              width=320, height=240, fps=10.0)
-            i += 1
-            time.sleep(0.1)
+    def send(i: int) -> None:
+        replaying = i % 15 == 0 and i > 0
+        if replaying:  # a newcomer: the last 10 frames again, from a fresh encoder
+            enc[0] = H264Encoder(320, 240, 10, keyframe_interval=1.0)
+            for j in range(i - 10, i):
+                for au, key in enc[0].encode(picture(j), j * 100_000):
+                    video.publish(VideoPacket, [au], ts=time.time(), pts=j * 100_000,
+                                  keyframe=key, width=320, height=240, fps=10.0, replay=True)
+        for au, key in enc[0].encode(picture(i), i * 100_000, keyframe=replaying):
+            video.publish(VideoPacket, [au], ts=time.time(), pts=i * 100_000, keyframe=key,
+                          width=320, height=240, fps=10.0)
 
-    thread = threading.Thread(target=pump, daemon=True)
-    thread.start()
-    try:
-        with ws_connect(f"ws://{web.base[7:]}/ws/h264?camera=cam1", additional_headers=H,
-                        open_timeout=5, max_size=2**22) as ws:
-            json.loads(ws.recv(5))
-            init = ws.recv(5)
-            segments = [ws.recv(5) for _ in range(35)]  # at least two replays' worth
-    finally:
-        stop.set()
-        thread.join(2)
+    with h264_viewer(web, send) as ws:
+        json.loads(ws.recv(5))
+        init = ws.recv(5)
+        segments = [ws.recv(5) for _ in range(35)]  # at least two replays' worth
     with av.open(io.BytesIO(init + b"".join(segments))) as c:
         levels = [float(f.to_ndarray(format="gray").mean()) for f in c.decode(video=0)]
     assert len(levels) == 35
