@@ -81,7 +81,7 @@ def test_network_camera_dropping_shows_and_recovers(system_factory) -> None:
     try:
         system = system_factory(
             general={"services": ["capture", "detect", "record", "web"]},
-            capture={"source": "url", "url": camera.url, "width": 320, "height": 240,
+            capture={"source": "url", "url": camera.url, "width": 160, "height": 120,
                      "lores_width": 160, "lores_height": 120, "reconnect_max_seconds": 1})
 
         def capture_row() -> dict:
