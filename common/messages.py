@@ -358,7 +358,8 @@ TUNING_LIMITS: dict[str, tuple[float, float]] = {
 }
 
 
-DETECT_PROFILES = ("day", "night", "")
+# The detection profiles (services.detect.profiles switches between them).
+DETECT_PROFILES = ("day", "night")
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,7 +379,7 @@ class Tune(Command):
     profile: str = ""
 
     def __post_init__(self) -> None:
-        if self.profile not in DETECT_PROFILES:
+        if self.profile not in ("", *DETECT_PROFILES):
             raise CommandError(f"tune profile {self.profile!r} is not day, night or empty")
         for name, value in (("min_pixel_delta_trigger", self.threshold),
                             ("min_trigger_area", self.min_area),

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from common.config_view import ConfigView
+from common.messages import DETECT_PROFILES as PROFILES
 
 if TYPE_CHECKING:
     from common.config import DetectConfig
 
-DAY, NIGHT = "day", "night"
-PROFILES = (DAY, NIGHT)
+DAY, NIGHT = PROFILES
 IR_ON = 0.05  # illuminator output above this: the IR light is on
 
 
@@ -95,4 +95,3 @@ class ProfileSwitch:
             return None
         self.active = Active(name, now, why)
         return self.active
-
