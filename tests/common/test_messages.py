@@ -28,6 +28,8 @@ SAMPLES = [
     Mute(camera="c", seq=4, ts=4.0, source="web", until=1e9),
     Tune(camera="c", seq=4, ts=4.0, source="web", threshold=25, min_area=0.01,
          frames_to_start=2),
+    Tune(camera="c", seq=4, ts=4.0, source="web", threshold=12, min_area=0.01,
+         frames_to_start=2, profile="night"),
     ArmState(camera="c", seq=5, ts=5.0, armed=False, changed_by="web"),
     PirMotion(camera="c", seq=7, ts=7.0, active=True),
     Heartbeat(camera="c", seq=6, ts=6.0, service="detect", pid=1, started=0.0, status="ok",
@@ -88,6 +90,8 @@ def test_optional_fields_take_defaults_and_unknown_fields_are_ignored():
     (b"control/label/", {"source": "t", "event_id": "e1", "verdict": "maybe"}, "bad-field"),
     (b"control/tune/", {"source": "t", "threshold": 0, "min_area": 0.1, "frames_to_start": 2},
      "bad-field"),
+    (b"control/tune/", {"source": "t", "threshold": 25, "min_area": 0.1, "frames_to_start": 2,
+                        "profile": "dusk"}, "bad-field"),  # no such detection profile
     (b"control/ir/", {"source": "t", "mode": "blink", "level": 0.0}, "bad-field"),
 ])
 def test_a_command_of_unknown_kind_or_out_of_range_is_a_message_error(topic, fields, kind):
