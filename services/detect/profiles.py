@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from common.config_view import ConfigView
@@ -92,6 +92,16 @@ class ProfileSwitch:
         else:
             return None
         if name == self.active.name:
+            if why != self.active.why:  # the IR state is heard again after a silence
+                self.active = replace(self.active, why=why)
             return None
         self.active = Active(name, now, why)
         return self.active
+
+    def ir_silent(self, heard: float) -> None:
+        """No IR state has come since ``heard`` (the ir service is gone): the
+        profile stays as it was, and the status page says since when the IR
+        light is not known rather than go on claiming "IR on"."""
+        if self.when == "ir":
+            why = f"no IR state since {time.strftime('%H:%M', time.localtime(heard))}"
+            self.active = replace(self.active, why=why)

@@ -91,9 +91,10 @@ class DetectService(Worker):
         self.subscribe(["frames"], [Frame.TOPIC, LiveFrame.TOPIC], latest_only=True)
         self.subscribe(["ir"], [Brightness.TOPIC])
         # brightness/ comes updates_per_sec times a second: a few missed is the ir service gone.
+        self.ir_stale = max(3.0, 3.0 / self.config.ir.updates_per_sec)
+        self.ir_heard = 0.0  # when the last brightness/ came (with ir_level)
         self.pir_vote = PirVote(self.cfg.pir, self.cfg.pir_window_seconds,
-                                stale=max(3.0, 3.0 / self.config.ir.updates_per_sec),
-                                started=self.clock())
+                                stale=self.ir_stale, started=self.clock())
         if self.cfg.pir != "never":
             self.subscribe(["ir"], [PirMotion.TOPIC])
         self.subscribe(["notify"], [ArmState.TOPIC, SelfTest.TOPIC])
@@ -134,7 +135,10 @@ class DetectService(Worker):
 
     def _follow_profile(self) -> None:
         """The profile the IR state or the clock asks for, from the next frame."""
-        active = self.switch.decide(self.clock(), None if self.ir_level is None
+        silent = self.ir_level is not None and self.clock() - self.ir_heard > self.ir_stale
+        if silent:
+            self.switch.ir_silent(self.ir_heard)
+        active = self.switch.decide(self.clock(), None if self.ir_level is None or silent
                                     else self.detector.night)
         if active is not None:
             self._use_profile(active)
@@ -236,6 +240,7 @@ class DetectService(Worker):
             self.detector.rebase(self.cfg.ir_settle_frames)
             self.stats["ir_rebases"] += 1
         self.ir_level = h.ir_level
+        self.ir_heard = self.clock()
         # Night, for camera health's reference, the PIR vote and the detection profile.
         self.detector.night = is_night(h.ir_level)
         self.pir_vote.brightness(self.clock(), h.connected and h.pir, self.detector.night)
@@ -352,7 +357,7 @@ class DetectService(Worker):
                     finding.text)
 
     def tick(self, now: float) -> float | None:
-        self._follow_profile()  # the schedule's hour may have come
+        self._follow_profile()  # the schedule's hour may have come, or the IR state gone
         if self.detector.health is not None:
             for finding in self.detector.health.tick(now):
                 self._notice(finding)

@@ -4,6 +4,8 @@ refused by name."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from common.config import parse_config
@@ -39,6 +41,21 @@ def test_ir_switches_and_nothing_is_decided_before_the_first_ir_state() -> None:
     assert switch.decide(4.0, False).name == DAY
     never = ProfileSwitch(_detect(night_when="never"), 0.0)
     assert never.decide(1.0, True) is None and never.active.name == DAY
+
+
+def test_a_silent_ir_service_keeps_the_profile_and_says_since_when() -> None:
+    switch = ProfileSwitch(_detect(), 0.0)
+    night = switch.decide(10.0, True)
+    switch.ir_silent(40.0)
+    heard = time.strftime("%H:%M", time.localtime(40.0))
+    assert switch.active.name == "night" and switch.active.why == f"no IR state since {heard}"
+    assert switch.active.since == night.since, "the night began when the IR came on"
+    assert switch.decide(90.0, True) is None and switch.active.why == "IR on"
+    schedule = ProfileSwitch(_detect(night_when="schedule", night_start="20:00",
+                                     night_end="06:00"), 0.0)
+    why = schedule.active.why
+    schedule.ir_silent(40.0)
+    assert schedule.active.why == why, "a schedule does not depend on the IR state"
 
 
 def test_the_night_profile_overrides_only_what_it_names() -> None:

@@ -91,6 +91,34 @@ def test_the_ir_light_switches_to_the_night_profile_and_back(home: Home) -> None
         device.close()
 
 
+def test_when_the_ir_service_stops_the_night_stays_and_detect_says_it_lost_the_ir(
+        home: Home) -> None:
+    device = SimulatedDevice(home.run_dir / "usb.tty", brightness=0.05)  # dark: IR on
+    device.plug()
+    config = {"detect": {"night": NIGHT},
+              "ir": {"serial_port": str(device.link_path), "updates_per_sec": 10,
+                     "serial_timeout": 0.3}}
+    bus = Bus(parse_config(config), home)
+    watch = bus.subscriber(["detect"], [Heartbeat.TOPIC])
+    try:
+        with pisentry_process("detect", home=home, config=config):
+            with pisentry_process("ir", home=home, config=config):
+                assert _profile(watch, "night").profile_why == "IR on"
+            stopped = time.time()
+            beat = wait_until(lambda: [m.header for m in watch.recv(0.2)
+                                       if isinstance(m.header, Heartbeat)
+                                       and m.header.service == "detect"
+                                       and m.header.profile_why.startswith("no IR state")],
+                              15, "detect saying it has no IR state")[-1]
+            assert beat.profile == "night", "a lost IR state keeps the night profile"
+            heard = {time.strftime("%H:%M", time.localtime(t)) for t in (stopped - 60, stopped)}
+            assert beat.profile_why.removeprefix("no IR state since ") in heard, beat
+            assert beat.counters["profile_switches"] == 1
+    finally:
+        bus.close()
+        device.close()
+
+
 def test_a_schedule_covering_now_is_night_without_ir(home: Home) -> None:
     now = time.localtime()
     start = time.strftime("%H:%M", time.localtime(time.time() - 120))
