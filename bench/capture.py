@@ -38,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -314,6 +315,88 @@ def cpu_by_service(res: dict[str, Any]) -> dict[str, float]:
     return {k: round(v, 2) for k, v in by.items()}
 
 
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        for path in glob.glob(f"/proc/{todo.pop()}/task/*/children"):
+            try:
+                with open(path) as f:
+                    kids = [int(x) for x in f.read().split()]
+            except OSError:
+                continue
+            out += kids
+            todo += kids
+    return out
+
+
+def _process_name(pid: int) -> str | None:
+    """A service's name, ``supervisord`` or ``run`` (``pisentry run``); None
+    for the rest (the harness's tap and feed)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+    m = re.search(r"common\.cli (\w+)", cmd)
+    if m:
+        return m.group(1)
+    if "supervisord" in cmd:
+        return "supervisord"
+    return "run" if re.search(r"pisentry run\b", cmd) else None
+
+
+def _pss_kb(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+class ServicePss:
+    """PSS of each pisentry process under the harness, sampled every
+    ``interval`` s: the harness sums the whole tree, and a service runs two
+    levels below ``pisentry run`` (under supervisord), where it does not look."""
+
+    def __init__(self, root: int, interval: float = 0.5) -> None:
+        self.root, self.interval = root, interval
+        self.samples: list[tuple[float, dict[str, int]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            now: dict[str, int] = {}
+            for pid in _descendants(self.root):
+                name = _process_name(pid)
+                kb = _pss_kb(pid) if name else None
+                if name and kb is not None:
+                    now[name] = now.get(name, 0) + kb
+            if now:
+                self.samples.append((time.time(), now))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def peaks_mb(self, services: list[str], t_from: float, t_to: float) -> dict[str, float]:
+        """Peak MB per process while the feed streamed, and ``services``: the
+        peak of their sum in one sample (capture+detect, the issue's figure)."""
+        win = [s for t, s in self.samples if t_from <= t <= t_to] or [
+            s for _, s in self.samples]
+        out: dict[str, float] = {}
+        for sample in win:
+            for name, kb in sample.items():
+                out[name] = max(out.get(name, 0.0), round(kb / 1024, 1))
+            total = sum(sample.get(name, 0) for name in services)
+            out["services"] = max(out.get("services", 0.0), round(total / 1024, 1))
+        return out
+
+
 def cmd_peer(args: argparse.Namespace) -> dict[str, Any]:
     if shutil.which(os.environ.get("MOTION_BIN", "motion")) is None:
         print("motion is not installed (apt-get install motion): pisentry runs alone",
@@ -353,15 +436,24 @@ def cmd_peer(args: argparse.Namespace) -> dict[str, Any]:
                        "--pisentry", pisentry, "--services", args.services, "--out", str(out)]
                 for s in args.set:
                     cmd += ["--set", s]
-                run(cmd, work / f"pisentry_{case}_{r}.log")
+                with open(work / f"pisentry_{case}_{r}.log", "w") as log:
+                    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=PEER)
+                    pss = ServicePss(proc.pid)
+                    proc.wait()
+                    pss.stop()
                 res = json.loads(out.read_text())
                 hl = res["headline"]
+                sc = res["score_recv"]
+                services = [s for s in args.services.split(",") if s]
+                pss_by = pss.peaks_mb(services, sc["t_first_frame_sent"],
+                                      sc["t_last_frame_sent"])
                 by = hl["cpu_pct_by_service"] or cpu_by_service(res)
                 cap = by.get("capture")
                 empty = [v for k, v in hl.items() if k.startswith("event_starts_in_")]
                 one["pisentry"] = {
                     "cpu_pct": hl["cpu_pct_of_one_core"], "by_service": by,
                     "pss_mb": round((hl["peak_pss_sum_kb"] or 0) / 1024, 1),
+                    "services_pss_mb": pss_by.pop("services", None), "pss_mb_by_process": pss_by,
                     "latencies_s": onset_latencies(res["score_recv"]),
                     "events": hl["n_events"], "false_alarms": sum(empty) if empty else None,
                     "capture_ms_per_frame": round(10 * cap / fps, 3) if cap else None,
@@ -381,6 +473,7 @@ def cmd_peer(args: argparse.Namespace) -> dict[str, Any]:
                 "motion_cpu_pct": spread([o.get("motion", {}).get("cpu_pct") for o in runs]),
                 "ratio": spread([o.get("ratio") for o in runs]),
                 "pisentry_pss_mb": spread([o["pisentry"]["pss_mb"] for o in runs]),
+                "services_pss_mb": spread([o["pisentry"]["services_pss_mb"] for o in runs]),
                 "motion_pss_mb": spread([o.get("motion", {}).get("pss_mb") for o in runs]),
                 "event_start_p95_s": p95(lat), "latencies_s": lat,
                 "false_alarms": [o["pisentry"]["false_alarms"] for o in runs],
@@ -392,9 +485,9 @@ def cmd_peer(args: argparse.Namespace) -> dict[str, Any]:
             shutil.rmtree(work, ignore_errors=True)
     print(f"\npisentry ({args.services}) and Motion on the same live MJPEG feed, "
           f"{args.size}, {args.repeats} runs, % of one core, mean (min-max):")
-    print("| feed | pisentry | capture / detect | Motion | ratio | PSS pisentry / Motion MB "
-          "| event start p95 s | false alarms |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(f"| feed | pisentry | capture / detect | Motion | ratio | PSS tree pisentry / Motion MB "
+          f"| PSS {'+'.join(args.services.split(','))} MB | event start p95 s | false alarms |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 
     def f(s: dict[str, Any] | None) -> str:
         return "-" if not s else f"{s['mean']} ({s['min']}-{s['max']})"
@@ -403,7 +496,8 @@ def cmd_peer(args: argparse.Namespace) -> dict[str, Any]:
         print(f"| {case} @{r['fps']:g} | {f(r['pisentry_cpu_pct'])} | "
               f"{(r['capture_cpu_pct'] or {}).get('mean')} / {(r['detect_cpu_pct'] or {}).get('mean')}"
               f" | {f(r['motion_cpu_pct'])} | {f(r['ratio'])} | {f(r['pisentry_pss_mb'])} / "
-              f"{f(r['motion_pss_mb'])} | {r['event_start_p95_s']} | {r['false_alarms']} |")
+              f"{f(r['motion_pss_mb'])} | {f(r['services_pss_mb'])} | {r['event_start_p95_s']} | "
+              f"{r['false_alarms']} |")
     return {"size": args.size, "services": args.services, "set": args.set,
             "repeats": args.repeats, "motion": with_motion, "cases": cases,
             "host": "x86 VM (2 cores, shared with other engineers' work)", "pi": "not measured"}
