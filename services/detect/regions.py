@@ -84,6 +84,9 @@ class Regions:
         self.zones = [Zone(z.name, z.required, polygon_mask(z.polygon, size))
                       for z in config.zones]
         self.set_min_area(config.min_trigger_area)
+        # 8-connected blobs are at most one per 2x2 pixels: 16 bits hold
+        # their labels up to ~260 000 pixels (320x240 and more).
+        self._label_type = cv2.CV_16U if w * h // 4 < 65535 else cv2.CV_32S
 
     def set_min_area(self, min_trigger_area: float) -> None:
         # Speckles smaller than this are noise, not objects (a quarter of the
@@ -95,13 +98,15 @@ class Regions:
             fg = cv2.bitwise_and(fg, self.active)
         if not cv2.countNonZero(fg):
             return Blobs(fg=fg)
-        _n, _, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
-        keep = [s for s in stats[1:] if s[4] >= self.min_blob]
-        if not keep:
+        # OpenCV's default labelling (Spaghetti), asked for by name to get
+        # 16-bit labels, which it writes in half the time of 32-bit ones.
+        _n, _, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+            fg, 8, self._label_type, cv2.CCL_SPAGHETTI)
+        keep = stats[1:][stats[1:, cv2.CC_STAT_AREA] >= self.min_blob]
+        if not len(keep):
             return Blobs(fg=fg)
-        pixels = int(sum(int(s[4]) for s in keep))
-        boxes = _merge([[int(s[0]), int(s[1]), int(s[2]), int(s[3])] for s in keep],
-                       margin=max(2, self.size[1] // 30))
+        pixels = int(keep[:, cv2.CC_STAT_AREA].sum())
+        boxes = _merge(keep[:, :4].tolist(), margin=max(2, self.size[1] // 30))
         boxes.sort(key=lambda b: b[2] * b[3], reverse=True)
         w, h = self.size
         norm = [[round(x / w, 4), round(y / h, 4), round(bw / w, 4), round(bh / h, 4)]

@@ -31,9 +31,9 @@ def relit(frame: np.ndarray, background: np.ndarray, box: tuple[int, int, int, i
         return False
     # A few OpenCV calls instead of a dozen numpy temporaries: this runs for
     # every box on every frame with motion.
-    sb = float(cv2.meanStdDev(b)[1][0, 0])
-    sf = float(cv2.meanStdDev(f)[1][0, 0])
-    if sb < MIN_TEXTURE or sf < 1e-3:
+    if float(cv2.meanStdDev(b)[1][0, 0]) < MIN_TEXTURE:
+        return False
+    if float(cv2.meanStdDev(f)[1][0, 0]) < 1e-3:
         return False
     f32 = f if f.dtype == np.float32 else f.astype(np.float32)
     b32 = b if b.dtype == np.float32 else b.astype(np.float32)

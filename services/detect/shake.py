@@ -19,6 +19,7 @@ absorbs.
 from __future__ import annotations
 
 import math
+from functools import cache
 
 import cv2
 import numpy as np
@@ -26,23 +27,37 @@ import numpy as np
 MIN_GAIN = 0.7  # the best shift's mismatch over that of no shift, at most
 
 
+def _mean(values: np.ndarray) -> np.float32:
+    """``values.mean()`` of a float32 array, to the bit (the same sum,
+    divided in float64 and rounded back), without np.mean's own overhead,
+    which is most of its cost on a profile of 160 values."""
+    return np.float32(float(np.add.reduce(values, axis=None)) / values.size)
+
+
 def _slope(profile: np.ndarray) -> np.ndarray:
     """Derivative, zero mean, unit spread."""
-    d = np.diff(profile)
-    d -= d.mean()
+    d = profile[1:] - profile[:-1]
+    d -= _mean(d)
     norm = float(np.sqrt(np.dot(d, d) / len(d)))
     return d / max(norm, 1e-3)
+
+
+@cache
+def _windows(n: int, max_shift: int) -> np.ndarray:
+    """Indices of the 2 * max_shift + 1 windows of a profile of n values."""
+    return np.arange(2 * max_shift + 1)[:, None] + np.arange(n - 2 * max_shift)[None, :]
 
 
 def _shift(ref: np.ndarray, cur: np.ndarray, max_shift: int) -> float:
     """The sub-pixel s with cur[i] ~ ref[i - s]."""
     n = len(ref)
     inner = ref[max_shift: n - max_shift]
-    costs = np.empty(2 * max_shift + 1)
-    for k in range(2 * max_shift + 1):
-        diff = cur[k: k + n - 2 * max_shift] - inner
-        costs[k] = np.dot(diff, diff)
-    k = int(np.argmin(costs))
+    # Every window of ``cur`` at once; vecdot takes the same float32 dot per
+    # row as np.dot one window at a time did (the loop cost 11 calls an axis).
+    diff = cur.take(_windows(n, max_shift))
+    diff -= inner
+    costs = np.vecdot(diff, diff).astype(np.float64).tolist()
+    k = costs.index(min(costs))
     # A shift must explain the change far better than no shift; traffic
     # changes the profile too, and then the best shift is barely better.
     # (A sub-pixel to one-pixel shift is let through: the detector's 3x3 band

@@ -135,7 +135,10 @@ class CameraHealth:
                 self._identical_since = ts
         else:
             self._identical_since = None
-        self._prev = image.copy()
+        if self._prev is None or self._prev.shape != image.shape:
+            self._prev = image.copy()
+        else:  # into the same buffer: no allocation per frame
+            np.copyto(self._prev, image)
         frozen = self._identical_since is not None
         found += self._judge("frozen", frozen, ts, since=self._identical_since)
         if ts < self._next_check or frozen:
