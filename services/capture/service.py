@@ -91,7 +91,7 @@ class CaptureService(Worker):
             log.warning("%s source not ready (%s); will keep trying", c.source, exc)
             opened = False
         self._exit_code = 0
-        self._size_checked = False
+        self._checked_size: tuple[int, int] | None = None  # the camera's, as last checked
         if opened and self.source.size is not None and not self.source.encodes_h264:
             self._check_size(*self.source.size)  # else at the first frame
         self.encoder: H264Encoder | None = None  # while someone subscribes to h264
@@ -148,21 +148,25 @@ class CaptureService(Worker):
     def _check_size(self, width: int, height: int) -> None:
         """Refuse a main stream size larger than the camera's (``width`` x
         ``height`` as it comes, before turning)."""
-        self._size_checked = True
+        self._checked_size = (width, height)
         c = self.config.capture
         turned = (width, height) if c.rotation in (0, 180) else (height, width)
         why = pictures.too_large(*turned, c)
         if why:
             raise SetupError(why)
 
-    def _first_frame(self, cap: Captured) -> bool:
-        """The size check for a camera that was not there at start; False
-        when it failed (the service then stops, as at a failed start)."""
+    def _size_ok(self, cap: Captured) -> bool:
+        """The size check again whenever the camera's size is new (a camera
+        that was not there at start, or came back from a reconnect in
+        another mode); False when it failed (the service then stops, as at a
+        failed start)."""
         try:
             size = jpegs.jpeg_size(cap.jpeg) if cap.jpeg is not None else \
                 (cap.picture().shape[1], cap.picture().shape[0])
         except jpegs.JpegError:
             return False  # a broken frame: the next one tells
+        if size == self._checked_size:
+            return True
         try:
             self._check_size(*size)
         except SetupError as exc:
@@ -180,8 +184,7 @@ class CaptureService(Worker):
         c = self.config.capture
         if self.stop_requested:
             return
-        if not self._size_checked and not self.source.encodes_h264 and \
-                not self._first_frame(cap):
+        if not self.source.encodes_h264 and not self._size_ok(cap):
             return
         if self._rate is not None and not self._rate.take(cap.ts):
             self._skipped += 1

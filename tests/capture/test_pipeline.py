@@ -268,6 +268,45 @@ def test_a_size_larger_than_the_camera_is_refused_in_one_line():
     assert "Traceback" not in out
 
 
+def test_a_camera_back_from_a_reconnect_smaller_than_the_set_size_is_refused_then():
+    """640x480 set for a 640x480 camera that restarts in a 320x240 mode:
+    capture does not upscale the new mode, it stops with the same one line."""
+    import cv2
+    import numpy as np
+
+    from tests.capture.mjpeg_server import MjpegCamera
+    from tests.support import new_home, pisentry_process
+
+    with _mjpeg_camera(size=(640, 480), fps=15) as (camera, jpegs):
+        home = new_home()
+        raw = {"capture": {"source": "url", "url": camera.url, "width": 640, "height": 480,
+                           "reconnect_max_seconds": 1}}
+        small = [cv2.imencode(".jpg", cv2.resize(cv2.imdecode(np.frombuffer(j, np.uint8),
+                                                                cv2.IMREAD_COLOR), (320, 240)))[1]
+                 .tobytes() for j in jpegs[:5]]
+        with pisentry_process("capture", home=home, config=raw) as proc:
+            out = home.root / "capture.out"
+            deadline = time.monotonic() + 30
+            while camera.served < 30 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert proc.poll() is None, out.read_text()  # streaming at the set size
+            port = camera.port
+            camera.stop()
+            again = MjpegCamera(small, fps=15, port=port).start()
+            try:
+                code = proc.wait(timeout=30)
+            finally:
+                again.stop()
+        text = out.read_text()
+        shutil.rmtree(home.root, ignore_errors=True)
+    assert camera.served >= 30 and again.served >= 1, text
+    assert code == 2, text
+    lines = [line for line in text.splitlines() if "larger than" in line]
+    assert len(lines) == 1 and lines[0].endswith(
+        "capture cannot start: capture.width/height 640x480 is larger than the camera's "
+        "320x240: pisentry only scales down; leave them unset to follow the camera"), text
+
+
 def test_fps_halves_a_faster_camera_with_keyframes_in_seconds_and_lores_keeps_its_aspect():
     """A 720x480 camera at 30 fps with fps = 15: every other frame is
     processed, keyframes keep keyframe_interval in seconds, and detection's
