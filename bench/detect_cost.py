@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNS = (("none", 7), ("dusk", 7), ("shake", 7), ("shake_sway", 1), ("headlights", 1))
 SEQUENCES = ("cdnet_highway", "wallflower_wavingtrees")
 LORES = (320, 240)
+EVAL = ROOT.parent / "shared" / "eval"  # as services.detect.evalset finds it from here
 
 
 def _frames_320(seq: object, iter_luma: object, cv2: object) -> list:
@@ -66,12 +67,13 @@ def steps(args: argparse.Namespace) -> dict[str, object]:
     import cv2
 
     from common.config import DetectConfig
-    from services.detect.evalset import default_eval_dir, iter_luma, load_sequence
+    from services.detect.evalset import iter_luma, load_sequence
     from services.detect.pipeline import Detector
 
+    eval_dir = args.eval
     report: dict[str, object] = {}
     for name in SEQUENCES:
-        seq = load_sequence(default_eval_dir() / name)
+        seq = load_sequence(Path(eval_dir) / name)
         frames = _frames_320(seq, iter_luma, cv2)
         best: dict[str, float] | None = None
         for _ in range(args.repeats):
@@ -106,17 +108,17 @@ def steps(args: argparse.Namespace) -> dict[str, object]:
     return report
 
 
-def _outputs() -> dict[tuple[str, str, int], list[tuple]]:
+def _outputs(eval_dir: str) -> dict[tuple[str, str, int], list[tuple]]:
     import cv2
 
     cv2.setNumThreads(1)
     from common.config import DetectConfig
-    from services.detect.evalset import default_eval_dir, iter_luma, load_sequence
+    from services.detect.evalset import iter_luma, load_sequence
     from services.detect.pipeline import Detector
 
     out: dict[tuple[str, str, int], list[tuple]] = {}
     for name in SEQUENCES:
-        seq = load_sequence(default_eval_dir() / name)
+        seq = load_sequence(Path(eval_dir) / name)
         for case, seed in RUNS:
             det = Detector(DetectConfig())
             rows = []
@@ -147,6 +149,7 @@ def main() -> int:
         p.add_argument("file")
     for p in sub.choices.values():
         p.add_argument("--src", default=str(ROOT), help="checkout whose detector runs")
+        p.add_argument("--eval", default=str(EVAL), help="the shared footage")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(args.src).resolve()))
     import cv2
@@ -160,11 +163,11 @@ def main() -> int:
         return 0
     if args.command == "record":
         with open(args.file, "wb") as fh:
-            pickle.dump(_outputs(), fh)
+            pickle.dump(_outputs(args.eval), fh)
         return 0
     with open(args.file, "rb") as fh:
         ref = pickle.load(fh)
-    now = _outputs()
+    now = _outputs(args.eval)
     same = True
     for key, rows in ref.items():
         mine = now.get(key, [])

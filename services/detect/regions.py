@@ -96,13 +96,20 @@ class Regions:
     def blobs(self, fg: np.ndarray) -> Blobs:
         if self.active is not None:
             fg = cv2.bitwise_and(fg, self.active)
-        if not cv2.countNonZero(fg):
+        rx, ry, rw, rh = cv2.boundingRect(fg)  # of the moving pixels
+        if not rw:
             return Blobs(fg=fg)
+        # Labelled within that box only (most of the picture is still), its
+        # corner on even pixels so that the 2x2 blocks of the labelling are
+        # those of the whole picture and the blobs come in the same order.
         # OpenCV's default labelling (Spaghetti), asked for by name to get
         # 16-bit labels, which it writes in half the time of 32-bit ones.
+        x0, y0 = rx & ~1, ry & ~1
         _n, _, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
-            fg, 8, self._label_type, cv2.CCL_SPAGHETTI)
+            fg[y0:ry + rh, x0:rx + rw], 8, self._label_type, cv2.CCL_SPAGHETTI)
         keep = stats[1:][stats[1:, cv2.CC_STAT_AREA] >= self.min_blob]
+        keep[:, cv2.CC_STAT_LEFT] += x0
+        keep[:, cv2.CC_STAT_TOP] += y0
         if not len(keep):
             return Blobs(fg=fg)
         pixels = int(keep[:, cv2.CC_STAT_AREA].sum())

@@ -111,15 +111,18 @@ class Tracker:
         free = list(range(len(boxes)))
         # Greedy: the closest (track, box) pairs first.
         pairs = []
+        # Each box's centre, diagonal and area once, not once per track.
+        sized = [(bi, box, box[0] + box[2] / 2, box[1] + box[3] / 2,
+                  math.hypot(box[2], box[3]), _area(box)) for bi, box in enumerate(boxes)]
         for ti, tr in enumerate(self.tracks):
             cx, cy = tr.center
-            for bi, box in enumerate(boxes):
-                bx, by = box[0] + box[2] / 2, box[1] + box[3] / 2
+            diag, area = math.hypot(tr.box[2], tr.box[3]), _area(tr.box)
+            for bi, box, bx, by, bdiag, barea in sized:
                 dist = math.hypot(bx - cx, by - cy)
-                gate = max(math.hypot(tr.box[2], tr.box[3]), math.hypot(box[2], box[3]))
-                ratio = _area(box) / _area(tr.box)
-                alike = 1 / MAX_SIZE_RATIO <= ratio <= MAX_SIZE_RATIO
-                if dist <= gate and (alike or _nested(tr.box, box)):
+                if dist > max(diag, bdiag):
+                    continue
+                ratio = barea / area
+                if 1 / MAX_SIZE_RATIO <= ratio <= MAX_SIZE_RATIO or _nested(tr.box, box):
                     pairs.append((dist, ti, bi))
         pairs.sort()
         matched: set[int] = set()
