@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 BYTES_PER_PIXEL = {"gray": 1.0, "yuv420": 1.5, "bgr24": 3.0}
 LIVE_MAX_AGE = 1.0  # seconds: an older live frame no longer shows the event
+TICK_PERIOD = 0.1  # seconds: what tick watches (the hour, a silent camera) needs no finer
 
 
 class BadFrame(ValueError):
@@ -113,6 +114,7 @@ class DetectService(Worker):
                                       "snapshots": 0, "ir_rebases": 0, "ms_last": 0.0,
                                       "tunings": 0}
         self._bad_kinds: set[str] = set()
+        self._next_tick = float("-inf")
         self._setup_profiles()
 
     def _setup_profiles(self) -> None:
@@ -357,6 +359,10 @@ class DetectService(Worker):
                     finding.text)
 
     def tick(self, now: float) -> float | None:
+        # The loop ticks after every wake-up, i.e. for every frame.
+        if now < self._next_tick:
+            return None
+        self._next_tick = now + TICK_PERIOD
         self._follow_profile()  # the schedule's hour may have come, or the IR state gone
         if self.detector.health is not None:
             for finding in self.detector.health.tick(now):

@@ -59,6 +59,29 @@ def test_latest_only_keeps_the_newest_frame_per_topic(home):
     bus.close()
 
 
+def test_a_read_takes_every_waiting_message_whole_and_zero_copy(home):
+    """Between good messages: a topic alone, and a header that is no msgpack;
+    each is counted and dropped, and nothing of one leaks into the next."""
+    bus = _bus(home)
+    pub = bus.publisher("frames", hwm=100)
+    sub = bus.subscriber(["frames"], [b"frame/"], hwm=100)
+    time.sleep(0.2)
+    raw = pub._socket
+    pub.publish(Frame, [_frame(1), b"second part"], ts=1.0, width=32, height=24, format="gray")
+    raw.send_multipart([Frame.TOPIC])
+    raw.send_multipart([Frame.TOPIC, b"\xc1", b"payload of garbage"])
+    pub.publish(Frame, [_frame(2)], ts=2.0, width=32, height=24, format="gray")
+    time.sleep(0.2)
+    msgs = sub.read()
+    assert [m.header.ts for m in msgs] == [1.0, 2.0]
+    assert [len(m.payload) for m in msgs] == [2, 1]
+    assert bytes(msgs[0].payload[1]) == b"second part"
+    assert isinstance(msgs[1].payload[0], memoryview) and bytes(msgs[1].payload[0])[:1] == b"\x02"
+    assert sub.stats.malformed == 2 and sub.stats.malformed_kinds == {"garbage": 2}
+    assert sub.read() == []
+    bus.close()
+
+
 def test_full_queue_shows_up_as_counted_gaps(home):
     bus = _bus(home)
     pub = bus.publisher("frames", hwm=2)
