@@ -306,7 +306,8 @@ class DefaultAlgorithm:
         down = cv2.subtract(lo, frame, dst=lo)
         fg = cv2.bitwise_or(cv2.compare(up, band, cv2.CMP_GT), cv2.compare(down, band, cv2.CMP_GT))
 
-        if self._spread(fg) >= self.spread_cells:
+        moving = cv2.countNonZero(fg)
+        if self._spread(fg, moving) >= self.spread_cells:
             # Nothing a gain explains and everywhere at once: not an intruder.
             bg[...] = frame
             self._learning = self.settle_frames
@@ -319,7 +320,8 @@ class DefaultAlgorithm:
         cv2.accumulateWeighted(cv2.absdiff(frame, bg), dev, 0.3 if learning else self.beta,
                                mask=still)
         cv2.accumulateWeighted(frame, bg, 0.3 if learning else self.alpha, mask=still)
-        cv2.accumulateWeighted(frame, bg, self.alpha_fg, mask=fg)
+        if moving:  # (with nothing moving the masked update changes nothing)
+            cv2.accumulateWeighted(frame, bg, self.alpha_fg, mask=fg)
         if learning:
             self._learning -= 1
             self._fg = None
@@ -327,12 +329,12 @@ class DefaultAlgorithm:
         self._fg = fg
         return AlgoResult(fg)
 
-    def _spread(self, fg: np.ndarray) -> int:
+    def _spread(self, fg: np.ndarray, moving: int) -> int:
         """Cells of a 4x4 grid with more than ~3 % of their pixels moving."""
         # A cell counts when its mean rounds above 8, and the 16 cell means
         # add up to 16 times the mask's mean: too few moving pixels in all
         # can not make ``spread_cells`` cells, and then the resize is skipped.
-        few = 16 * 255 * cv2.countNonZero(fg) < 8 * self.spread_cells * fg.size
+        few = 16 * 255 * moving < 8 * self.spread_cells * fg.size
         if self.spread_cells > 0 and few:
             return 0
         cells = cv2.resize(fg, (4, 4), interpolation=cv2.INTER_AREA)

@@ -170,8 +170,10 @@ class CameraHealth:
         edges = _edges(image)
         spread = float(image.std())
         lap = cv2.Laplacian(image, cv2.CV_16S, ksize=1)
-        sharpness = float(np.abs(lap).mean()) / (spread + 1.0)
-        saturated = float(np.count_nonzero(image >= 250)) / image.size
+        # The mean |Laplacian| as an exact integer sum (what np.abs().mean()
+        # gave, to the bit), and the saturated pixels counted by OpenCV.
+        sharpness = cv2.norm(lap, cv2.NORM_L1) / lap.size / (spread + 1.0)
+        saturated = cv2.countNonZero(cv2.compare(image, 250, cv2.CMP_GE)) / image.size
         ref = self.refs.setdefault(profile, _Reference())
         if ref.thumb is None:  # still building this profile's reference
             if ref.since is None:
