@@ -88,15 +88,82 @@ def annotation_text(config: CaptureConfig, ts: float, brightness: float | None) 
     return "  ".join(parts)
 
 
+def to_lores_gray_from(bgr: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The detection stream from a full (turned) BGR picture, as the grey
+    decode of the camera's JPEG makes it: full-range luma, so detection sees
+    the same contrast whether or not someone records (I420 from OpenCV is
+    limited range: 14 % less contrast, events a few frames later)."""
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)  # the small one first: cheaper
+    size = fit(gray.shape[1], gray.shape[0], width, height)
+    if (gray.shape[1], gray.shape[0]) != size:
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    return gray
+
+
+def _layout(h: int) -> tuple[float, int, tuple[int, int]]:
+    scale = max(0.35, h / 900)
+    thickness = max(1, round(h / 480))
+    origin = (max(4, h // 60), h - max(6, h // 40))
+    return scale, thickness, origin
+
+
 def annotate(img: np.ndarray, text: str) -> None:
     """Burn ``text`` into the bottom-left corner, in place, readable on any
     background (white on a dark outline)."""
     if not text:
         return
-    h = img.shape[0]
-    scale = max(0.35, h / 900)
-    thickness = max(1, round(h / 480))
-    origin = (max(4, h // 60), h - max(6, h // 40))
+    scale, thickness, origin = _layout(img.shape[0])
     font = cv2.FONT_HERSHEY_SIMPLEX
     cv2.putText(img, text, origin, font, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
     cv2.putText(img, text, origin, font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+
+
+class Stamp:
+    """``annotate`` for every frame at a fraction of its cost: the text (it
+    changes once a second) is drawn once into a small patch of coverages, and
+    each frame only blends the pixels of that patch (rasterising the
+    anti-aliased outline and text again on every frame cost 0.3-0.8 ms at
+    640x480; the blend costs 0.04)."""
+
+    def __init__(self) -> None:
+        self._key: tuple[str, tuple[int, ...]] | None = None
+        self._where: tuple[slice, slice] = (slice(0, 0), slice(0, 0))
+        self._keep = np.zeros((0, 0), np.float32)  # weight of the background
+        self._ink = np.zeros((0, 0), np.float32)  # 1 - keep
+        self._ink_px = np.zeros((0, 0), np.uint8)  # what the ink blends in
+
+    def __call__(self, img: np.ndarray, text: str) -> None:
+        if not text:
+            return
+        if self._key != (text, img.shape):
+            self._render(text, img.shape)
+        rows, cols = self._where
+        region = img[rows, cols]
+        # blendLinear divides by the sum of the weights: they sum to 1 here.
+        region[...] = cv2.blendLinear(region, self._ink_px, self._keep, self._ink)
+
+    def _render(self, text: str, shape: tuple[int, ...]) -> None:
+        """Coverage of the outline and of the text as ``annotate``'s two
+        anti-aliased passes blend them: out = bg (1 - a1)(1 - a2) + 255 a2,
+        i.e. bg keep + ink (1 - keep) with ink = 255 a2 / (1 - keep)."""
+        h, w = shape[:2]
+        scale, thickness, (ox, oy) = _layout(h)
+        font = cv2.FONT_HERSHEY_SIMPLEX
+        (tw, th), base = cv2.getTextSize(text, font, scale, thickness + 2)
+        pad = thickness + 4
+        x0, y0 = max(0, ox - pad), max(0, oy - th - pad)
+        x1, y1 = min(w, ox + tw + pad), min(h, oy + base + pad)
+        dark = np.full((y1 - y0, x1 - x0), 255, np.uint8)
+        cv2.putText(dark, text, (ox - x0, oy - y0), font, scale, 0, thickness + 2, cv2.LINE_AA)
+        light = np.zeros_like(dark)
+        cv2.putText(light, text, (ox - x0, oy - y0), font, scale, 255, thickness, cv2.LINE_AA)
+        white = light.astype(np.float32) / 255
+        self._keep = dark.astype(np.float32) / 255 * (1 - white)
+        self._ink = 1 - self._keep
+        ink = np.divide(255 * white, self._ink, out=np.zeros_like(white), where=self._ink > 0)
+        ink = np.clip(ink + 0.5, 0, 255).astype(np.uint8)
+        self._ink_px = np.ascontiguousarray(
+            np.broadcast_to(ink.reshape(ink.shape + (1,) * (len(shape) - 2)),
+                            (y1 - y0, x1 - x0, *shape[2:])))
+        self._where = (slice(y0, y1), slice(x0, x1))
+        self._key = (text, shape)

@@ -81,6 +81,7 @@ class CaptureService(Worker):
         self.subscribe(["ir"], [Brightness.TOPIC], hwm=10)
         self.subscribe(["notify"], [SelfTest.TOPIC], hwm=10)
         self.passer = PasserBy()
+        self._stamp = pictures.Stamp()
         try:
             self.source: Source = make_source(c)
             self.source.open()
@@ -209,7 +210,10 @@ class CaptureService(Worker):
                 self._encode(main, cap.ts, cap.pts_us)
             if cap.ts >= self._next_live:
                 self._next_live = max(self._next_live + 1.0 / c.live_fps, cap.ts)
-                if cap.jpeg is not None and not full and not pictures.turned(c):
+                # The camera's own JPEG while recording too: the live view is the
+                # same with or without a recorder, and costs nothing.
+                if cap.jpeg is not None and not self.passer.walking(cap.ts) and \
+                        not pictures.turned(c):
                     self._publish_live_jpeg(cap.jpeg, cap.ts)
                 else:
                     main = self._main(cap) if main is None else main
@@ -236,6 +240,9 @@ class CaptureService(Worker):
             lores, fmt = cap.lores_yuv, "yuv420"
         elif cap.jpeg is not None and not full:
             lores, fmt = pictures.to_lores_gray(self._gray(cap.jpeg), c), "gray"
+        elif cap.jpeg is not None:  # decoded anyway: the same grey as the JPEG's own
+            main = self._main(cap)
+            lores, fmt = pictures.to_lores_gray_from(main, c.lores_width, c.lores_height), "gray"
         else:  # the full picture is decoded anyway: lores from it
             main = self._main(cap)
             lores, fmt = pictures.to_i420(main, c.lores_width, c.lores_height), "yuv420"
@@ -374,7 +381,7 @@ class CaptureService(Worker):
     def _annotate_in_place(self, img: Any, ts: float | None = None) -> None:
         ts = time.time() if ts is None else ts
         fresh = ts - self._brightness_at < BRIGHTNESS_STALE_SECONDS
-        pictures.annotate(img, pictures.annotation_text(
+        self._stamp(img, pictures.annotation_text(
             self.config.capture, ts, self.brightness if fresh else None))
 
     def status_counters(self) -> dict[str, Any]:
