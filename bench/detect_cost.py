@@ -1,8 +1,8 @@
 """What `Detector.process` costs, step by step, and whether a speed-up changed its output.
 
     .venv/bin/python bench/detect_cost.py steps [--repeats 3] [--src DIR]
-    .venv/bin/python bench/detect_cost.py record FILE [--src DIR]
-    .venv/bin/python bench/detect_cost.py compare FILE [--src DIR]
+    .venv/bin/python bench/detect_cost.py record FILE [--runs ten|all] [--src DIR]
+    .venv/bin/python bench/detect_cost.py compare FILE [--runs ten|all] [--src DIR]
 
 ``steps``: CPU (process time) per frame of the whole ``Detector.process``
 and of each of its steps (stabiliser, background, blobs, relight, tracks,
@@ -16,7 +16,10 @@ runs (both sequences; plain, dusk and the old shake case at seed 7, the
 derived shake_sway and headlights at seed 1) — motion, boxes, area, the
 foreground mask, the gain and noise of the background model, event changes
 and camera-health findings. ``record`` writes them to FILE (a pickle);
-``compare`` runs again and says, per run, whether every frame is identical.
+``compare`` runs again and says, per run, whether every frame is identical
+(exit 1 if any differs). ``--runs all``: every case ``bench/detect.py`` scores
+the default algorithm on (plain, the stress cases, the derived cases over
+seeds 1,2,3: 58 runs), for a change that must leave all its figures as they are.
 A performance change is meant to be bit-identical; if ``compare`` finds a
 difference, run ``bench/detect.py`` before and after instead.
 
@@ -108,7 +111,17 @@ def steps(args: argparse.Namespace) -> dict[str, object]:
     return report
 
 
-def _outputs(eval_dir: str) -> dict[tuple[str, str, int], list[tuple]]:
+def _runs(which: str) -> list[tuple[str, int]]:
+    if which == "ten":
+        return list(RUNS)
+    from services.detect.derived import DERIVED_CASES
+    from services.detect.evalset import STRESS_CASES
+
+    return ([("none", 7)] + [(c, 7) for c in STRESS_CASES]
+            + [(c, seed) for c in DERIVED_CASES for seed in (1, 2, 3)])
+
+
+def _outputs(eval_dir: str, which: str) -> dict[tuple[str, str, int], list[tuple]]:
     import cv2
 
     cv2.setNumThreads(1)
@@ -119,7 +132,7 @@ def _outputs(eval_dir: str) -> dict[tuple[str, str, int], list[tuple]]:
     out: dict[tuple[str, str, int], list[tuple]] = {}
     for name in SEQUENCES:
         seq = load_sequence(Path(eval_dir) / name)
-        for case, seed in RUNS:
+        for case, seed in _runs(which):
             det = Detector(DetectConfig())
             rows = []
             for i, f in enumerate(iter_luma(seq, case, seed)):
@@ -147,6 +160,10 @@ def main() -> int:
     for command in ("record", "compare"):
         p = sub.add_parser(command, help=f"{command} the output of 10 footage runs")
         p.add_argument("file")
+        p.add_argument("--runs", choices=("ten", "all"), default="ten",
+                       help="ten: the 10 runs above (~1 min); all: every case of "
+                            "bench/detect.py for the default algorithm, derived ones "
+                            "over seeds 1,2,3 (~6 min)")
     for p in sub.choices.values():
         p.add_argument("--src", default=str(ROOT), help="checkout whose detector runs")
         p.add_argument("--eval", default=str(EVAL), help="the shared footage")
@@ -163,11 +180,11 @@ def main() -> int:
         return 0
     if args.command == "record":
         with open(args.file, "wb") as fh:
-            pickle.dump(_outputs(args.eval), fh)
+            pickle.dump(_outputs(args.eval, args.runs), fh)
         return 0
     with open(args.file, "rb") as fh:
         ref = pickle.load(fh)
-    now = _outputs(args.eval)
+    now = _outputs(args.eval, args.runs)
     same = True
     for key, rows in ref.items():
         mine = now.get(key, [])
