@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import zmq
 
-from common.bus import RESTARTED, Bus
+from common.bus import COPY_BELOW, RESTARTED, Bus
 from common.config import parse_config
 from common.messages import Brightness, Frame, Heartbeat, Motion
 
@@ -79,6 +79,25 @@ def test_a_read_takes_every_waiting_message_whole_and_zero_copy(home):
     assert isinstance(msgs[1].payload[0], memoryview) and bytes(msgs[1].payload[0])[:1] == b"\x02"
     assert sub.stats.malformed == 2 and sub.stats.malformed_kinds == {"garbage": 2}
     assert sub.read() == []
+    bus.close()
+
+
+def test_a_lores_sized_payload_is_copied_at_publish(home):
+    """Under ``COPY_BELOW`` a payload is copied (cheaper than zero-copy's
+    bookkeeping thread): what the subscriber gets is the buffer as it was
+    when published, whatever the caller writes into it afterwards."""
+    bus = _bus(home)
+    pub = bus.publisher("frames", hwm=100)
+    sub = bus.subscriber(["frames"], [b"frame/"], hwm=100)
+    time.sleep(0.2)
+    for i in range(10):
+        buf = np.full((240, 320), i, np.uint8)  # 75 KiB: zero-copy by pyzmq's default
+        assert buf.nbytes < COPY_BELOW
+        pub.publish(Frame, [buf], ts=time.time(), width=320, height=240, format="gray")
+        buf[:] = 255
+    msgs = _collect(sub, 2.0, until=lambda out: len(out) == 10)
+    assert [bytes(m.payload[0])[:1] for m in msgs] == [bytes([i]) for i in range(10)]
+    assert all(bytes(m.payload[0]).count(255) == 0 for m in msgs)
     bus.close()
 
 
