@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-import av
 import cv2
 import numpy as np
 
@@ -21,6 +20,8 @@ US = 1_000_000
 class H264Encoder:
     def __init__(self, width: int, height: int, fps: float, keyframe_interval: float = 1.0,
                  bitrate: int = 2_000_000) -> None:
+        import av
+
         gop = max(1, round(fps * keyframe_interval))
         self._ctx = av.CodecContext.create("libx264", "w")
         self._ctx.width, self._ctx.height = width, height
@@ -45,6 +46,8 @@ class H264Encoder:
         safe to send zero-copy."""
         # OpenCV's BGR->I420 takes a third of the time of FFmpeg's swscale here,
         # and x264 reads (copies) its planes in place: no further frame buffer.
+        import av
+
         i420 = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420), np.uint8)  # no copy
         frame = av.VideoFrame.from_numpy_buffer(i420, format="yuv420p")
         frame.pts = pts_us

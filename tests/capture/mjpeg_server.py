@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,8 +11,12 @@ BOUNDARY = b"pisentryframe"
 
 
 class MjpegCamera:
-    def __init__(self, jpegs: list[bytes], fps: float = 15.0, port: int = 0) -> None:
+    def __init__(self, jpegs: list[bytes], fps: float = 15.0, port: int = 0,
+                 lengths: bool = True, basic_auth: str | None = None) -> None:
+        """``lengths``: each part says its Content-Length (some cameras do
+        not); ``basic_auth``: "user:password" the camera asks for."""
         self.jpegs, self.fps, self.port = jpegs, fps, port
+        self.lengths, self.basic_auth = lengths, basic_auth
         self.served = 0
         self._server: ThreadingHTTPServer | None = None
         self._running = threading.Event()
@@ -24,6 +29,13 @@ class MjpegCamera:
                 pass
 
             def do_GET(self) -> None:
+                if camera.basic_auth is not None:
+                    want = "Basic " + base64.b64encode(camera.basic_auth.encode()).decode()
+                    if self.headers.get("Authorization") != want:
+                        self.send_response(401)
+                        self.send_header("WWW-Authenticate", 'Basic realm="camera"')
+                        self.end_headers()
+                        return
                 self.send_response(200)
                 self.send_header("Content-Type",
                                  f"multipart/x-mixed-replace; boundary={BOUNDARY.decode()}")
@@ -32,9 +44,9 @@ class MjpegCamera:
                 try:
                     while camera._running.is_set():
                         jpeg = camera.jpegs[i % len(camera.jpegs)]
+                        length = f"Content-Length: {len(jpeg)}\r\n" if camera.lengths else ""
                         self.wfile.write(b"--" + BOUNDARY + b"\r\nContent-Type: image/jpeg\r\n"
-                                         + f"Content-Length: {len(jpeg)}\r\n\r\n".encode()
-                                         + jpeg + b"\r\n")
+                                         + f"{length}\r\n".encode() + jpeg + b"\r\n")
                         camera.served += 1
                         i += 1
                         time.sleep(1 / camera.fps)

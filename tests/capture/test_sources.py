@@ -1,6 +1,12 @@
 """Capture sources with real data: footage from shared/eval, a real MJPEG server."""
 
+import ast
+import subprocess
+import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,6 +20,7 @@ from services.capture.sources.synthetic import CROSSING_SECONDS, SyntheticSource
 from tests.capture.mjpeg_server import MjpegCamera
 from tests.support import EVAL
 
+ROOT = Path(__file__).resolve().parents[2]
 TREES = EVAL / "wallflower_wavingtrees"
 needs_eval = pytest.mark.skipif(not TREES.is_dir(), reason="shared/eval footage not present")
 
@@ -235,3 +242,86 @@ def test_capture_fps_caps_a_faster_camera_evenly(camera_fps, fps, kept):
     assert abs(len(taken) / len(times) - kept) < 0.02
     gaps = np.diff(taken)
     assert gaps.min() > 0.6 / fps  # evenly spread, not in bursts
+
+
+def _jpegs(count=10):
+    return [cv2.imencode(".jpg", cv2.imread(str(p)), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+            for p in _tree_images()[:count]]
+
+
+@needs_eval
+@pytest.mark.parametrize("lengths", [True, False])
+def test_an_mjpeg_camera_is_read_without_ffmpeg_parts_with_or_without_a_length(lengths):
+    """Its JPEGs byte for byte, its size learnt at open, and PyAV never loaded
+    (a process of its own: this one has loaded it for other tests)."""
+    jpegs = _jpegs()
+    camera = MjpegCamera(jpegs, fps=30, lengths=lengths, basic_auth="admin:s3cr:t").start()
+    script = (
+        "import sys\n"
+        "from common.config import parse_config\n"
+        "from services.capture.sources import make_source\n"
+        f"url = 'http://admin:s3cr%3At@127.0.0.1:{camera.port}/stream.mjpg'\n"
+        "source = make_source(parse_config({'capture': {'source': 'url', 'url': url}}).capture)\n"
+        "source.open()\n"
+        "got = [source.read().jpeg for _ in range(12)]\n"
+        "source.close()\n"
+        "print(repr((source.size, [g.hex() for g in got], 'av' in sys.modules)))\n")
+    try:
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             timeout=60, cwd=ROOT, check=False)
+    finally:
+        camera.stop()
+    assert out.returncode == 0, out.stderr
+    size, got, av_loaded = ast.literal_eval(out.stdout.strip().splitlines()[-1])
+    got = [bytes.fromhex(g) for g in got]
+    start = jpegs.index(got[0])
+    assert got == [jpegs[(start + i) % len(jpegs)] for i in range(12)]
+    assert size == (160, 120) and not av_loaded
+
+
+@needs_eval
+def test_an_mjpeg_camera_that_refuses_the_password_is_a_source_error():
+    camera = MjpegCamera(_jpegs(2), basic_auth="admin:right").start()
+    source = make_source(_capture_config(
+        source="url", url=f"http://admin:wrong@127.0.0.1:{camera.port}/stream.mjpg"))
+    try:
+        with pytest.raises(SourceError, match="401") as err:
+            source.open()
+        assert "wrong" not in str(err.value)  # credentials stay out of the logs
+    finally:
+        camera.stop()
+
+
+@needs_eval
+def test_an_http_camera_that_sends_no_multipart_stream_goes_to_ffmpeg(tmp_path):
+    """A video file over HTTP (not multipart MJPEG): FFmpeg reads it."""
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15, (160, 120))
+    for p in _tree_images()[:20]:
+        writer.write(cv2.imread(str(p)))
+    writer.release()
+    body = path.read_bytes()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "video/x-msvideo")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    source = make_source(_capture_config(
+        source="url", url=f"http://127.0.0.1:{server.server_address[1]}/clip.avi"))
+    try:
+        source.open()
+        frame = source.read()
+        assert frame.picture().shape == (120, 160, 3)
+    finally:
+        source.close()
+        server.shutdown()
+        server.server_close()
