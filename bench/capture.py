@@ -3,6 +3,13 @@
     .venv/bin/python bench/capture.py stages [--size 640x480] [--frames 300]
     .venv/bin/python bench/capture.py peer [--repeats 3] [--cases highway,trees]
                                            [--services capture,detect]
+    .venv/bin/python bench/capture.py service [--record] [--seconds 20] [--repo CHECKOUT]
+
+``service``: the real capture service alone (its own process, ``--repo``'s
+code) on the real looping feed, with a real lores subscriber (and an h264
+one with ``--record``): CPU per frame of all its threads. Minus the sum of
+the capture rows of ``stages`` (run under the same load), that is the
+per-frame overhead no stage shows (threads, hand-offs, bus I/O, heartbeats).
 
 ``stages``: ms per frame of every step a frame of an MJPEG camera goes
 through in the capture service and in detect, timed offline on the shared
@@ -138,6 +145,7 @@ def cmd_stages(args: argparse.Namespace) -> dict[str, Any]:
         bgr = [decode_bgr(i) for i in range(n)]
         lores = [pictures.to_i420(b, c.lores_width, c.lores_height) for b in bgr]
         text = pictures.annotation_text(c, time.time(), 0.5)
+        stamp = pictures.Stamp()
         encoder = H264Encoder(w, h, c.fps, c.keyframe_interval, c.bitrate)
 
         ctx = zmq.Context.instance()
@@ -228,8 +236,10 @@ def cmd_stages(args: argparse.Namespace) -> dict[str, Any]:
             "receive (demux multipart)": receive_ms,
             "JPEG decode to BGR (cv2.imdecode)": per_frame_ms(
                 lambda i: jpegs.decode_bgr(jpegs_[i]), n),
-            "lores resize + BGR->I420": before["lores resize + BGR->I420"],
-            "timestamp (annotate)": before["timestamp (annotate)"],
+            "lores grey from the decoded picture (BGR->grey, resize)": per_frame_ms(
+                lambda i: pictures.to_lores_gray_from(bgr[i], c.lores_width, c.lores_height), n),
+            "timestamp (cached patch, Stamp)": per_frame_ms(
+                lambda i: stamp(bgr[i], text), n),
             "h264 encode": before["h264 encode (x264 ultrafast)"],
             "bus publish lores + receive": before["bus publish lores + receive"],
             f"live view (forward the camera JPEG) x {live_share:.2f}":
@@ -503,6 +513,104 @@ def cmd_peer(args: argparse.Namespace) -> dict[str, Any]:
             "host": "x86 VM (2 cores, shared with other engineers' work)", "pi": "not measured"}
 
 
+# -- service --------------------------------------------------------------------
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) of each thread of ``pid``, by thread id."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[tid] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def cmd_service(args: argparse.Namespace) -> dict[str, Any]:
+    """The real capture service (a process of ``--repo``'s code) on the real
+    looping MJPEG feed of ``../shared/peer``, a real lores subscriber beside
+    it, h264 subscribed with ``--record``; its CPU per frame over
+    ``--seconds``, all threads (reader, bus I/O...) included. Minus the
+    stages' sum, that is the per-frame overhead the stage table misses."""
+    import socket
+
+    repo = Path(args.repo).resolve()
+    folder, pattern, fps = CASES[args.case]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home = Path(tempfile.mkdtemp(prefix="pisentry-capture-service-"))
+    w, h = (int(x) for x in args.size.split("x"))
+    (home / "config.toml").write_text(
+        f'[general]\nservices = ["capture"]\n[capture]\nsource = "url"\n'
+        f'url = "http://127.0.0.1:{port}/"\nwidth = {w}\nheight = {h}\nfps = {fps}\n'
+        f'reconnect_max_seconds = 1.0\n')
+    env = dict(os.environ, PISENTRY_HOME=str(home))
+    procs: list[subprocess.Popen] = []
+    try:
+        feed = subprocess.Popen(
+            [sys.executable, str(PEER / "mjpeg_feed.py"), "--frames", str(EVAL / folder / Path(
+                pattern).parent), "--pattern", Path(pattern).name, "--fps", str(fps), "--size",
+             args.size, "--loops", "0", "--port", str(port), "--start", "now"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        procs.append(feed)
+        if not feed.stdout.readline():
+            raise SystemExit("the feed did not start")
+        capture = subprocess.Popen([sys.executable, "-m", "common.cli", "capture"], cwd=repo,
+                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(capture)
+        from common.bus import Bus
+        from common.paths import Home
+
+        config = parse_config({"capture": {"source": "url", "url": "http://x/"}})
+        bus = Bus(config, Home(home), context=zmq.Context())
+        lores = bus.subscriber(["frames"], [Frame.TOPIC], latest_only=True)
+        video = bus.subscriber(["video"], [b"h264/"]) if args.record else None
+        got = {"frames": 0}
+        stop = threading.Event()
+
+        def drain() -> None:
+            while not stop.is_set():
+                got["frames"] += len(lores.recv(0.1))
+                if video is not None:
+                    video.read()
+
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+        time.sleep(args.warmup)
+        before, frames0, t0 = thread_cpu(capture.pid), got["frames"], time.monotonic()
+        time.sleep(args.seconds)
+        after, frames1, t1 = thread_cpu(capture.pid), got["frames"], time.monotonic()
+        stop.set()
+        reader.join()
+        bus.close()
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(home, ignore_errors=True)
+    cpu = sum(after.values()) - sum(before.get(t, 0.0) for t in after)
+    frames = frames1 - frames0
+    result = {"case": args.case, "size": args.size, "fps": fps, "record": args.record,
+              "repo": str(repo), "seconds": round(t1 - t0, 1), "frames": frames,
+              "cpu_pct_of_one_core": round(100 * cpu / (t1 - t0), 2),
+              "ms_per_frame": round(1000 * cpu / max(1, frames), 3),
+              "threads": len(after), "loadavg": os.getloadavg(),
+              "host": "x86 VM (2 cores, shared)", "pi": "not measured"}
+    print(f"capture service ({'h264 subscribed' if args.record else 'nobody records'}), "
+          f"{args.case} {args.size} @{fps:g}: {result['cpu_pct_of_one_core']} % of a core, "
+          f"{result['ms_per_frame']} ms per frame over {frames} frames, {len(after)} threads; "
+          f"load {result['loadavg'][0]:.1f}")
+    print("per-frame overhead = this minus the stage table's capture rows (same machine load)")
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -522,8 +630,16 @@ def main() -> None:
     pe.add_argument("--pisentry", default=None,
                     help="the pisentry to run (default: this venv's; e.g. an older checkout's)")
     pe.add_argument("--out", default=str(OUT / "capture_peer.json"))
+    sv = sub.add_parser("service")
+    sv.add_argument("--case", default="highway", choices=sorted(CASES))
+    sv.add_argument("--size", default="640x480")
+    sv.add_argument("--seconds", type=float, default=20.0)
+    sv.add_argument("--warmup", type=float, default=6.0)
+    sv.add_argument("--record", action="store_true", help="subscribe to h264 (as a recorder)")
+    sv.add_argument("--repo", default=str(REPO), help="the checkout whose capture runs")
+    sv.add_argument("--out", default=str(OUT / "capture_service.json"))
     args = ap.parse_args()
-    result = cmd_stages(args) if args.cmd == "stages" else cmd_peer(args)
+    result = {"stages": cmd_stages, "peer": cmd_peer, "service": cmd_service}[args.cmd](args)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
