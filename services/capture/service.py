@@ -114,8 +114,11 @@ class CaptureService(Worker):
         self._lores_rate = RateLimit(c.lores_fps) if c.lores_fps else None
         self._gray_scale: tuple[tuple[int, int], int] | None = None  # (JPEG size, DCT scale)
         r = self.config.record
-        # Made at the first JPEG: only a camera that sends JPEGs has a pre-roll here.
+        # Made at the first JPEG: only a camera that sends JPEGs has a pre-roll here,
+        # and only for a recorder (seconds of JPEGs: 7.5 MB at 640x480 @30). Without
+        # one, VideoSupply says 0 and a recorder that comes anyway keeps its own.
         self.preroll: JpegRing | None = None
+        self._keep_preroll = "record" in self.config.general.services
         self._preroll_args = (r.rec_sec_before + PREROLL_SLACK,
                               int(r.preroll_max_mb * 1024 * 1024))
         self._encoded_pts = -1  # the pre-roll's frames after this are still to encode
@@ -192,7 +195,7 @@ class CaptureService(Worker):
             return
         main = None
         encoding = self._encoding()
-        if cap.jpeg is not None:
+        if cap.jpeg is not None and self._keep_preroll:
             if self.preroll is None:
                 self.preroll = JpegRing(*self._preroll_args)
             self.preroll.add(Shot(cap.jpeg, cap.ts, cap.pts_us))

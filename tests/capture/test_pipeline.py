@@ -370,6 +370,35 @@ def test_an_mjpeg_camera_with_nothing_to_record_runs_no_encoder():
     assert "nobody subscribes to h264: encoder stopped" in log
 
 
+def test_an_mjpeg_camera_keeps_no_pre_roll_when_nothing_records():
+    """capture,detect only: the seconds of JPEGs are memory nobody would use,
+    and VideoSupply says there is no pre-roll to give."""
+    from common.messages import Heartbeat, VideoSupply
+
+    with _mjpeg_camera(fps=15, frames=slice(0, 1)) as (camera, _):
+        raw = {"general": {"services": ["capture", "detect"]},
+               "capture": {"source": "url", "url": camera.url, "width": 640, "height": 480,
+                           "fps": 15, "reconnect_max_seconds": 1}}
+        with running_pipeline(raw) as pipeline:
+            pipeline.wait_healthy(30)
+            bus = Bus(parse_config(raw), pipeline.home, context=zmq.Context())
+            try:
+                beats = bus.subscriber(["capture"], [Heartbeat.TOPIC])
+                supply = bus.subscriber(["video"], [VideoSupply.TOPIC])
+                counters, supplies = [], []
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline and not (
+                        supplies and counters and counters[-1]["frames"] > 30):
+                    counters += [m.header.counters for m in beats.recv(0.1)]
+                    supplies += [m.header for m in supply.read()]
+            finally:
+                bus.close()
+                bus.context.destroy(linger=0)
+    assert counters and counters[-1]["frames"] > 30, counters
+    assert counters[-1]["preroll_bytes"] == 0 and counters[-1]["preroll_s"] == 0.0
+    assert supplies and all(s.preroll == 0.0 for s in supplies)
+
+
 def test_event_clips_from_an_mjpeg_camera_hold_their_pre_roll_and_survive_a_kill():
     """Capture keeps the pre-roll as the camera's own JPEGs and encodes h264
     only for the clip: it starts on a keyframe, with its whole pre-roll
