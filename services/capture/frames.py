@@ -89,15 +89,16 @@ def annotation_text(config: CaptureConfig, ts: float, brightness: float | None) 
 
 
 def to_lores_gray_from(bgr: np.ndarray, width: int, height: int) -> np.ndarray:
-    """The detection stream from a full (turned) BGR picture, as the grey
+    """The detection stream from a full (turned) BGR picture, or from the
+    luma plane of a JPEG's own I420 (fresh either way), as the grey
     decode of the camera's JPEG makes it: full-range luma, so detection sees
     the same contrast whether or not someone records (I420 from OpenCV is
     limited range: 14 % less contrast, events a few frames later)."""
-    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)  # the small one first: cheaper
+    gray = bgr if bgr.ndim == 2 else cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)  # grey, then small
     size = fit(gray.shape[1], gray.shape[0], width, height)
     if (gray.shape[1], gray.shape[0]) != size:
-        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-    return gray
+        return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    return gray.copy() if gray is bgr else gray  # the luma is stamped next: not that one
 
 
 def _layout(h: int) -> tuple[float, int, tuple[int, int]]:
@@ -131,6 +132,7 @@ class Stamp:
         self._keep = np.zeros((0, 0), np.float32)  # weight of the background
         self._ink = np.zeros((0, 0), np.float32)  # 1 - keep
         self._ink_px = np.zeros((0, 0), np.uint8)  # what the ink blends in
+        self._chroma: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def __call__(self, img: np.ndarray, text: str) -> None:
         if not text:
@@ -142,6 +144,28 @@ class Stamp:
         # blendLinear divides by the sum of the weights: they sum to 1 here.
         region[...] = cv2.blendLinear(region, self._ink_px, self._keep, self._ink)
 
+    def on_i420(self, buf: np.ndarray, text: str) -> None:
+        """The same on an I420 frame (``h * 3/2`` x ``w``): the luma as above,
+        the chroma under the patch pulled to neutral as much as it is inked,
+        so the text is white and black whatever colour it is written over."""
+        h, w = buf.shape[0] * 2 // 3, buf.shape[1]
+        self(buf[:h], text)
+        if not text:
+            return
+        rows, cols = self._where
+        if self._chroma is None:
+            keep = cv2.resize(self._keep, ((cols.stop - cols.start) // 2,
+                                           (rows.stop - rows.start) // 2),
+                              interpolation=cv2.INTER_AREA)
+            self._chroma = (keep, 1 - keep, np.full(keep.shape, 128, np.uint8))
+        keep, ink, grey = self._chroma
+        where = (slice(rows.start // 2, rows.stop // 2), slice(cols.start // 2, cols.stop // 2))
+        quarter = h * w // 4
+        for start in (h * w, h * w + quarter):  # U, then V, each (h/2) x (w/2)
+            plane = buf.reshape(-1)[start:start + quarter].reshape(h // 2, w // 2)
+            region = plane[where]
+            region[...] = cv2.blendLinear(region, grey, keep, ink)
+
     def _render(self, text: str, shape: tuple[int, ...]) -> None:
         """Coverage of the outline and of the text as ``annotate``'s two
         anti-aliased passes blend them: out = bg (1 - a1)(1 - a2) + 255 a2,
@@ -151,8 +175,9 @@ class Stamp:
         font = cv2.FONT_HERSHEY_SIMPLEX
         (tw, th), base = cv2.getTextSize(text, font, scale, thickness + 2)
         pad = thickness + 4
-        x0, y0 = max(0, ox - pad), max(0, oy - th - pad)
-        x1, y1 = min(w, ox + tw + pad), min(h, oy + base + pad)
+        # Even bounds: the patch maps onto whole pixels of half-size chroma too.
+        x0, y0 = max(0, ox - pad) & ~1, max(0, oy - th - pad) & ~1
+        x1, y1 = min(w & ~1, (ox + tw + pad + 1) & ~1), min(h & ~1, (oy + base + pad + 1) & ~1)
         dark = np.full((y1 - y0, x1 - x0), 255, np.uint8)
         cv2.putText(dark, text, (ox - x0, oy - y0), font, scale, 0, thickness + 2, cv2.LINE_AA)
         light = np.zeros_like(dark)
@@ -167,3 +192,4 @@ class Stamp:
                             (y1 - y0, x1 - x0, *shape[2:])))
         self._where = (slice(y0, y1), slice(x0, x1))
         self._key = (text, shape)
+        self._chroma: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None

@@ -82,6 +82,7 @@ class CaptureService(Worker):
         self.subscribe(["notify"], [SelfTest.TOPIC], hwm=10)
         self.passer = PasserBy()
         self._stamp = pictures.Stamp()
+        self._yuv = jpegs.YuvDecoder()
         try:
             self.source: Source = make_source(c)
             self.source.open()
@@ -209,7 +210,7 @@ class CaptureService(Worker):
             if self._lores_rate is None or self._lores_rate.take(cap.ts):
                 main = self._publish_lores(cap, full)
             if live:
-                main = self._main(cap) if main is None else main
+                main = self._main_for_h264(cap) if main is None else main
                 self._encode(main, cap.ts, cap.pts_us)
             if cap.ts >= self._next_live:
                 self._next_live = max(self._next_live + 1.0 / c.live_fps, cap.ts)
@@ -219,7 +220,8 @@ class CaptureService(Worker):
                         not pictures.turned(c):
                     self._publish_live_jpeg(cap.jpeg, cap.ts)
                 else:
-                    main = self._main(cap) if main is None else main
+                    if main is None or main.ndim == 2:  # none yet, or I420: BGR for this
+                        main = self._main(cap)
                     live = cv2.resize(main, (c.live_width, c.live_height))
                     self.frames_pub.publish(LiveFrame, [live], ts=cap.ts, width=c.live_width,
                                             height=c.live_height, format="bgr24")
@@ -244,8 +246,9 @@ class CaptureService(Worker):
         elif cap.jpeg is not None and not full:
             lores, fmt = pictures.to_lores_gray(self._gray(cap.jpeg), c), "gray"
         elif cap.jpeg is not None:  # decoded anyway: the same grey as the JPEG's own
-            main = self._main(cap)
-            lores, fmt = pictures.to_lores_gray_from(main, c.lores_width, c.lores_height), "gray"
+            main = self._main_for_h264(cap)
+            luma = main[:main.shape[0] * 2 // 3] if main.ndim == 2 else main
+            lores, fmt = pictures.to_lores_gray_from(luma, c.lores_width, c.lores_height), "gray"
         else:  # the full picture is decoded anyway: lores from it
             main = self._main(cap)
             lores, fmt = pictures.to_i420(main, c.lores_width, c.lores_height), "yuv420"
@@ -253,6 +256,25 @@ class CaptureService(Worker):
         self.frames_pub.publish(Frame, [lores], ts=cap.ts, width=lores.shape[1], height=height,
                                 format=fmt)
         return main
+
+    def _main_for_h264(self, cap: Captured) -> Any:
+        """The main picture as the encoder takes it: a camera JPEG that needs
+        no turning or scaling decoded straight to I420 in its own YCbCr (no
+        BGR at all), anything else in BGR (``_main``)."""
+        if cap.jpeg is None or not self._yuv_fits(cap.jpeg):
+            return self._main(cap)
+        i420 = self._yuv.decode(cap.jpeg)
+        self.passer.draw(i420[:i420.shape[0] * 2 // 3], cap.ts)  # into the luma
+        return i420
+
+    def _yuv_fits(self, jpeg: bytes) -> bool:
+        c = self.config.capture
+        if pictures.turned(c):
+            return False
+        if c.width is None:
+            return True
+        size = jpegs.jpeg_size(jpeg)
+        return pictures.fit(*size, c.width, c.height) == size
 
     def _main(self, cap: Captured) -> Any:
         """The main stream picture (decoded, turned and sized), fresh for the
@@ -319,7 +341,7 @@ class CaptureService(Worker):
                 return False
             shot = waiting[0]
             try:
-                main = self._main(Captured(None, shot.ts, shot.pts_us, jpeg=shot.jpeg))
+                main = self._main_for_h264(Captured(None, shot.ts, shot.pts_us, jpeg=shot.jpeg))
             except jpegs.JpegError:
                 self._encoded_pts = shot.pts_us  # counted when it came in live
                 continue
@@ -330,18 +352,22 @@ class CaptureService(Worker):
                 return True
 
     def _encode(self, main: Any, ts: float, pts_us: int) -> None:
+        """Encode ``main``: BGR (h x w x 3), or a JPEG's full-range I420 (2-D)."""
         c = self.config.capture
-        height, width = main.shape[:2]
-        if self.encoder is None or (self.encoder.width, self.encoder.height) != (width, height):
+        i420 = main.ndim == 2
+        height, width = (main.shape[0] * 2 // 3, main.shape[1]) if i420 else main.shape[:2]
+        if self.encoder is None or (self.encoder.width, self.encoder.height,
+                                    self.encoder.full_range) != (width, height, i420):
             self.encoder = H264Encoder(width, height, self._processed_fps(), c.keyframe_interval,
-                                       c.bitrate)
+                                       c.bitrate, full_range=i420)
             log.info("h264 encoder started: %dx%d at %.1f fps", width, height, self.encoder.fps)
         key = self._key_after is not None and pts_us > self._key_after
         if key:
             self._key_after = None
         self._annotate_in_place(main, ts)
         started = time.perf_counter()
-        units = self.encoder.encode(main, pts_us, keyframe=key)
+        encode = self.encoder.encode_i420 if i420 else self.encoder.encode
+        units = encode(main, pts_us, keyframe=key)
         self._encode_ms = 0.9 * self._encode_ms + 100 * (time.perf_counter() - started)
         self._encoded_pts = pts_us
         for unit, keyframe in units:
@@ -384,7 +410,8 @@ class CaptureService(Worker):
     def _annotate_in_place(self, img: Any, ts: float | None = None) -> None:
         ts = time.time() if ts is None else ts
         fresh = ts - self._brightness_at < BRIGHTNESS_STALE_SECONDS
-        self._stamp(img, pictures.annotation_text(
+        stamp = self._stamp.on_i420 if img.ndim == 2 else self._stamp
+        stamp(img, pictures.annotation_text(
             self.config.capture, ts, self.brightness if fresh else None))
 
     def status_counters(self) -> dict[str, Any]:
