@@ -19,7 +19,7 @@ and camera-health findings. ``record`` writes them to FILE (a pickle);
 ``compare`` runs again and says, per run, whether every frame is identical
 (exit 1 if any differs). ``--runs all``: every case ``bench/detect.py`` scores
 the default algorithm on (plain, the stress cases, the derived cases over
-seeds 1,2,3: 58 runs), for a change that must leave all its figures as they are.
+seeds 1,2,3: 52 runs), for a change that must leave all its figures as they are.
 A performance change is meant to be bit-identical; if ``compare`` finds a
 difference, run ``bench/detect.py`` before and after instead.
 
@@ -163,7 +163,7 @@ def main() -> int:
         p.add_argument("--runs", choices=("ten", "all"), default="ten",
                        help="ten: the 10 runs above (~1 min); all: every case of "
                             "bench/detect.py for the default algorithm, derived ones "
-                            "over seeds 1,2,3 (~6 min)")
+                            "over seeds 1,2,3 (6-20 min)")
     for p in sub.choices.values():
         p.add_argument("--src", default=str(ROOT), help="checkout whose detector runs")
         p.add_argument("--eval", default=str(EVAL), help="the shared footage")
