@@ -15,7 +15,8 @@ from the URL's ``user:password@``, as FFmpeg takes it.
 from __future__ import annotations
 
 import base64
-import http.client
+import socket
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 MAX_PART = 32 * 1024 * 1024  # a bigger "JPEG" is a broken stream, not a picture
@@ -33,43 +34,61 @@ class MjpegHttp:
             raise NotMjpeg(f"{parts.scheme}:// is not plain http")
         self._parts = parts
         self._open_timeout, self._read_timeout = open_timeout, read_timeout
-        self._conn: http.client.HTTPConnection | None = None
-        self._resp: http.client.HTTPResponse | None = None
+        self._sock: socket.socket | None = None
+        self._resp: Any = None  # the socket's buffered reader
         self._boundary = b""
         self._at_part = False  # the boundary line of the next part is already read
 
     def open(self) -> None:
-        """Connect and check the answer; ``OSError`` (``http.client`` errors
-        included) when the camera cannot be reached, ``NotMjpeg`` when it
-        sends something else."""
+        """Connect and check the answer; ``OSError`` when the camera cannot be
+        reached or answers with an error, ``NotMjpeg`` when it sends
+        something else.
+
+        A plain socket, not http.client: that one brings ssl and the email
+        package (6 MB of a capture process). The request is HTTP/1.0, so the
+        answer is never chunked (RFC 9112: only for a 1.1 request)."""
         p = self._parts
-        self._conn = http.client.HTTPConnection(p.hostname or "", p.port,
-                                                timeout=self._open_timeout)
-        headers = {"Accept": "multipart/x-mixed-replace, image/jpeg, */*"}
+        lines = [f"GET {(p.path or '/') + (f'?{p.query}' if p.query else '')} HTTP/1.0",
+                 f"Host: {p.netloc.rsplit('@', 1)[-1]}",
+                 "Accept: multipart/x-mixed-replace, image/jpeg, */*"]
         if p.username is not None:
             pair = f"{unquote(p.username)}:{unquote(p.password or '')}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
-        path = (p.path or "/") + (f"?{p.query}" if p.query else "")
+            lines.append("Authorization: Basic " + base64.b64encode(pair).decode())
         try:
-            self._conn.request("GET", path, headers=headers)
-            resp = self._conn.getresponse()
-            if self._conn.sock is not None:
-                self._conn.sock.settimeout(self._read_timeout)
-        except http.client.HTTPException as exc:  # a timeout is an OSError already
+            self._sock = socket.create_connection((p.hostname or "", p.port or 80),
+                                                  timeout=self._open_timeout)
+            self._sock.settimeout(self._read_timeout)
+            self._sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+            self._resp = self._sock.makefile("rb")
+            status = _line(self._resp).split(None, 2)
+            headers = self._headers()
+        except (OSError, ValueError) as exc:
             self.close()
             raise OSError(str(exc) or type(exc).__name__) from None
-        kind = resp.getheader("Content-Type", "")
-        if resp.status == 401 and "basic" not in resp.getheader("WWW-Authenticate", "").lower():
+        code = int(status[1]) if len(status) > 1 and status[1].isdigit() else 0
+        kind = headers.get(b"content-type", b"").decode(errors="replace")
+        if code == 401 and b"basic" not in headers.get(b"www-authenticate", b"").lower():
             self.close()
             raise NotMjpeg("the camera asks for an authentication other than basic")
-        if resp.status != 200:
+        if code != 200:
             self.close()
-            raise OSError(f"HTTP {resp.status} {resp.reason}")
+            raise OSError(f"HTTP {b' '.join(status[1:]).decode(errors='replace').strip()}")
         boundary = _boundary(kind)
-        if boundary is None:
+        if boundary is None or b"transfer-encoding" in headers:
             self.close()
             raise NotMjpeg(f"Content-Type {kind!r} is not multipart/x-mixed-replace")
-        self._resp, self._boundary = resp, boundary
+        self._boundary = boundary
+
+    def _headers(self) -> dict[bytes, bytes]:
+        """Header lines up to the empty one, names lower-case."""
+        out: dict[bytes, bytes] = {}
+        for _ in range(MAX_HEADER_LINES):
+            line = _line(self._resp)
+            if not line.strip():
+                return out
+            name, _, value = line.partition(b":")
+            out[name.strip().lower()] = value.strip()
+        raise OSError("too many header lines")
 
     def next_jpeg(self) -> bytes:
         """The next part's bytes; ``OSError`` when the stream breaks or ends."""
@@ -80,22 +99,16 @@ class MjpegHttp:
             if not self._at_part:
                 self._skip_to_boundary(resp)
             self._at_part = False
-            length = None
-            for _ in range(MAX_HEADER_LINES):
-                line = _line(resp)
-                if not line.strip():
-                    break
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value.strip())
+            header = self._headers().get(b"content-length")
+            length = int(header) if header is not None else None
             if length is not None:
                 if not 0 < length <= MAX_PART:
                     raise OSError(f"a part of {length} bytes")
                 data = _exactly(resp, length)
             else:
                 data = self._up_to_boundary(resp)
-        except (http.client.HTTPException, ValueError) as exc:
-            raise OSError(str(exc) or type(exc).__name__) from None
+        except ValueError as exc:  # a length that is no number
+            raise OSError(str(exc)) from None
         return data
 
     def _is_boundary(self, line: bytes) -> bool:
@@ -103,14 +116,14 @@ class MjpegHttp:
         return line in (b"--" + self._boundary, self._boundary) or line.startswith(
             b"--" + self._boundary + b"--")
 
-    def _skip_to_boundary(self, resp: http.client.HTTPResponse) -> None:
+    def _skip_to_boundary(self, resp: Any) -> None:
         for _ in range(MAX_HEADER_LINES):
             line = _line(resp)
             if self._is_boundary(line):
                 return
         raise OSError("no part boundary in the stream")
 
-    def _up_to_boundary(self, resp: http.client.HTTPResponse) -> bytes:
+    def _up_to_boundary(self, resp: Any) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -128,9 +141,11 @@ class MjpegHttp:
         return data[:-2] if data.endswith(b"\r\n") else data.rstrip(b"\n")
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        self._conn, self._resp = None, None
+        if self._resp is not None:
+            self._resp.close()
+        if self._sock is not None:
+            self._sock.close()
+        self._sock, self._resp = None, None
 
 
 def _boundary(content_type: str) -> bytes | None:
@@ -144,14 +159,14 @@ def _boundary(content_type: str) -> bytes | None:
     return None
 
 
-def _line(resp: http.client.HTTPResponse) -> bytes:
+def _line(resp: Any) -> bytes:
     line = resp.readline(8192)
     if not line:
         raise OSError("stream ended")
     return line
 
 
-def _exactly(resp: http.client.HTTPResponse, n: int) -> bytes:
+def _exactly(resp: Any, n: int) -> bytes:
     data = resp.read(n)
     if len(data) != n:
         raise OSError("stream ended inside a part")
