@@ -30,6 +30,7 @@ through this script, so before and after are timed the same way.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import pickle
 import sys
@@ -144,7 +145,8 @@ def _outputs(eval_dir: str, which: str) -> dict[tuple[str, str, int], list[tuple
                 rows.append((r.motion, r.raw, r.boxes, r.area, r.score, r.zones,
                              r.global_change, getattr(a, "gain", None),
                              getattr(a, "sigma", None),
-                             None if r.fg is None else r.fg.tobytes(), changes, health,
+                             None if r.fg is None else hashlib.blake2b(r.fg.tobytes()).digest(),
+                             changes, health,
                              dict(det.health.measures) if det.health else None))
             out[(name, case, seed)] = rows
             print(f"{name:24s} {case:12s} seed {seed}: {len(rows)} frames", flush=True)
