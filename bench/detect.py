@@ -57,7 +57,7 @@ def run_detector(config: DetectConfig, seq: Sequence, frames: list[np.ndarray]
     for i, luma in enumerate(frames):
         res = det.process(luma, i / seq.fps)
         started = any(c.phase == "start" for c in res.changes)
-        motion += [m for m, _ in onsets.push(res.motion, res.raw, started, i)]
+        motion += [m for m, _ in onsets.push(res.motion, res.raw, res.onset, i)]
         ms.append(res.ms)
         events += started
     motion += [m for m, _ in onsets.flush()]

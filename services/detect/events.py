@@ -171,6 +171,9 @@ class OnsetBackfill:
     event is confirmed, which is ``frames_to_start - 1`` frames later (the
     recorder's pre-roll covers them the same way). Answers therefore come out
     with that delay: ``push`` returns the answers now final, ``flush`` the rest.
+    The same holds for a track confirmed while an event is open (someone
+    else walking in, or the same person's track rebuilt after it broke):
+    pass ``FrameResult.onset`` as ``started``.
     """
 
     def __init__(self, frames_to_start: int) -> None:

@@ -55,6 +55,9 @@ class FrameResult:
     fg: np.ndarray | None = None  # working-size foreground (after the mask)
     health: list[Finding] = field(default_factory=list)  # camera-health notices and all-clears
     blobs: Blobs | None = None  # everything found, moving enough for an event or not
+    # An event started on this frame, or a track was confirmed in the open
+    # event: the frames of motion just before it were its onset (OnsetBackfill).
+    onset: bool = False
 
 
 class Detector:
@@ -174,9 +177,14 @@ class Detector:
             moving = not quiet and blobs.pixels > 0 and blobs.area >= trigger
         score = min(1.0, blobs.area / (4 * trigger)) if trigger > 0 and moving else float(moving)
         news = self.tracker.update(ts, blobs.boxes if moving else []) if self.tracking else None
-        # No event without a track that lasted and travelled; an open event
-        # goes on while anything moves (a track may break, the event should not).
-        counts = moving and (news is None or news.confirmed > 0 or self.events.active)
+        # No event without a track that lasted and travelled. In an open
+        # event what moves counts while such a track was seen a moment ago
+        # (``HOLD_SECONDS``: its boxes jump, break or fade for a few frames;
+        # a broken track's pieces carry its confirmation, see ``Tracker``),
+        # but after that, what still moves (a pool of light, the background's
+        # wake) must earn a track of its own to count.
+        counts = moving and (news is None or news.confirmed > 0
+                             or (self.events.active and news.held))
         motion, changes = self.events.step(ts, counts, blobs.boxes, blobs.area, score,
                                            blobs.zones)
         if news is not None and (news.loitering or news.crossings):
@@ -189,10 +197,12 @@ class Detector:
             self._next_confirm = ts + self.config.confirm.interval_ms / 1000.0
             changes += self._confirm(ts, image(), blobs.boxes)
         health = self.health.frame(seen, ts, self.night, moving) if self.health else []
+        onset = any(c.phase == "start" for c in changes) or (
+            news is not None and news.fresh > 0 and self.events.active)
         ms = (time.perf_counter() - t0) * 1000.0
         return FrameResult(ts, motion, moving, blobs.boxes if moving else [],
                            blobs.area if moving else 0.0, score, blobs.zones if moving else [],
-                           result.global_change, changes, ms, blobs.fg, health, blobs)
+                           result.global_change, changes, ms, blobs.fg, health, blobs, onset)
 
     def _drop_relit(self, blobs: Blobs, frame: np.ndarray, background: np.ndarray) -> Blobs:
         """The blobs less those that are the background under moving light."""

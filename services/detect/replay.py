@@ -119,7 +119,7 @@ def replay(path: Path, config: DetectConfig, out: TextIO, jsonl: bool,
         times.append(res.ms)
         line = {"frame": index, "motion": res.motion, "boxes": res.boxes, "event": event,
                 "ms": round(res.ms, 3)}
-        emit(onsets.push(res.motion, res.raw, event == "start", line))
+        emit(onsets.push(res.motion, res.raw, res.onset, line))
     emit(onsets.flush())
     summary = {"frames": count, "motion_frames": moving, "events": events,
                "undecodable": errors, "fps": rate,

@@ -13,6 +13,11 @@ frame, so it never makes a track that lasts; a flickering light lasts but
 stays where it is. A track is *confirmed* (counts for an event) once it has
 ``min_hits`` boxes and has travelled (its centre moved by ``MIN_TRAVEL`` of
 the frame, or its size changed by half: someone walking at the camera).
+A track born on the box of a confirmed one that is still alive (a person's
+box broken in two, or grown past the size ratio) is that one's continuation
+and confirmed from its first box; anything else that moves while an event is
+open (a pool of light, the background's wake) must earn its own confirmation
+before it counts.
 
 The same tracks give zone *loitering* (a confirmed track whose ground point,
 the bottom centre of its box, stays in a zone for the zone's
@@ -36,6 +41,10 @@ MAX_MISSES = 2
 MIN_TRAVEL = 0.02  # of the frame's width/height
 MIN_GROWTH = 1.5  # box area ratio that counts as travel (coming at the camera)
 MAX_SIZE_RATIO = 4.0  # box areas of one track, frame to frame
+# What moves in an open event counts for it within this long of a confirmed
+# track's last sighting: someone lost for a moment (low contrast at dusk,
+# behind a post, a track broken by a quick step) is still the same someone.
+HOLD_SECONDS = 1.0
 
 
 @dataclass(slots=True)
@@ -64,6 +73,8 @@ class TrackNews:
     """What one frame's tracks say."""
 
     confirmed: int = 0  # confirmed tracks seen on this frame
+    held: bool = False  # a confirmed track was seen within the last HOLD_SECONDS
+    fresh: int = 0  # tracks confirmed by their own travel on this frame
     loitering: dict[str, float] = field(default_factory=dict)  # zone -> seconds, newly reached
     crossings: list[str] = field(default_factory=list)  # "Line:forward" / "Line:backward"
 
@@ -79,6 +90,15 @@ def _nested(a: list[float], b: list[float]) -> bool:
     small, large = (a, b) if _area(a) <= _area(b) else (b, a)
     cx, cy = small[0] + small[2] / 2, small[1] + small[3] / 2
     return large[0] <= cx <= large[0] + large[2] and large[1] <= cy <= large[1] + large[3]
+
+
+def _overlap(a: list[float], b: list[float]) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def _grown(box: list[float], by: float = 0.25) -> list[float]:
+    return [box[0] - by * box[2], box[1] - by * box[3], box[2] * (1 + 2 * by),
+            box[3] * (1 + 2 * by)]
 
 
 def _side(p: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -102,9 +122,11 @@ class Tracker:
                        (ln.points[1][0], ln.points[1][1]), ln.direction) for ln in config.lines]
         self.tracks: list[Track] = []
         self._next_id = 1
+        self._last_confirmed = float("-inf")
 
     def reset(self) -> None:
         self.tracks = []
+        self._last_confirmed = float("-inf")
 
     def update(self, ts: float, boxes: list[list[float]]) -> TrackNews:
         news = TrackNews()
@@ -125,6 +147,7 @@ class Tracker:
                 if 1 / MAX_SIZE_RATIO <= ratio <= MAX_SIZE_RATIO or _nested(tr.box, box):
                     pairs.append((dist, ti, bi))
         pairs.sort()
+        held = [_grown(t.box) for t in self.tracks if t.confirmed]  # before this frame's boxes
         matched: set[int] = set()
         for _, ti, bi in pairs:
             if ti in matched or bi not in free:
@@ -143,7 +166,13 @@ class Tracker:
             tr.ground = self._ground(box)
             self._next_id += 1
             self.tracks.append(tr)
+        for tr in self.tracks:
+            if not tr.confirmed and tr.misses == 0 and any(_overlap(tr.box, b) for b in held):
+                tr.confirmed = True  # a piece of a confirmed track
         news.confirmed = sum(1 for t in self.tracks if t.confirmed and t.misses == 0)
+        if news.confirmed:
+            self._last_confirmed = ts
+        news.held = ts - self._last_confirmed <= HOLD_SECONDS
         return news
 
     @staticmethod
@@ -160,6 +189,7 @@ class Tracker:
             travelled = max(abs(cx - tr.first_center[0]), abs(cy - tr.first_center[1]))
             growth = max(_area(box) / tr.first_area, tr.first_area / _area(box))
             tr.confirmed = travelled >= MIN_TRAVEL or growth >= MIN_GROWTH
+            news.fresh += tr.confirmed
         if not tr.confirmed:
             return
         for name, a, b, direction in self.lines:

@@ -19,8 +19,7 @@ def run(seq: Sequence, case: str = "none", seed: int = 7,
     motion, changes = [], []
     for i, luma in enumerate(iter_luma(seq, case, seed)):
         res = det.process(luma, i / seq.fps)
-        started = any(c.phase == "start" for c in res.changes)
-        motion += [m for m, _ in onsets.push(res.motion, res.raw, started, i)]
+        motion += [m for m, _ in onsets.push(res.motion, res.raw, res.onset, i)]
         changes += [(i, c.phase) for c in res.changes]
     motion += [m for m, _ in onsets.flush()]
     return motion, changes

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from common.config import DetectConfig
+from services.detect.events import OnsetBackfill
 from services.detect.pipeline import Detector
 from services.detect.regions import Regions
-from services.detect.tracks import Tracker
+from services.detect.tracks import HOLD_SECONDS, Tracker
 
 
 def tracker(**cfg: object) -> Tracker:
@@ -89,3 +90,86 @@ def test_required_loiter_zone_alerts_only_once_someone_stayed() -> None:
     assert start and not start[0][2], changes  # the event starts, not yet an alert
     first = alerts[0]
     assert first[3].get("Porch", 0) >= 2.0 and 20 + 30 <= first[0] <= 20 + 40, changes
+
+
+def test_a_piece_of_a_confirmed_track_is_confirmed_at_once() -> None:
+    tr = tracker()
+    for i in range(4):  # someone walking: confirmed
+        news = tr.update(i / 15, [[0.1 + 0.02 * i, 0.4, 0.1, 0.3]])
+    assert news.confirmed == 1
+    # The box breaks in two: the legs go on as the track, the head is a new
+    # box on the person's last box, and counts from its first frame.
+    news = tr.update(4 / 15, [[0.18, 0.55, 0.1, 0.15], [0.17, 0.38, 0.06, 0.06]])
+    assert news.confirmed == 2 and news.fresh == 0
+    # Something new elsewhere is not.
+    news = tr.update(5 / 15, [[0.2, 0.55, 0.1, 0.15], [0.17, 0.38, 0.06, 0.06],
+                              [0.7, 0.1, 0.05, 0.05]])
+    assert news.confirmed == 2
+
+
+def test_a_track_confirmed_by_its_own_travel_is_news_once() -> None:
+    tr = tracker()
+    fresh = [tr.update(i / 15, [[0.1 + 0.02 * i, 0.4, 0.1, 0.3]]).fresh for i in range(6)]
+    assert fresh == [0, 0, 1, 0, 0, 0]
+
+
+def test_held_lasts_a_moment_after_the_last_confirmed_sighting() -> None:
+    tr = tracker()
+    for i in range(4):
+        tr.update(i / 15, [[0.1 + 0.02 * i, 0.4, 0.1, 0.3]])
+    gone = 3 / 15
+    assert tr.update(gone + HOLD_SECONDS - 0.05, []).held
+    assert not tr.update(gone + HOLD_SECONDS + 0.05, []).held
+    assert not tracker().update(0.0, [[0.5, 0.5, 0.1, 0.1]]).held  # never a confirmed one
+
+
+def _scene() -> np.ndarray:
+    bg = np.full((120, 160), 90, np.uint8)
+    bg[::8] = 60  # texture, so a grey square is not a change of light
+    return bg
+
+
+def _walk(frame: np.ndarray, i: int, start: int, x0: int, y: int = 40) -> None:
+    x = x0 + 3 * (i - start)
+    frame[y:y + 40, x:x + 16] = 200
+
+
+def test_an_open_event_does_not_count_what_no_track_explains() -> None:
+    """Someone walks through and leaves; a light then flickers in place while
+    the event is still open. The flicker never makes a track of its own, so
+    once the person's track is a second gone it neither counts as motion
+    nor keeps the event open (before, any motion in an open event did)."""
+    det = Detector(DetectConfig(quiet_seconds=3.0))
+    fps = 15
+    rows = []
+    for i in range(200):
+        frame = _scene()
+        if 20 <= i < 50:
+            _walk(frame, i, 20, 10)
+        if i >= 60 and i % 2 == 0:  # a lamp blinking, from 0.7 s after the person left
+            frame[10:22, 130:142] = 230
+        res = det.process(frame, i / fps)
+        rows.append((i, res.raw, res.motion, [c.phase for c in res.changes]))
+    flicker = [r for r in rows if r[0] > 50 + HOLD_SECONDS * fps and r[1]]
+    assert flicker, "the flicker was not seen at all: the test shows nothing"
+    assert not any(r[2] for r in flicker), flicker
+    ends = [r[0] for r in rows if "end" in r[3]]
+    # Quiet 3 s after the last motion that counted, a moment after the person.
+    assert ends and ends[0] <= 50 + (HOLD_SECONDS + 3) * fps + 2, rows
+
+
+def test_a_second_person_in_an_open_event_counts_from_the_first_frame() -> None:
+    det = Detector(DetectConfig(quiet_seconds=5.0))
+    onsets = OnsetBackfill(det.start_frames)
+    motion = []
+    for i in range(130):
+        frame = _scene()
+        if 10 <= i < 40:
+            _walk(frame, i, 10, 10)
+        if 70 <= i < 100:  # 2 s after the first left, the event still open
+            _walk(frame, i, 70, 10, y=60)
+        res = det.process(frame, i / 15)
+        motion += [m for m, _ in onsets.push(res.motion, res.raw, res.onset, i)]
+    motion += [m for m, _ in onsets.flush()]
+    assert all(motion[71:100]), [i for i in range(70, 100) if not motion[i]]
+    assert not any(motion[41:70])
