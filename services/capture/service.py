@@ -82,7 +82,7 @@ class CaptureService(Worker):
         self.subscribe(["notify"], [SelfTest.TOPIC], hwm=10)
         self.passer = PasserBy()
         self._stamp = pictures.Stamp()
-        self._yuv = jpegs.YuvDecoder()
+        self._yuv: jpegs.YuvDecoder | None = None  # made when h264 is wanted: it loads PyAV
         try:
             self.source: Source = make_source(c)
             self.source.open()
@@ -267,6 +267,8 @@ class CaptureService(Worker):
         BGR at all), anything else in BGR (``_main``)."""
         if cap.jpeg is None or not self._yuv_fits(cap.jpeg):
             return self._main(cap)
+        if self._yuv is None:
+            self._yuv = jpegs.YuvDecoder()
         i420 = self._yuv.decode(cap.jpeg)
         self.passer.draw(i420[:i420.shape[0] * 2 // 3], cap.ts)  # into the luma
         return i420

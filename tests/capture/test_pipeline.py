@@ -372,7 +372,8 @@ def test_an_mjpeg_camera_with_nothing_to_record_runs_no_encoder():
 
 def test_an_mjpeg_camera_keeps_no_pre_roll_when_nothing_records():
     """capture,detect only: the seconds of JPEGs are memory nobody would use,
-    and VideoSupply says there is no pre-roll to give."""
+    and VideoSupply says there is no pre-roll to give; nor is PyAV loaded (its
+    libraries are a third of the process) while no h264 is made."""
     from common.messages import Heartbeat, VideoSupply
 
     with _mjpeg_camera(fps=15, frames=slice(0, 1)) as (camera, _):
@@ -385,18 +386,22 @@ def test_an_mjpeg_camera_keeps_no_pre_roll_when_nothing_records():
             try:
                 beats = bus.subscriber(["capture"], [Heartbeat.TOPIC])
                 supply = bus.subscriber(["video"], [VideoSupply.TOPIC])
-                counters, supplies = [], []
+                counters, supplies, pids = [], [], set()
                 deadline = time.monotonic() + 20
                 while time.monotonic() < deadline and not (
                         supplies and counters and counters[-1]["frames"] > 30):
-                    counters += [m.header.counters for m in beats.recv(0.1)]
+                    for m in beats.recv(0.1):
+                        counters.append(m.header.counters)
+                        pids.add(m.header.pid)
                     supplies += [m.header for m in supply.read()]
+                maps = [Path(f"/proc/{pid}/maps").read_text() for pid in pids]
             finally:
                 bus.close()
                 bus.context.destroy(linger=0)
     assert counters and counters[-1]["frames"] > 30, counters
     assert counters[-1]["preroll_bytes"] == 0 and counters[-1]["preroll_s"] == 0.0
     assert supplies and all(s.preroll == 0.0 for s in supplies)
+    assert maps and not any("/av/" in m or "/av.libs/" in m for m in maps)
 
 
 def test_event_clips_from_an_mjpeg_camera_hold_their_pre_roll_and_survive_a_kill():
