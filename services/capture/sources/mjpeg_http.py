@@ -55,7 +55,10 @@ class MjpegHttp:
             pair = f"{unquote(p.username)}:{unquote(p.password or '')}".encode()
             lines.append("Authorization: Basic " + base64.b64encode(pair).decode())
         try:
-            self._sock = socket.create_connection((p.hostname or "", p.port or 80),
+            host: str | bytes = p.hostname or ""
+            if host.isascii():  # as bytes: a str goes through the idna codec (0.4 MB)
+                host = host.encode()
+            self._sock = socket.create_connection((host, p.port or 80),
                                                   timeout=self._open_timeout)
             self._sock.settimeout(self._read_timeout)
             self._sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
