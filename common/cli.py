@@ -95,7 +95,9 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from common.supervise import run_supervised
 
-    config, home = load_from_args(args)
+    # Validated in a child, as for the services: this process lives as long as
+    # they do, and pydantic would be 12 MB of it for nothing after the start.
+    config, home = load_from_args(args, view=True)
     return run_supervised(config, home, args.config)
 
 

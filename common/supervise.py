@@ -19,9 +19,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from common.cli import service_exists
-from common.config import Config
 from common.instance import InstanceLock, InstanceRunning, SocketInUse, clear_stale_sockets
 from common.lifeline import die_with_parent
 from common.paths import Home
@@ -33,6 +33,9 @@ from common.supervisor_client import (
     SupervisorError,
     SupervisorUnavailable,
 )
+
+if TYPE_CHECKING:
+    from common.config import Config
 
 CONTROL_USER = "pisentry"
 WATCH_PERIOD = 0.5  # seconds between looks at the services' states
