@@ -232,19 +232,23 @@ def cmd_stages(args: argparse.Namespace) -> dict[str, Any]:
             "detect (Detector.process, grey lores)": per_frame_ms(detect_gray, n),
         }
         # With a recorder subscribed the full picture is decoded and encoded too.
+        yuv = jpegs.YuvDecoder()
+        i420 = [yuv.decode(j) for j in jpegs_]
+        encoder_yuv = H264Encoder(w, h, c.fps, c.keyframe_interval, c.bitrate, full_range=True)
+        gray_key = f"JPEG decode to grey lores at 1/{scale} in the DCT domain (+ fit)"
         recording = {
             "receive (demux multipart)": receive_ms,
-            "JPEG decode to BGR (cv2.imdecode)": per_frame_ms(
-                lambda i: jpegs.decode_bgr(jpegs_[i]), n),
-            "lores grey from the decoded picture (BGR->grey, resize)": per_frame_ms(
-                lambda i: pictures.to_lores_gray_from(bgr[i], c.lores_width, c.lores_height), n),
-            "timestamp (cached patch, Stamp)": per_frame_ms(
-                lambda i: stamp(bgr[i], text), n),
-            "h264 encode": before["h264 encode (x264 ultrafast)"],
-            "bus publish lores + receive": before["bus publish lores + receive"],
+            gray_key: now[gray_key],
+            "JPEG decode to I420 (PyAV mjpeg, its own YCbCr: no colour conversion)":
+                per_frame_ms(lambda i: yuv.decode(jpegs_[i]), n),
+            "timestamp (cached patch on luma + chroma, Stamp.on_i420)": per_frame_ms(
+                lambda i: stamp.on_i420(i420[i], text), n),
+            "h264 encode (x264 ultrafast, from the I420)": per_frame_ms(
+                lambda i: encoder_yuv.encode_i420(i420[i], i * 33_333), n, repeats=1),
+            "bus publish grey lores + receive": now["bus publish grey lores + receive"],
             f"live view (forward the camera JPEG) x {live_share:.2f}":
                 now[f"live view (forward the camera JPEG) x {live_share:.2f}"],
-            "detect (Detector.process)": before["detect (Detector.process)"],
+            "detect (Detector.process, grey lores)": now["detect (Detector.process, grey lores)"],
         }
         pub.close()
         sub.close()
