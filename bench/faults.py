@@ -11,14 +11,24 @@ synthetic camera (a passer-by every ``--period`` seconds):
 Then, for everything that happened: every clip decodes, is on the NAS exactly
 once and byte-identical; every event has its clip and exactly one alert.
 
+``--record-restarts N`` instead: capture, detect and record alone (the
+synthetic camera), record killed N times; for each, seconds from the kill -9
+to supervisord's new process, to its first h264 packet (the capture time of
+the first packet it got: the video of a restart mid-event starts there,
+since nobody holds the synthetic camera's earlier h264), and to its first
+heartbeat.
+
     .venv/bin/python bench/faults.py [--kills 5] [--nas-outage 300]
                                      [--telegram-outage 60] [--out bench/out/faults.json]
+    .venv/bin/python bench/faults.py --record-restarts 10 [--out bench/out/record_restart.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import statistics
 import sys
 import time
@@ -34,6 +44,56 @@ from tests.system.test_faults import KILL_ORDER, check_whole, kill_and_time, set
 RECOVERY_TARGET = 5.0  # seconds from a kill -9 until the pipeline is whole again
 
 
+def _process_start(pid: int) -> float:
+    """time.time() when ``pid`` started (0 if it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22: start, after boot
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def record_restarts(n: int, gap: float) -> dict[str, Any]:
+    from common.config import parse_config
+    from tests.record.test_restart import RAW
+    from tests.support import running_pipeline
+    from tests.system.harness import BusWatch
+
+    config = parse_config(RAW)
+    rows: list[dict[str, float]] = []
+    with running_pipeline(RAW) as pipe:
+        pipe.wait_healthy(60)
+        watch = BusWatch(config, pipe.home).start()
+        try:
+            for _ in range(n):
+                old = pipe.service_pid("record")
+                t0 = time.time()
+                os.kill(old, signal.SIGKILL)
+
+                def fresh(old: int = old) -> Any:
+                    hb = watch.heartbeat("record")
+                    return hb if hb is not None and hb.pid != old else None
+                wait_until(lambda: fresh() is not None, 30, "a new record")
+                first_hb = time.time()
+                wait_until(lambda: fresh().counters.get("first_video", 0) > 0, 30,
+                           "its first h264 packet")
+                hb = fresh()
+                started = _process_start(hb.pid)
+                rows.append({"spawned_s": round(started - t0, 2) if started else -1.0,
+                             "first_h264_s": round(hb.counters["first_video"] - t0, 2),
+                             "first_heartbeat_s": round(first_hb - t0, 2)})
+                print(rows[-1], flush=True)
+                time.sleep(gap)
+        finally:
+            watch.stop()
+    first = [r["first_h264_s"] for r in rows]
+    return {"bench": "record_restart", "restarts": rows,
+            "first_h264_median_s": statistics.median(first), "first_h264_max_s": max(first),
+            "load_before": os.getloadavg()}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kills", type=int, default=5)
@@ -42,7 +102,19 @@ def main() -> int:
     ap.add_argument("--nas-outage", type=float, default=300.0)
     ap.add_argument("--telegram-outage", type=float, default=60.0)
     ap.add_argument("--out", default="bench/out/faults.json")
+    ap.add_argument("--record-restarts", type=int, default=0,
+                    help="only time record's restarts, this many (see above)")
     args = ap.parse_args()
+    if args.record_restarts:
+        load = os.getloadavg()
+        out = record_restarts(args.record_restarts, args.gap)
+        out["load_at_start"] = load
+        out["load_at_end"] = os.getloadavg()
+        del out["load_before"]
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(out, indent=2))
+        print(json.dumps(out, indent=2))
+        return 0
     factory = conftest.system_factory.__wrapped__()  # the tests' fixture, as a generator
     make = next(factory)
     result: dict[str, Any] = {}

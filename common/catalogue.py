@@ -48,9 +48,12 @@ Schema (``PRAGMA user_version`` = ``SCHEMA_VERSION``)::
           reason TEXT               -- "event" | "continuous" | "edge" | "recovered"
           event_id TEXT             -- "" for continuous clips
           state TEXT,               -- "open" while written, "finished", "recovered"
-          sha256 TEXT, prev_sha256 TEXT, chain_seq INTEGER, signature TEXT)
+          sha256 TEXT, prev_sha256 TEXT, chain_seq INTEGER, signature TEXT,
                                     -- the clip's proof (common.clipchain), "" / -1
                                     -- until it is signed
+          missed REAL)              -- seconds of its event before its first frame that
+                                    -- nobody held (the recorder was down when the event
+                                    -- started): 0 for a whole clip, > 0 for a partial one
     snapshots(id INTEGER PK, camera, event_id TEXT ("" for periodic), kind TEXT
               ("event" | "periodic" | "manual" | "mask"), ts, day, path TEXT UNIQUE,
               width, height, size)
@@ -121,7 +124,8 @@ CREATE TABLE IF NOT EXISTS clips (
     sha256 TEXT NOT NULL DEFAULT '',
     prev_sha256 TEXT NOT NULL DEFAULT '',
     chain_seq INTEGER NOT NULL DEFAULT -1,
-    signature TEXT NOT NULL DEFAULT ''
+    signature TEXT NOT NULL DEFAULT '',
+    missed REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS clips_day ON clips(day, start);
 CREATE INDEX IF NOT EXISTS clips_start ON clips(start);
@@ -192,6 +196,7 @@ class ClipRow:
     prev_sha256: str = ""
     chain_seq: int = -1
     signature: str = ""
+    missed: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,6 +395,11 @@ class CatalogueWriter(CatalogueReader):
                            "signature TEXT NOT NULL DEFAULT ''"):
                 self._db.execute(f"ALTER TABLE clips ADD COLUMN {column}")
         self._db.executescript(_SCHEMA)
+        # Added within schema 2 (a reader ignores it): clips say how much of
+        # their event they missed.
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(clips)")}
+        if "missed" not in columns:
+            self._db.execute("ALTER TABLE clips ADD COLUMN missed REAL NOT NULL DEFAULT 0")
         if version < SCHEMA_VERSION:
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -430,10 +440,11 @@ class CatalogueWriter(CatalogueReader):
                          json.dumps(boxes_l), score, area, int(alert or old.alert), event_id))
 
     def add_clip(self, path: str | Path, camera: str, start: float, reason: str,
-                 event_id: str = "", state: str = "open") -> int:
+                 event_id: str = "", state: str = "open", missed: float = 0.0) -> int:
         cur = self._write("INSERT OR REPLACE INTO clips (camera, path, start, day, reason, "
-                          "event_id, state) VALUES (?,?,?,?,?,?,?)",
-                          (camera, str(path), start, day_of(start), reason, event_id, state))
+                          "event_id, state, missed) VALUES (?,?,?,?,?,?,?,?)",
+                          (camera, str(path), start, day_of(start), reason, event_id, state,
+                           missed))
         return int(cur.lastrowid or 0)
 
     def finish_clip(self, path: str | Path, *, end: float, duration: float, size: int,

@@ -30,6 +30,7 @@ topic                   header            payload
 ``h264/``               ``VideoPacket``   one h264 access unit, Annex-B
 ``videosupply/``        ``VideoSupply``   none
 ``motion/``             ``Motion``        none
+``openevent/``          ``OpenEvent``     none
 ``snapshot/``           ``Snapshot``      one JPEG
 ``recording/``          ``Recording``     none
 ``brightness/``         ``Brightness``    none
@@ -148,6 +149,23 @@ class Motion(Header):
     loitering: dict[str, float] = field(default_factory=dict)  # zone -> seconds someone stayed
     crossings: list[str] = field(default_factory=list)  # "Line:forward" | "Line:backward"
     test_run: str = ""  # the self-test run this event is (never an intrusion), "" if none
+    start: float = 0.0  # capture ts of the event's start (0: not said)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenEvent(Header):
+    """The event detect has open now ("" for none), every second and at
+    once on a change: a latest value for whoever was not listening when its
+    ``Motion`` start went out (a recorder restarted mid-event writes its
+    clip from this). ``start`` is the capture ts of its start."""
+
+    TOPIC: ClassVar[bytes] = b"openevent/"
+    event_id: str
+    start: float = 0.0
+    labels: list[str] = field(default_factory=list)
+    zones: list[str] = field(default_factory=list)
+    alert: bool = True
+    test_run: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,6 +503,7 @@ TOPICS: dict[bytes, type[Header]] = {
         VideoPacket,
         VideoSupply,
         Motion,
+        OpenEvent,
         Snapshot,
         Recording,
         Brightness,

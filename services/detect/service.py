@@ -36,6 +36,7 @@ from common.messages import (
     Motion,
     MotionOverlay,
     Notice,
+    OpenEvent,
     Overlay,
     PirMotion,
     SelfTest,
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 BYTES_PER_PIXEL = {"gray": 1.0, "yuv420": 1.5, "bgr24": 3.0}
 LIVE_MAX_AGE = 1.0  # seconds: an older live frame no longer shows the event
 TICK_PERIOD = 0.1  # seconds: what tick watches (the hour, a silent camera) needs no finer
+OPEN_EVENT_PERIOD = 1.0  # seconds between OpenEvent repeats, for a recorder that restarted
 
 
 class BadFrame(ValueError):
@@ -115,6 +117,11 @@ class DetectService(Worker):
                                       "tunings": 0}
         self._bad_kinds: set[str] = set()
         self._next_tick = float("-inf")
+        # The event whose start went out and whose end has not: told every
+        # second (OpenEvent), so a recorder that was down at its start still
+        # writes its clip.
+        self.open_event: OpenEvent | None = None
+        self._next_open_event = float("-inf")
         self._setup_profiles()
 
     def _setup_profiles(self) -> None:
@@ -317,10 +324,15 @@ class DetectService(Worker):
             self.test_events.pop(change.event_id, None)
         # A test event is labelled as one everywhere and is never an intrusion.
         labels = [*change.labels, "selftest"] if run else change.labels
+        opened = self.open_event
+        start = opened.start if opened is not None and opened.event_id == change.event_id \
+            else change.ts
         self.pub.publish(Motion, ts=change.ts, event_id=change.event_id, phase=change.phase,
                          boxes=change.boxes, area=change.area, score=change.score,
                          labels=labels, zones=change.zones, alert=change.alert and not run,
-                         loitering=change.loitering, crossings=change.crossings, test_run=run)
+                         loitering=change.loitering, crossings=change.crossings, test_run=run,
+                         start=start)
+        self._track_open(change, start, labels, run)
         if change.phase != "start":
             return
         self.stats["events"] += 1
@@ -358,8 +370,37 @@ class DetectService(Worker):
         log.warning("camera health: %s%s", "all clear: " if finding.all_clear else "",
                     finding.text)
 
+    def _track_open(self, change: EventChange, start: float, labels: list[str], run: str
+                    ) -> None:
+        if change.phase == "end":
+            if self.open_event is not None and self.open_event.event_id == change.event_id:
+                self.open_event = None
+                self._next_open_event = float("-inf")  # "none open" at once
+            return
+        was = self.open_event
+        self.open_event = OpenEvent(camera=self.camera, seq=0, ts=change.ts,
+                                    event_id=change.event_id, start=start, labels=labels,
+                                    zones=change.zones, alert=change.alert and not run,
+                                    test_run=run)
+        if was is None or was.event_id != change.event_id:
+            self._next_open_event = float("-inf")
+
+    def _tell_open_event(self, now: float) -> None:
+        if now < self._next_open_event:
+            return
+        self._next_open_event = now + OPEN_EVENT_PERIOD
+        o = self.open_event
+        assert self.pub is not None
+        if o is None:
+            self.pub.publish(OpenEvent, ts=now, event_id="")
+        else:
+            self.pub.publish(OpenEvent, ts=now, event_id=o.event_id, start=o.start,
+                             labels=o.labels, zones=o.zones, alert=o.alert,
+                             test_run=o.test_run)
+
     def tick(self, now: float) -> float | None:
         # The loop ticks after every wake-up, i.e. for every frame.
+        self._tell_open_event(now)
         if now < self._next_tick:
             return None
         self._next_tick = now + TICK_PERIOD

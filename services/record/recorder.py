@@ -30,6 +30,14 @@ only while someone subscribes, so the recorder asks for video
 mode). A new subscription gets capture's pre-roll first (``replay``
 packets): an event clip waits until the video reaches the event's start,
 then starts from the ring as it would have.
+
+An event heard of late. A recorder that was down (killed, starved) when an
+event started hears of it from detect's ``OpenEvent`` (every second), or
+from any later ``Motion`` of it (each carries the event's ``start``), and
+writes its clip as if the start had come: from what the ring (or capture's
+pre-roll) still holds back to ``start - rec_sec_before``, then live. What
+nobody held is said in the catalogue (``clips.missed``: the seconds of the
+event before the clip's first frame that no clip of it covers).
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +55,7 @@ import av
 
 from common.catalogue import CatalogueWriter
 from common.fmp4 import Fmp4Writer, KeyframeGate
-from common.messages import Motion
+from common.messages import Motion, OpenEvent
 from services.record.naming import clip_path, next_boundary
 from services.record.ring import GopRing, Packet
 
@@ -58,6 +67,8 @@ log = logging.getLogger(__name__)
 PROGRESS_SECONDS = 2.0
 LATENCY_SLACK = 2.0  # extra pre-roll kept for detect's lag behind the video
 EVENT_WRITE_SECONDS = 10.0  # catalogue updates of a running event, at most this often
+ENDED_KEPT = 64  # ended event ids remembered, so a late word of one does not reopen it
+MISSED_SLACK = 0.05  # seconds: a clip that starts this close to its event is whole
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,7 @@ class _Session:
     final: Path | None = None  # where it ends up (differs with a staging folder)
     start_ts: float = 0.0
     last_progress: float = 0.0
+    event_start: float | None = None  # an event's first clip: when that event started
 
 
 @dataclass
@@ -134,6 +146,7 @@ class Recorder:
         self.replay_ok = True  # a replay now is for us: we have just subscribed
         self.snapshot_wanted = False  # a keyframe is wanted for a snapshot
         self._byte_rate = 0.0
+        self._ended: deque[str] = deque(maxlen=ENDED_KEPT)
 
     # -- inputs -------------------------------------------------------------------
     def supply(self, preroll: float) -> None:
@@ -178,6 +191,21 @@ class Recorder:
                 and self.clock() >= self.retry_at:
             self._open(_Session("continuous", "continuous"), [pkt])
 
+    def on_open_event(self, o: OpenEvent) -> None:
+        """detect's latest word on the event it has open: one we never heard
+        start is started now, from its ``start``."""
+        if not o.event_id:
+            return
+        info = self.events.get(o.event_id)
+        if info is not None:
+            info.last_seen = self.clock()  # alive, though nothing moves (no updates)
+            return
+        if o.event_id in self._ended:
+            return
+        self.on_motion(Motion(camera=o.camera, seq=o.seq, ts=o.ts, event_id=o.event_id,
+                              phase="update", labels=o.labels, zones=o.zones, alert=o.alert,
+                              test_run=o.test_run, start=o.start))
+
     def on_motion(self, m: Motion) -> None:
         now = self.clock()
         if m.phase not in ("start", "update", "end"):
@@ -185,9 +213,16 @@ class Recorder:
             log.warning("motion phase %r of event %s ignored", m.phase, m.event_id)
             return
         info = self.events.get(m.event_id)
-        new = info is None and m.phase != "end"
+        if info is None and m.event_id in self._ended:
+            return  # ended here already (timed out): its clip is done
+        new = info is None
         if info is None:
-            info = _EventInfo(m.camera, m.ts)
+            # Not its start: we were not listening then. The event began at
+            # m.start (0 from an older detect: this message's time is all we know).
+            info = _EventInfo(m.camera, min(m.start or m.ts, m.ts))
+            if m.phase != "start":
+                log.warning("event %s heard of late (%s, %.1f s after its start)", m.event_id,
+                            m.phase, m.ts - info.start)
             if m.phase != "end":
                 self.events[m.event_id] = info
         info.labels.update(m.labels)
@@ -198,15 +233,27 @@ class Recorder:
         info.alert = info.alert or m.alert
         info.last_seen = now
         if m.phase == "end":
-            known = self.events.pop(m.event_id, None) is not None
+            self.events.pop(m.event_id, None)
+            self._ended.append(m.event_id)
             self._write_event(m.event_id, info, end=m.ts)
-            if self.cfg.events and (known or self.cfg.event_mode == "edge"):
-                self._edge(m.event_id, m.ts, starting=False)
+            if not self.cfg.events:
+                return
+            if new and self.cfg.event_mode == "all":
+                # Its whole life went by while we were not listening: what is
+                # still held of it, to its post-roll.
+                s = self.sessions.get("event")
+                if s is None:
+                    self._start_from_ring(_Session(
+                        "event", "event", [m.event_id], stop_at=m.ts + self.cfg.rec_sec_after,
+                        event_start=info.start), info.start)
+                    return
+                self._attach(s, m.event_id)
+            self._edge(m.event_id, m.ts, starting=False)
             return
         if new or now - info.written >= EVENT_WRITE_SECONDS:
             self._write_event(m.event_id, info)
         if new and self.cfg.events:
-            self._edge(m.event_id, m.ts, starting=True)
+            self._edge(m.event_id, info.start, starting=True)
 
     def poll(self, now: float) -> None:
         """Progress notes for growing clips; end events detect forgot."""
@@ -217,6 +264,7 @@ class Recorder:
                 newest = self.ring.newest
                 end = newest.ts if newest else info.start
                 del self.events[eid]
+                self._ended.append(eid)
                 self._write_event(eid, info, end=end)
                 if self.cfg.events:
                     self._edge(eid, end, starting=False)
@@ -259,7 +307,8 @@ class Recorder:
                     self._attach(s, event_id)
                     s.stop_at = None
                 else:
-                    self._start_from_ring(_Session("event", "event", [event_id]), ts)
+                    self._start_from_ring(_Session("event", "event", [event_id],
+                                                   event_start=ts), ts)
             elif s is not None and not self.events:
                 s.stop_at = after
             return
@@ -267,7 +316,8 @@ class Recorder:
             self._attach(s, event_id)
             s.stop_at = max(s.stop_at or after, after)
         else:
-            self._start_from_ring(_Session("event", "edge", [event_id], stop_at=after), ts)
+            self._start_from_ring(_Session("event", "edge", [event_id], stop_at=after,
+                                           event_start=ts), ts)
 
     def _attach(self, s: _Session, event_id: str) -> None:
         if event_id not in s.event_ids:
@@ -280,7 +330,11 @@ class Recorder:
         s.from_ts, s.ready_ts = ts - self.cfg.rec_sec_before, ts
         newest = self.ring.newest
         if newest is not None and newest.ts >= ts:
-            self._open(s, self.ring.since(s.from_ts))
+            packets = self.ring.since(s.from_ts)
+            if s.stop_at is not None and packets[0].ts >= s.stop_at:
+                del self.sessions[s.slot]  # nothing held of its window
+                return
+            self._open(s, packets)
         # else: pending, opened by _feed once the video reaches ts (capture's
         # pre-roll is on its way), or at the next keyframe
 
@@ -350,7 +404,12 @@ class Recorder:
             self._write_failed(s, exc)
             return
         event_id = s.event_ids[0] if s.event_ids else ""
-        self.catalogue.add_clip(s.path, self.camera, first.ts, s.reason, event_id)
+        missed = self._missed(s, first.ts)
+        if missed:
+            log.warning("clip %s of event %s: its first %.1f s are lost (nobody held them)",
+                        s.final.name, event_id, missed)
+        self.catalogue.add_clip(s.path, self.camera, first.ts, s.reason, event_id,
+                                missed=missed)
         for eid in s.event_ids[1:]:
             self.catalogue.link_event(s.path, eid)
         self.counters["clips"] += 1
@@ -361,6 +420,19 @@ class Recorder:
             if cur is None or cur.writer is None:
                 break
             cur = self._feed(cur, pkt)
+
+    def _missed(self, s: _Session, first_ts: float) -> float:
+        """Seconds of the event before ``first_ts`` that no clip of it holds:
+        0 but for the first clip of an event heard of late (a clip written
+        before a restart, recovered since, covers its stretch)."""
+        if s.event_start is None or not s.event_ids:
+            return 0.0
+        covered = s.event_start
+        for clip in self.catalogue.clips_for(s.event_ids[0]):
+            if clip.path != str(s.path) and clip.start <= covered + MISSED_SLACK:
+                covered = max(covered, clip.end)
+        missed = first_ts - covered
+        return round(missed, 2) if missed > MISSED_SLACK else 0.0
 
     def _write(self, s: _Session, pkt: Packet) -> None:
         assert s.writer is not None

@@ -3,8 +3,8 @@
 
 Subscribes to ``h264/`` and ``videosupply/`` (endpoint video; ``h264/``
 only while a clip is written when capture keeps the pre-roll, see
-``Recorder``), ``motion/`` and ``snapshot/``
-(detect) and the commands that change the catalogue, which only record
+``Recorder``), ``motion/``, ``openevent/`` (an event that started while we
+were down) and ``snapshot/`` (detect) and the commands that change the catalogue, which only record
 writes: ``Forget`` (notify: a clip it deleted after its backup) and ``Label``
 (web, notify: a user's verdict on an event); publishes ``recording/``, periodic
 ``snapshot/`` headers, and retention notices (``Notice`` to notify) on its
@@ -27,6 +27,7 @@ from common.messages import (
     Label,
     Motion,
     Notice,
+    OpenEvent,
     Recording,
     Snapshot,
     VideoPacket,
@@ -64,15 +65,28 @@ class RecordService(Worker):
             self.catalogue = CatalogueWriter(self.home.catalogue)
         except CatalogueError as exc:
             raise SetupError(str(exc)) from None
+        self.recorder = Recorder(cfg, self.camera, self.storage, self.catalogue, self.clock,
+                                 self.staging)
+        # Listening before the rest of the start-up (recovery, the key's
+        # check): what comes meanwhile waits in the sockets, so a restart
+        # mid-event loses only the video from before we subscribed. Nothing
+        # is handled (no clip opens) until setup is over, so recovery still
+        # sees only what the dead recorder left open.
+        # h264 until capture says it keeps the pre-roll (VideoSupply)
+        self.video_sub = self.subscribe(["video"], [VideoSupply.TOPIC, VideoPacket.TOPIC])
+        self._video_on = True
+        self.subscribe(["detect"], [Motion.TOPIC, OpenEvent.TOPIC, Snapshot.TOPIC])
+        self.subscribe(["notify", "web"], [Forget.TOPIC, Label.TOPIC])
+        self.first_video = 0.0  # capture ts of the first h264 packet we got
+        # Their proofs (a child process each) from the first tick: signing
+        # must not delay the start.
+        self._recovered = recover(self.catalogue, self.storage, self.staging)
+        for note in self._recovered:
+            log.info("recovered %s (%.1f s)", note.path, note.duration)
         try:  # the key made, or checked, now: a damaged one is a setup error
             sign_in_child(self.home.state_dir, self.camera)
         except ProofError as exc:
             raise SetupError(f"record: {exc}") from None
-        for note in recover(self.catalogue, self.storage, self.staging):
-            log.info("recovered %s (%.1f s)", note.path, note.duration)
-            self._publish(note)
-        self.recorder = Recorder(cfg, self.camera, self.storage, self.catalogue, self.clock,
-                                 self.staging)
         self.retention = RetentionKeeper(cfg.retention, self.storage, self.catalogue,
                                          self.home.backup_queue)
         self.snapshots = SnapshotStore(self.storage, self.catalogue, self.camera)
@@ -81,12 +95,7 @@ class RecordService(Worker):
         self._forced_until = 0.0
         self._full_said = -1e18
         self._write_alarm = False
-        # h264 until capture says it keeps the pre-roll (VideoSupply)
-        self.video_sub = self.subscribe(["video"], [VideoSupply.TOPIC, VideoPacket.TOPIC])
-        self._video_on = True
         self._snapshot_kind = ""  # a snapshot waiting for the next live keyframe
-        self.subscribe(["detect"], [Motion.TOPIC, Snapshot.TOPIC])
-        self.subscribe(["notify", "web"], [Forget.TOPIC, Label.TOPIC])
 
     # -- messages -------------------------------------------------------------------
     def handle(self, msg: Message) -> None:
@@ -95,6 +104,8 @@ class RecordService(Worker):
             if not msg.payload:
                 self.counters["dropped"] += 1
                 return
+            if not self.first_video:
+                self.first_video = h.ts
             self.recorder.on_video(Packet(msg.payload[0], h.pts, h.ts, h.keyframe, h.width,
                                           h.height, h.fps, h.replay), msg.gap)
             if self._snapshot_kind and h.keyframe and not h.replay:
@@ -105,6 +116,9 @@ class RecordService(Worker):
             self.recorder.supply(h.preroll)
         elif isinstance(h, Motion):
             self.recorder.on_motion(h)
+        elif isinstance(h, OpenEvent):
+            if h.camera == self.camera:
+                self.recorder.on_open_event(h)
         elif isinstance(h, Snapshot):
             self._on_snapshot(h, msg.payload)
         elif isinstance(h, Forget):
@@ -175,6 +189,10 @@ class RecordService(Worker):
 
     # -- periodic work ----------------------------------------------------------------
     def tick(self, now: float) -> float | None:
+        if self._recovered:
+            notes, self._recovered = self._recovered, []
+            for note in notes:
+                self._publish(note)
         self.recorder.poll(now)
         cfg = self.config.record
         if cfg.periodic_snapshot_minutes and now >= self._next_periodic:
@@ -262,6 +280,7 @@ class RecordService(Worker):
         return {"clips": r.counters["clips"], "open": len(r.open_paths()),
                 "preroll_s": round(r.ring.span, 1), "preroll_bytes": r.ring.bytes,
                 "video": self._video_on, "on_demand": r.on_demand,
+                "first_video": round(self.first_video, 3),
                 "replay_dropped": r.counters["replay_dropped"],
                 "skipped": r.counters["skipped"], "write_errors": r.counters["write_errors"],
                 "deleted": self.retention.deleted, "deleted_unuploaded": self.retention.forced}

@@ -1,0 +1,115 @@
+"""record killed just as an event starts: the event still has its clip.
+
+A real pipeline (capture with the synthetic camera's passer-by, detect,
+record) under supervisord. record is stopped (SIGSTOP: starved) before a
+passer-by comes, so the event's ``Motion`` start reaches a process that
+never reads it, then killed (kill -9) as soon as that start is on the bus.
+supervisord starts a new record, which never hears the start: it learns the
+open event from detect (``OpenEvent``) and writes the clip from the video it
+can still get. Nobody holds the synthetic camera's h264 from before the
+restart (capture keeps no pre-roll for a camera that does not send JPEGs),
+so the clip starts late, and the catalogue says by how much (``missed``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+
+from common.config import parse_config
+from tests.support import running_pipeline
+from tests.system.harness import BusWatch, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+PERIOD = 12.0  # a passer-by every PERIOD s, 5 s in view: an event of ~6.5 s, then quiet
+
+RAW: dict[str, Any] = {
+    "general": {"services": ["capture", "detect", "record"]},
+    "capture": {"source": "synthetic", "width": 320, "height": 240, "fps": 15,
+                "object_period": PERIOD, "bitrate": 500_000},
+    "detect": {"quiet_seconds": 1.5},
+    "record": {"rec_sec_before": 1, "rec_sec_after": 1},
+}
+
+
+def _rows(home: Any, sql: str, *args: Any) -> list[sqlite3.Row]:
+    db = sqlite3.connect(f"file:{home.catalogue}?mode=ro", uri=True, timeout=5)
+    db.row_factory = sqlite3.Row
+    try:
+        return db.execute(sql, args).fetchall()
+    finally:
+        db.close()
+
+
+def _clips_of(home: Any, event_id: str) -> list[sqlite3.Row]:
+    return _rows(home, "SELECT * FROM clips WHERE event_id = ? OR id IN (SELECT clip_id "
+                       "FROM clip_events WHERE event_id = ?) ORDER BY start", event_id, event_id)
+
+
+def _first_is_keyframe_and_decodes(path: str) -> int:
+    """Frames decoded; the clip's first packet must be a keyframe."""
+    with av.open(path) as container:
+        first = next(p for p in container.demux(video=0) if p.size)
+        assert first.is_keyframe, f"{path} does not start on a keyframe"
+    with av.open(path) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def test_a_record_killed_as_an_event_starts_still_writes_its_clip() -> None:
+    config = parse_config(RAW)
+    with running_pipeline(RAW) as pipe:
+        pipe.wait_healthy(60)
+        watch = BusWatch(config, pipe.home).start()
+        try:
+            wait_until(lambda: watch.finished(), 40, "a first clip")
+            # Between passers-by: the last event ended and its clip is finished.
+            wait_until(lambda: watch.motions and watch.motions[-1].phase == "end"
+                       and watch.finished()[-1].ts >= watch.motions[-1].ts, 30,
+                       "a quiet moment")
+            seen = len(watch.motions)
+            old = pipe.service_pid("record")
+            os.kill(old, signal.SIGSTOP)
+            try:
+                wait_until(lambda: any(m.phase == "start" for m in watch.motions[seen:]),
+                           PERIOD + 10, "the next event's start", poll=0.02)
+            finally:
+                os.kill(old, signal.SIGKILL)
+            start = next(m for m in watch.motions[seen:] if m.phase == "start")
+            event = start.event_id
+            wait_until(lambda: any(m.phase == "end" and m.event_id == event
+                                   for m in watch.motions), 40, "the event's end")
+            end = next(m for m in watch.motions if m.phase == "end" and m.event_id == event)
+            wait_until(lambda: _clips_of(pipe.home, event) and all(
+                c["state"] != "open" for c in _clips_of(pipe.home, event)), 30,
+                "the event's clip finished")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{pipe.output()}") from None
+        finally:
+            watch.stop()
+        clips = _clips_of(pipe.home, event)
+        assert pipe.service_pid("record") != old
+        for c in clips:
+            assert _first_is_keyframe_and_decodes(c["path"]) >= 5, dict(c)
+            assert Path(c["path"]).exists()
+        # The clip covers the event to its end ...
+        assert max(c["end"] for c in clips) >= end.ts - 0.2, [dict(c) for c in clips]
+        first = clips[0]
+        late = first["start"] - start.ts
+        # ... and from its start, or says how much of it nobody held.
+        if late > 0.1:
+            assert first["missed"] == pytest.approx(late, abs=0.15), dict(first)
+            assert late < end.ts - start.ts, "a clip only of the post-roll"
+        else:
+            assert first["missed"] == 0
+        ev = _rows(pipe.home, "SELECT * FROM events WHERE id = ?", event)
+        assert ev and ev[0]["start"] == pytest.approx(start.ts, abs=0.01), \
+            "the catalogue has the event's real start"
+        print(f"event {end.ts - start.ts:.1f} s; clip from +{late:.2f} s, missed "
+              f"{first['missed']}; {pipe.output()[-1500:]}")
