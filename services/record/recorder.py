@@ -193,7 +193,14 @@ class Recorder:
 
     def on_open_event(self, o: OpenEvent) -> None:
         """detect's latest word on the event it has open: one we never heard
-        start is started now, from its ``start``."""
+        start is started now, from its ``start``; one we have open that detect
+        has not is over (detect restarted and forgot it: no end will come).
+        It comes on the socket of detect's ``Motion``, after them, so it is
+        never older than the start or end we heard."""
+        for eid, info in list(self.events.items()):
+            if eid != o.event_id and info.camera == o.camera:
+                log.warning("event %s: detect no longer has it open, ending it", eid)
+                self._end_unheard(eid, info)
         if not o.event_id:
             return
         info = self.events.get(o.event_id)
@@ -261,17 +268,21 @@ class Recorder:
             if now - info.last_seen > self.cfg.event_timeout_seconds:
                 log.warning("event %s: nothing from detect for %.0f s, ending it", eid,
                             now - info.last_seen)
-                newest = self.ring.newest
-                end = newest.ts if newest else info.start
-                del self.events[eid]
-                self._ended.append(eid)
-                self._write_event(eid, info, end=end)
-                if self.cfg.events:
-                    self._edge(eid, end, starting=False)
+                self._end_unheard(eid, info)
         for s in self.sessions.values():
             if s.writer is not None and now - s.last_progress >= PROGRESS_SECONDS:
                 s.last_progress = now
                 self._note("progress", s)
+
+    def _end_unheard(self, eid: str, info: _EventInfo) -> None:
+        """End an event whose end we will never hear, at the newest video."""
+        newest = self.ring.newest
+        end = newest.ts if newest else info.start
+        del self.events[eid]
+        self._ended.append(eid)
+        self._write_event(eid, info, end=end)
+        if self.cfg.events:
+            self._edge(eid, end, starting=False)
 
     def close_all(self) -> None:
         """Finish every clip (drain on stop)."""
