@@ -13,6 +13,7 @@ import importlib
 import os
 import pwd
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -27,8 +28,13 @@ from common.lifeline import die_with_parent
 from common.paths import Home
 from common.supervisor_client import (
     CONF_NAME,
+    EXITED,
+    FATAL,
+    RUNNING,
     SETUP_ERROR_EXIT,
     SOCKET_NAME,
+    STOPPED,
+    ProcessInfo,
     SupervisorClient,
     SupervisorError,
     SupervisorUnavailable,
@@ -38,7 +44,18 @@ if TYPE_CHECKING:
     from common.config import Config
 
 CONTROL_USER = "pisentry"
-WATCH_PERIOD = 0.5  # seconds between looks at the services' states
+# Seconds between looks at the services' states: often while one is on its way
+# somewhere (starting, backing off, stopping), seldom once each has settled.
+# A service's exit wakes the watch at once (its pidfd), and so does
+# supervisord's; the slow look only finds a service started by hand meanwhile.
+WATCH_BUSY = 0.5
+WATCH_SETTLED = 10.0
+
+
+def _settled(p: ProcessInfo) -> bool:
+    """In a state supervisord leaves it in by itself; a crash (EXITED, not 0)
+    is about to be restarted."""
+    return p.state in (RUNNING, FATAL, STOPPED) or (p.state == EXITED and p.exitstatus == 0)
 
 # Producers first so consumers find their endpoints, though any order works.
 START_ORDER = ("capture", "ir", "detect", "record", "notify", "web")
@@ -219,6 +236,7 @@ class Foreground:
         self.proc: subprocess.Popen[bytes] | None = None
         self.pids: dict[str, int] = {}   # service -> pid, as last seen running
         self.fatal: set[str] = set()     # services already said to be FATAL
+        self.exits: dict[int, int] = {}  # pidfd -> pid waited on (0: supervisord)
 
     def run(self) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -234,14 +252,19 @@ class Foreground:
         out.close()
         if self.stop_signal:  # asked to stop while supervisord was being started
             self.proc.send_signal(signal.SIGTERM)
-        with SupervisorClient.for_home(self.home, timeout=2.0) as sup:
-            while self.proc.poll() is None:
-                if self.stop_signal == 0:
-                    self._watch(sup)
-                try:
-                    self.proc.wait(WATCH_PERIOD)
-                except subprocess.TimeoutExpired:
-                    pass
+        # Waited on through pidfds, not Popen.wait(timeout), which polls
+        # waitpid with sleeps of at most 50 ms: 30 wake-ups a second for nothing.
+        self.exits = {os.pidfd_open(self.proc.pid): 0}  # pidfd -> pid (0: supervisord)
+        try:
+            with SupervisorClient.for_home(self.home, timeout=2.0) as sup:
+                period = WATCH_BUSY
+                while self.proc.poll() is None:
+                    if self.stop_signal == 0:
+                        period = self._watch(sup)
+                    self._sleep(period)
+        finally:
+            for fd in self.exits:
+                os.close(fd)
         code = self.proc.returncode
         if self.stop_signal:
             return 0
@@ -256,14 +279,34 @@ class Foreground:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)  # supervisord's clean shutdown
 
-    def _watch(self, sup: SupervisorClient) -> None:
+    def _sleep(self, period: float) -> None:
+        """Until ``period`` has passed, supervisord or a watched service exits,
+        or a signal came."""
+        ready, _, _ = select.select(list(self.exits), [], [], period)
+        for fd in ready:
+            if self.exits[fd]:  # a service: not watched again until seen with a new pid
+                del self.exits[fd]
+                os.close(fd)
+
+    def _follow(self, pid: int) -> None:
+        if pid in self.exits.values():
+            return
+        try:
+            self.exits[os.pidfd_open(pid)] = pid
+        except ProcessLookupError:
+            pass  # gone already: the next look sees why
+
+    def _watch(self, sup: SupervisorClient) -> float:
+        """Looks at every service once; the seconds until the next look."""
         try:
             processes = sup.processes(reasons=False)
         except SupervisorUnavailable:
-            return  # still starting (or going): the next round sees
+            return WATCH_BUSY  # still starting (or going): the next round sees
         for p in processes:
             if p.pid:
                 self.pids[p.name] = p.pid
+                if p.running:
+                    self._follow(p.pid)
             if p.fatal and p.name not in self.fatal:
                 self.fatal.add(p.name)
                 try:
@@ -274,6 +317,8 @@ class Foreground:
             elif p.running and p.name in self.fatal:
                 self.fatal.discard(p.name)
                 self.console.say(f"pisentry: {p.name} is running again")
+        settled = processes and all(_settled(p) for p in processes)
+        return WATCH_SETTLED if settled else WATCH_BUSY
 
 
 def _stop_leftovers(pids: dict[str, int], grace: float = 3.0) -> None:

@@ -289,3 +289,24 @@ def test_the_health_page_shows_a_fatal_service_with_its_reason():
         [row] = [r for r in json.loads(status.stdout)["services"]
                  if r["service"] == "notify"]
         assert row["status"] == "FATAL" and row["reason"] == reason
+
+
+def test_a_service_that_dies_after_the_start_and_cannot_come_back_is_fatal_on_the_terminal():
+    """Once every service runs, ``pisentry run`` looks at supervisord seldom
+    and waits on the services' exits instead: one killed then is still
+    followed through its restarts to FATAL, said with its own reason."""
+    with started(["capture", "detect"]) as run:
+        run.wait_healthy()
+        time.sleep(2)  # settled: the next look is many seconds away
+        before = run.service_pids()
+        # Its next start reads this and exits on the config error.
+        run.config.write_text(run.config.read_text() + "\n[detect]\nworking_height = 1\n")
+        os.kill(before["detect"], signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        line = b""
+        while b"FATAL detect:" not in line:
+            assert time.monotonic() < deadline, run.logs()
+            line = run.proc.stderr.readline()  # type: ignore[union-attr]
+            assert line or run.proc.poll() is None, run.logs()
+        assert b"working_height" in line, line
+        assert run.service_pids() == {"capture": before["capture"]}  # the rest runs on
