@@ -57,9 +57,9 @@ def _process_start(pid: int) -> float:
 
 def record_restarts(n: int, gap: float) -> dict[str, Any]:
     from common.config import parse_config
-    from tests.record.test_restart import RAW
     from tests.support import running_pipeline
     from tests.system.harness import BusWatch
+    from tests.system.test_record_restart import RAW
 
     config = parse_config(RAW)
     rows: list[dict[str, float]] = []

@@ -1,6 +1,6 @@
 """Events the recorder hears of late (it was down, or starved, at their
 start): their clips, and what the catalogue says they missed. The pure
-Recorder on real h264; the whole restart is tests/record/test_restart.py."""
+Recorder on real h264; the whole restart is tests/system/test_record_restart.py."""
 
 from __future__ import annotations
 
