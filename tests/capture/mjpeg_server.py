@@ -41,6 +41,7 @@ class MjpegCamera:
                                  f"multipart/x-mixed-replace; boundary={BOUNDARY.decode()}")
                 self.end_headers()
                 i = 0
+                due = time.monotonic()
                 try:
                     while camera._running.is_set():
                         jpeg = camera.jpegs[i % len(camera.jpegs)]
@@ -49,7 +50,11 @@ class MjpegCamera:
                                          + f"{length}\r\n".encode() + jpeg + b"\r\n")
                         camera.served += 1
                         i += 1
-                        time.sleep(1 / camera.fps)
+                        # On a schedule, as a camera's sensor is: the time the
+                        # write took (a loaded machine) does not lower the
+                        # rate; a camera that fell behind does not burst.
+                        due = max(due + 1 / camera.fps, time.monotonic())
+                        time.sleep(due - time.monotonic())
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 

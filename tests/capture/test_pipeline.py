@@ -236,14 +236,16 @@ def test_an_mjpeg_camera_is_forwarded_and_decoded_only_as_far_as_needed():
                 # Nobody subscribed to h264 yet: no encoder ran.
                 assert "h264 encoder started" not in _capture_log(pipeline)
                 video = bus.subscriber(["video"], [VideoPacket.TOPIC], hwm=1000)
-                subscribed = time.monotonic()
                 packets = []
-                while time.monotonic() < subscribed + 3:
+                deadline = time.monotonic() + 60  # the encoder's start is a bench figure
+                while len(packets) < 31 and time.monotonic() < deadline:
                     packets += video.recv(0.05)
                 video.close()
-                time.sleep(1.5)
-                frames.recv(0.05)  # capture notices the unsubscription on its next frame
-                time.sleep(0.5)
+                # Capture notices the unsubscription on its next frame.
+                deadline = time.monotonic() + 30
+                while "encoder stopped" not in _capture_log(pipeline) and \
+                        time.monotonic() < deadline:
+                    frames.recv(0.05)
                 log = _capture_log(pipeline)
             finally:
                 bus.close()
@@ -271,7 +273,7 @@ def test_an_mjpeg_camera_is_forwarded_and_decoded_only_as_far_as_needed():
 
 def _read_stream(pipeline, raw, seconds):
     with _subscribed(pipeline.home, raw) as (_, frames, video):
-        _wait_first(video, 10)
+        _wait_first(video, 60)
         lores, packets = [], []
         end = time.monotonic() + seconds
         while time.monotonic() < end:
@@ -310,7 +312,10 @@ def test_unset_size_and_rate_follow_the_camera_and_detection_can_run_below_it():
             lores, packets = _read_stream(pipeline, raw, 4)
             log = _capture_log(pipeline)
     assert 4 <= _rate(lores) <= 6, _rate(lores)  # detection at lores_fps
-    assert _rate(packets) >= 24, _rate(packets)  # the video at the camera's rate
+    # The video at the camera's rate (30 fps: not capped at 15), by the
+    # period between most frames: a loaded machine delays a few.
+    period = _median_period(packets, lambda h: h.pts / 1e6)
+    assert period <= 1.2 / 30, period
     assert {(m.header.width, m.header.height) for m in lores} == {(320, 240)}
     first = _first_decoded(packets)
     assert (first.width, first.height) == (640, 480)
@@ -385,12 +390,20 @@ def test_fps_halves_a_faster_camera_with_keyframes_in_seconds_and_lores_keeps_it
         with running_pipeline(raw) as pipeline:
             pipeline.wait_healthy(30)
             lores, packets = _read_stream(pipeline, raw, 5)
-    assert 13 <= _rate(lores) <= 16.5, _rate(lores)
-    assert 13 <= _rate(packets) <= 16.5, _rate(packets)
-    keys = [p.header.pts for p in packets if p.header.keyframe]
+    # Every other frame, by the period between most (a loaded machine delays a few).
+    assert 0.8 * 2 / 30 <= _median_period(lores) <= 1.2 * 2 / 30, _median_period(lores)
+    period = _median_period(packets, lambda h: h.pts / 1e6)
+    assert 0.8 * 2 / 30 <= period <= 1.2 * 2 / 30, period
+    # A keyframe every second at the rate processed (which the encoder was
+    # made for): exactly that many frames apart, and most GOPs a second long.
+    keys = [i for i, p in enumerate(packets) if p.header.keyframe]
     assert len(keys) >= 3, keys
-    gaps = [(b - a) / 1e6 for a, b in itertools.pairwise(keys)]
-    assert all(0.8 <= g <= 1.2 for g in gaps), gaps
+    assert abs(packets[0].header.fps - 15) <= 2, packets[0].header.fps
+    gop = round(packets[0].header.fps * 1.0)
+    assert [b - a for a, b in itertools.pairwise(keys)] == [gop] * (len(keys) - 1), keys
+    gaps = [(packets[b].header.pts - packets[a].header.pts) / 1e6
+            for a, b in itertools.pairwise(keys)]
+    assert 0.8 <= statistics.median(gaps) <= 1.2, gaps
     assert {(m.header.width, m.header.height) for m in lores} == {(320, 212)}
     first = _first_decoded(packets)
     assert (first.width, first.height) == (720, 480)
