@@ -157,7 +157,9 @@ class OpenEvent(Header):
     """The event detect has open now ("" for none), every second and at
     once on a change: a latest value for whoever was not listening when its
     ``Motion`` start went out (a recorder restarted mid-event writes its
-    clip from this). ``start`` is the capture ts of its start."""
+    clip from this). ``start`` is the capture ts of its start. ``last_*``:
+    the last event that ended (its id, start and end), for one whose whole
+    life went by while the listener was away."""
 
     TOPIC: ClassVar[bytes] = b"openevent/"
     event_id: str
@@ -166,6 +168,9 @@ class OpenEvent(Header):
     zones: list[str] = field(default_factory=list)
     alert: bool = True
     test_run: str = ""
+    last_id: str = ""
+    last_start: float = 0.0
+    last_end: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

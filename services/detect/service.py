@@ -121,6 +121,7 @@ class DetectService(Worker):
         # second (OpenEvent), so a recorder that was down at its start still
         # writes its clip.
         self.open_event: OpenEvent | None = None
+        self.last_event = ("", 0.0, 0.0)  # the last that ended: id, start, end
         self._next_open_event = float("-inf")
         self._setup_profiles()
 
@@ -373,6 +374,7 @@ class DetectService(Worker):
     def _track_open(self, change: EventChange, start: float, labels: list[str], run: str
                     ) -> None:
         if change.phase == "end":
+            self.last_event = (change.event_id, start, change.ts)
             if self.open_event is not None and self.open_event.event_id == change.event_id:
                 self.open_event = None
                 self._next_open_event = float("-inf")  # "none open" at once
@@ -390,13 +392,16 @@ class DetectService(Worker):
             return
         self._next_open_event = now + OPEN_EVENT_PERIOD
         o = self.open_event
+        last_id, last_start, last_end = self.last_event
         assert self.pub is not None
         if o is None:
-            self.pub.publish(OpenEvent, ts=now, event_id="")
+            self.pub.publish(OpenEvent, ts=now, event_id="", last_id=last_id,
+                             last_start=last_start, last_end=last_end)
         else:
             self.pub.publish(OpenEvent, ts=now, event_id=o.event_id, start=o.start,
                              labels=o.labels, zones=o.zones, alert=o.alert,
-                             test_run=o.test_run)
+                             test_run=o.test_run, last_id=last_id, last_start=last_start,
+                             last_end=last_end)
 
     def tick(self, now: float) -> float | None:
         # The loop ticks after every wake-up, i.e. for every frame.

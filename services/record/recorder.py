@@ -201,6 +201,12 @@ class Recorder:
             if eid != o.event_id and info.camera == o.camera:
                 log.warning("event %s: detect no longer has it open, ending it", eid)
                 self._end_unheard(eid, info)
+        if o.last_id and o.last_id not in self._ended and o.last_id not in self.events:
+            if self.catalogue.event(o.last_id) is not None:
+                self._ended.append(o.last_id)  # heard before a restart: done with
+            else:  # begun and ended while no recorder listened: what is held of it
+                self.on_motion(Motion(camera=o.camera, seq=o.seq, ts=o.last_end,
+                                      event_id=o.last_id, phase="end", start=o.last_start))
         if not o.event_id:
             return
         info = self.events.get(o.event_id)
@@ -343,7 +349,9 @@ class Recorder:
         if newest is not None and newest.ts >= ts:
             packets = self.ring.since(s.from_ts)
             if s.stop_at is not None and packets[0].ts >= s.stop_at:
-                del self.sessions[s.slot]  # nothing held of its window
+                del self.sessions[s.slot]
+                log.warning("events %s: nothing of their clip's window is held any more",
+                            ", ".join(s.event_ids))
                 return
             self._open(s, packets)
         # else: pending, opened by _feed once the video reaches ts (capture's

@@ -14,8 +14,8 @@ from tests.record.h264gen import make_gop_stream
 from tests.record.test_recorder import T0, FakeClock, make, motion
 
 
-def open_event(event_id: str, ts: float, start: float = 0.0) -> OpenEvent:
-    return OpenEvent(camera="cam1", seq=0, ts=ts, event_id=event_id, start=start)
+def open_event(event_id: str, ts: float, start: float = 0.0, **kw) -> OpenEvent:
+    return OpenEvent(camera="cam1", seq=0, ts=ts, event_id=event_id, start=start, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +131,25 @@ def test_a_late_word_of_an_ended_event_does_not_reopen_it(tmp_path, stream):
     feed(rec, clock, stream, [(T0 + 5.0, motion("e1", "start", T0 + 5.0)),
                               (T0 + 17.0, motion("e1", "end", T0 + 16.5, start=T0 + 5.0))])
     assert len(finished(rec)) == 1 and not rec.sessions
+
+
+def test_an_event_begun_and_ended_while_nobody_listened_gets_what_is_held(tmp_path, stream):
+    # Its start and end both went by unheard; detect's OpenEvent names it as
+    # the last that ended. Heard of before (in the catalogue): left alone.
+    clock = FakeClock(T0)
+    rec, cat = make(tmp_path, clock, rec_sec_before=1.0, rec_sec_after=1.0)
+    cat.upsert_event("e0", "cam1", T0 - 30, end=T0 - 25)
+    last = {"last_id": "e1", "last_start": T0 + 6.5, "last_end": T0 + 8.0}
+    feed(rec, clock, stream[:130], [
+        (T0 + 2.0, open_event("", T0 + 2.0, last_id="e0", last_start=T0 - 30,
+                              last_end=T0 - 25)),
+        (T0 + 8.5, open_event("", T0 + 8.5, **last)),
+        (T0 + 9.5, open_event("", T0 + 9.5, **last))])
+    note, = finished(rec)
+    assert note.event_id == "e1"
+    assert note.start == pytest.approx(T0 + 5.0)
+    assert note.end == pytest.approx(T0 + 9.0, abs=0.11)
+    assert cat.clip_by_path(note.path).missed == 0
+    ev = cat.event("e1")
+    assert ev is not None and (ev.start, ev.end) == pytest.approx((T0 + 6.5, T0 + 8.0))
+    assert cat.clips_for("e0") == []
