@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import tomli_w
 
 from common.bus import Bus
 from common.config import parse_config
@@ -42,8 +43,12 @@ def yuv(luma: np.ndarray) -> bytes:
 @pytest.fixture()
 def service(tmp_path: Path):  # type: ignore[no-untyped-def]
     home = Home(tmp_path).ensure()
-    (tmp_path / "config.toml").write_text("[detect]\nmask_snapshot = true\n")
-    config = parse_config({"detect": {"mask_snapshot": True}})
+    # A queue of a few frames, not capture's 2: zmq counts a pipe's reads in
+    # batches, so a queue of 2 drops a frame sent right after a bigger one
+    # even to a subscriber that keeps up; these tests send each frame once.
+    raw = {"detect": {"mask_snapshot": True}, "bus": {"frames_hwm": 10}}
+    (tmp_path / "config.toml").write_text(tomli_w.dumps(raw))
+    config = parse_config(raw)
     bus = Bus(config, home)
     frames = bus.publisher("frames")
     ir = bus.publisher("ir")
@@ -69,21 +74,60 @@ def service(tmp_path: Path):  # type: ignore[no-untyped-def]
         bus.close()
 
 
+def _processed(overlays, ts: float, got: list, out) -> None:  # type: ignore[no-untyped-def]
+    """Wait (a while at most) for detect to have looked at the frame of
+    ``ts``: its motion overlay says so. Detect keeps only the newest frame
+    when it falls behind, as it should live; a test of which frame starts an
+    event sends the next one once it is done with this one, however slow
+    this machine is."""
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        got += out.read()
+        if any(m.header.ts == ts for m in overlays.recv(0.01)):
+            return
+
+
+def _bad_frames_counted(out, n: int, got: list) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        msgs = out.recv(0.2)
+        got += msgs
+        if any(isinstance(m.header, Heartbeat) and m.header.counters["bad_frames"] >= n
+               for m in msgs):
+            return
+    raise AssertionError(f"detect did not count bad frame {n}")
+
+
 @pytest.mark.parametrize("live_format", ["bgr24", "jpeg"])
 def test_frames_in_motion_and_snapshot_out_bad_frame_dropped(service, trees: Sequence,
-                                                             live_format: str) -> None:
+                                                             live_format: str,
+                                                             tmp_path: Path) -> None:
     frames, _ir, out, proc = service
     lumas = list(iter_luma(trees))
     got: list = []
     sent_ts: dict[int, float] = {}
+    bus = Bus(parse_config({}), Home(tmp_path))
+    web = bus.publisher("web", track_subscribers=True)
+    overlays = bus.subscriber(["detect"], [MotionOverlay.TOPIC], hwm=1000)
+    deadline = time.monotonic() + 30
+    while not web.wanted(Overlay.TOPIC):  # detect connected to the new endpoint
+        assert time.monotonic() < deadline, "detect did not subscribe to web"
+        time.sleep(0.05)
+    web.publish(Overlay, ts=time.time(), source="test", seconds=30)
     # A frame whose payload does not match its size is dropped, not fatal.
+    # Each is counted before the next frame goes: detect keeps only the
+    # newest frame of a topic waiting, and a good one would replace it.
     frames.publish(Frame, [b"\x00" * 100], ts=time.time(), width=160, height=120,
                    format="yuv420")
+    _bad_frames_counted(out, 1, got)
     frames.publish(LiveFrame, [b"\x00" * 7], ts=time.time(), width=320, height=240,
                    format="bgr24")
+    _bad_frames_counted(out, 2, got)
     for i in list(range(150, 200)) + list(range(200, 262)):
         ts = 1000.0 + i / 15
         sent_ts[i] = ts
+        if i % 50 == 0:  # the overlay is asked for 30 s at most: again, as the tuner does
+            web.publish(Overlay, ts=time.time(), source="test", seconds=30)
         frames.publish(Frame, [yuv(lumas[i])], ts=ts, width=160, height=120, format="yuv420")
         if i % 3 == 0:  # a bigger live view, as capture sends it
             bgr = cv2.resize(cv2.imread(str(trees.frames[i])), (320, 240))
@@ -93,14 +137,15 @@ def test_frames_in_motion_and_snapshot_out_bad_frame_dropped(service, trees: Seq
                 payload = bgr.tobytes()
             frames.publish(LiveFrame, [payload], ts=ts, width=320, height=240,
                            format=live_format)
-        got += out.recv(1 / 30)
-    end, ts = time.time() + 6, 1020.0
+        _processed(overlays, ts, got, out)
+    end, ts = time.time() + 30, 1020.0  # a deadline: the loop ends at the event's end
     while time.time() < end and not any(isinstance(m.header, Motion) and m.header.phase == "end"
                                         for m in got):
         ts += 0.2  # capture time goes on: the quiet time elapses
         frames.publish(Frame, [yuv(lumas[280])], ts=ts, width=160, height=120,
                        format="yuv420")
         got += out.recv(0.1)
+    bus.close()
     assert proc.poll() is None, "detect died"
     motions = [m.header for m in got if isinstance(m.header, Motion)]
     starts = [m for m in motions if m.phase == "start"]
@@ -120,7 +165,10 @@ def test_frames_in_motion_and_snapshot_out_bad_frame_dropped(service, trees: Seq
     assert len(event.payload) == 2  # the motion mask rides along as a second part
     mask = cv2.imdecode(np.frombuffer(event.payload[1], np.uint8), cv2.IMREAD_GRAYSCALE)
     assert mask.shape == (120, 160) and (mask > 128).any()
-    beats = [m.header for m in out.recv(1.5) if isinstance(m.header, Heartbeat)]
+    beats: list = []
+    deadline = time.monotonic() + 10
+    while not beats and time.monotonic() < deadline:  # the next heartbeat
+        beats = [m.header for m in out.recv(0.2) if isinstance(m.header, Heartbeat)]
     assert beats and beats[-1].counters["bad_frames"] == 2
 
 
