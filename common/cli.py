@@ -109,9 +109,14 @@ def _cmd_tap(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from common.run_view import load
     from common.tap import status
 
-    config, home = load_from_args(args)
+    home = Home.from_env()
+    # The file a running instance validated, unchanged: no pydantic (see common.run_view).
+    config = load(args.config, home)
+    if config is None:
+        config, home = load_from_args(args)
     return status(config, home, as_json=args.json)
 
 

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from common import run_view
 from common.cli import service_exists
 from common.instance import InstanceLock, InstanceRunning, SocketInUse, clear_stale_sockets
 from common.lifeline import die_with_parent
@@ -181,6 +182,7 @@ def run_supervised(config: Config, home: Home, config_path: str | None) -> int:
         return 1
     conf = home.run_dir / CONF_NAME
     conf.write_text(supervisord_conf(config, home, config_path, secrets.token_urlsafe(24)))
+    run_view.save(config, home, config_path)
     console = Console()
     if "web" in services:
         _announce_password(home)

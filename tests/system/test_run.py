@@ -21,6 +21,7 @@ import httpx
 import psutil
 import pytest
 
+from common import run_view
 from common.paths import Home
 from common.supervisor_client import RUNNING, SupervisorClient
 from tests.notify.peers import free_port
@@ -310,3 +311,23 @@ def test_a_service_that_dies_after_the_start_and_cannot_come_back_is_fatal_on_th
             assert line or run.proc.poll() is None, run.logs()
         assert b"working_height" in line, line
         assert run.service_pids() == {"capture": before["capture"]}  # the rest runs on
+
+
+def test_status_of_a_running_instance_needs_no_validation_until_its_config_file_changes():
+    """``pisentry run`` keeps what status needs of the file it validated
+    (common.run_view): status then loads no pydantic; a changed file is
+    validated again, and a bad one is the same config error as before."""
+    with started(["capture", "detect"]) as run:
+        run.wait_healthy()
+        assert (run.home.run_dir / run_view.FILE).exists()
+        env = {**os.environ, "PISENTRY_HOME": str(run.home.root)}
+        cheap = subprocess.run([sys.executable, "-X", "importtime", "-m", "common.cli", "status",
+                                "--config", str(run.config)], env=env, capture_output=True,
+                               text=True, timeout=30, check=False)
+        assert cheap.returncode == 0, cheap.stdout + cheap.stderr[-2000:]
+        assert "capture" in cheap.stdout and "detect" in cheap.stdout
+        assert "pydantic" not in cheap.stderr  # -X importtime lists every module imported
+        run.config.write_text(run.config.read_text() + "\n[detect]\nworking_height = 1\n")
+        changed = run.status()
+        assert changed.returncode == 2, changed.stdout + changed.stderr
+        assert "config error" in changed.stderr and "working_height" in changed.stderr
