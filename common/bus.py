@@ -119,21 +119,34 @@ class Publisher:
         XPUB reports every subscription (``XPUB_VERBOSE``: a second
         subscriber to a prefix too) and a prefix's last unsubscription (a
         subscriber that goes away unsubscribes too)."""
-        while self._socket.poll(0):
-            event = self._socket.recv()
-            if event[:1] == b"\x01":
-                self._subscriptions.add(event[1:])
-                self._joins.add(event[1:])
-            elif event[:1] == b"\x00":
-                self._subscriptions.discard(event[1:])
+        self._read_events()
         return any(topic.startswith(prefix) for prefix in self._subscriptions)
 
     def joined(self, topic: bytes) -> bool:
         """Whether someone subscribed to ``topic`` since the last call (a
         first subscriber or one more; one that unsubscribed and came back)."""
-        self.wanted(topic)
+        self._read_events()
+        if not self._joins:
+            return False
         joins, self._joins = self._joins, set()
         return any(topic.startswith(prefix) for prefix in joins)
+
+    def interest(self, topic: bytes) -> tuple[bool, bool]:
+        """``wanted`` and ``joined`` from one look at the socket (capture
+        asks both every frame)."""
+        joined = self.joined(topic)
+        return any(topic.startswith(prefix) for prefix in self._subscriptions), joined
+
+    def _read_events(self) -> None:
+        sock = self._socket
+        # ZMQ_EVENTS rather than Socket.poll, which builds a Poller each call.
+        while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            event = sock.recv(zmq.NOBLOCK)
+            if event[:1] == b"\x01":
+                self._subscriptions.add(event[1:])
+                self._joins.add(event[1:])
+            elif event[:1] == b"\x00":
+                self._subscriptions.discard(event[1:])
 
     def publish(self, cls: type[Header], payload: Sequence[Any] = (), *, ts: float,
                 camera: str | None = None, **fields: Any) -> Header:

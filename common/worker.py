@@ -92,8 +92,9 @@ class Inbox(Generic[T]):
     def take(self) -> list[T]:
         """Everything waiting, oldest first."""
         try:
-            while os.read(self._read, 4096):
-                pass
+            # One read: the producer writes a byte a put and the loop takes often,
+            # so this is all of them (any left over only wake the loop once more).
+            os.read(self._read, 4096)
         except BlockingIOError:
             pass
         with self._lock:

@@ -114,6 +114,7 @@ class CaptureService(Worker):
         self._rate = RateLimit(c.fps) if c.fps else None
         self._lores_rate = RateLimit(c.lores_fps) if c.lores_fps else None
         self._gray_scale: tuple[tuple[int, int], int] | None = None  # (JPEG size, DCT scale)
+        self._sized: tuple[bytes | None, tuple[int, int]] = (None, (0, 0))  # (JPEG, its size)
         r = self.config.record
         # Made at the first JPEG: only a camera that sends JPEGs has a pre-roll here,
         # and only for a recorder (seconds of JPEGs: 7.5 MB at 640x480 @30). Without
@@ -166,7 +167,7 @@ class CaptureService(Worker):
         another mode); False when it failed (the service then stops, as at a
         failed start)."""
         try:
-            size = jpegs.jpeg_size(cap.jpeg) if cap.jpeg is not None else \
+            size = self._jpeg_size(cap.jpeg) if cap.jpeg is not None else \
                 (cap.picture().shape[1], cap.picture().shape[0])
         except jpegs.JpegError:
             return False  # a broken frame: the next one tells
@@ -279,7 +280,7 @@ class CaptureService(Worker):
             return False
         if c.width is None:
             return True
-        size = jpegs.jpeg_size(jpeg)
+        size = self._jpeg_size(jpeg)
         return pictures.fit(*size, c.width, c.height) == size
 
     def _main(self, cap: Captured) -> Any:
@@ -296,7 +297,7 @@ class CaptureService(Worker):
     def _gray(self, jpeg: bytes) -> Any:
         """The JPEG's luma at the smallest DCT scale that still covers the
         lores size (the scale is worked out once per camera size)."""
-        size = jpegs.jpeg_size(jpeg)
+        size = self._jpeg_size(jpeg)
         if self._gray_scale is None or self._gray_scale[0] != size:
             c = self.config.capture
             w, h = size if c.rotation in (0, 180) else size[::-1]
@@ -306,13 +307,18 @@ class CaptureService(Worker):
             self._gray_scale = (size, jpegs.reduction(size[0], size[1], lw, lh))
         return jpegs.decode_gray(jpeg, self._gray_scale[1])
 
+    def _jpeg_size(self, jpeg: bytes) -> tuple[int, int]:
+        """``jpegs.jpeg_size``, parsed once per frame though several steps ask."""
+        if self._sized[0] is not jpeg:  # the JPEG is held here: its id is not reused
+            self._sized = (jpeg, jpegs.jpeg_size(jpeg))
+        return self._sized[1]
+
     def _encoding(self) -> bool:
         """Whether anyone subscribes to h264; the encoder stops when nobody
         does, and starts over on the pre-roll when someone new does."""
         if self.source.encodes_h264:
             return False
-        joined = self.video_pub.joined(VideoPacket.TOPIC)
-        self._h264_wanted = self.video_pub.wanted(VideoPacket.TOPIC)
+        self._h264_wanted, joined = self.video_pub.interest(VideoPacket.TOPIC)
         if self._h264_wanted:
             if joined:
                 self._restart_for_newcomer()
@@ -383,7 +389,7 @@ class CaptureService(Worker):
 
     def _publish_live_jpeg(self, jpeg: bytes, ts: float) -> None:
         """The camera's own JPEG as the live frame: no decode, no encode."""
-        width, height = jpegs.jpeg_size(jpeg)
+        width, height = self._jpeg_size(jpeg)
         self.frames_pub.publish(LiveFrame, [jpeg], ts=ts, width=width, height=height,
                                 format="jpeg")
 
