@@ -69,6 +69,10 @@ LATENCY_SLACK = 2.0  # extra pre-roll kept for detect's lag behind the video
 EVENT_WRITE_SECONDS = 10.0  # catalogue updates of a running event, at most this often
 ENDED_KEPT = 64  # ended event ids remembered, so a late word of one does not reopen it
 MISSED_SLACK = 0.05  # seconds: a clip that starts this close to its event is whole
+# A recorder just started keeps the video it subscribed to (capture's pre-roll,
+# replayed for it) until detect has said what is open, at most this long: let
+# go and asked for again, the pre-roll would reach back that much less.
+HEAR_DETECT_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,8 @@ class Recorder:
         self.snapshot_wanted = False  # a keyframe is wanted for a snapshot
         self._byte_rate = 0.0
         self._ended: deque[str] = deque(maxlen=ENDED_KEPT)
+        self.heard_detect = False  # an OpenEvent came
+        self._hold_until = clock() + HEAR_DETECT_SECONDS
 
     # -- inputs -------------------------------------------------------------------
     def supply(self, preroll: float) -> None:
@@ -159,7 +165,8 @@ class Recorder:
 
     def wants_video(self) -> bool:
         return not self.on_demand or self.cfg.continuous or bool(self.sessions) \
-            or self.snapshot_wanted
+            or self.snapshot_wanted \
+            or (not self.heard_detect and self.clock() < self._hold_until)
 
     def video_on(self) -> None:
         """Subscribed again: what comes first is capture's pre-roll, for us."""
@@ -197,6 +204,7 @@ class Recorder:
         has not is over (detect restarted and forgot it: no end will come).
         It comes on the socket of detect's ``Motion``, after them, so it is
         never older than the start or end we heard."""
+        self.heard_detect = True
         for eid, info in list(self.events.items()):
             if eid != o.event_id and info.camera == o.camera:
                 log.warning("event %s: detect no longer has it open, ending it", eid)

@@ -10,7 +10,7 @@ import pytest
 
 from common.catalogue import CatalogueWriter
 from common.config import RecordConfig
-from common.messages import Motion
+from common.messages import Motion, OpenEvent
 from services.record.fmp4 import probe
 from services.record.recorder import Recorder
 from tests.record.h264gen import make_gop_stream, repeat
@@ -211,7 +211,9 @@ def test_on_demand_video_event_clip_starts_from_capture_pre_roll(tmp_path):
     clock = FakeClock(T0)
     rec, _ = make(tmp_path, clock, rec_sec_before=2.0, rec_sec_after=1.0)
     rec.supply(4.0)
-    assert not rec.wants_video()
+    assert rec.wants_video()  # just started: what capture replays is kept ...
+    rec.on_open_event(OpenEvent(camera="cam1", seq=0, ts=T0, event_id=""))
+    assert not rec.wants_video()  # ... until detect says nothing is open
     onset = T0 + 8.0
     clock.t = onset + 0.3  # detect's lag
     rec.on_motion(motion("e1", "start", onset))
