@@ -370,14 +370,25 @@ def _pss_kb(pid: int) -> int | None:
     return None
 
 
+def _cpu_ticks(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
 class ServicePss:
-    """PSS of each pisentry process under the harness, sampled every
-    ``interval`` s: the harness sums the whole tree, and a service runs two
-    levels below ``pisentry run`` (under supervisord), where it does not look."""
+    """PSS and CPU time of each pisentry process under the harness, sampled
+    every ``interval`` s: the harness sums the whole tree, and a service runs
+    two levels below ``pisentry run`` (under supervisord), where it does not
+    look."""
 
     def __init__(self, root: int, interval: float = 0.5) -> None:
         self.root, self.interval = root, interval
         self.samples: list[tuple[float, dict[str, int]]] = []
+        self.cpu: list[tuple[float, dict[int, tuple[str, int]]]] = []  # pid -> (name, ticks)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -385,17 +396,44 @@ class ServicePss:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             now: dict[str, int] = {}
+            ticks: dict[int, tuple[str, int]] = {}
+            t = time.time()
             for pid in _descendants(self.root):
                 name = _process_name(pid)
                 kb = _pss_kb(pid) if name else None
                 if name and kb is not None:
                     now[name] = now.get(name, 0) + kb
+                cpu = _cpu_ticks(pid) if name else None
+                if name and cpu is not None:
+                    ticks[pid] = (name, cpu)
             if now:
-                self.samples.append((time.time(), now))
+                self.samples.append((t, now))
+            if ticks:
+                self.cpu.append((t, ticks))
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+    def cpu_pct(self, t_from: float, t_to: float) -> dict[str, float]:
+        """% of one core per process name (services, ``run``, ``supervisord``)
+        between the first sample at or after ``t_from`` and the last at or
+        before ``t_to``, from each process's own CPU time: a process that
+        started or ended meanwhile counts from or to its first or last sample."""
+        win = [(t, s) for t, s in self.cpu if t_from <= t <= t_to]
+        if len(win) < 2:
+            return {}
+        t0, t1 = win[0][0], win[-1][0]
+        seen: dict[int, tuple[str, int, int]] = {}  # pid -> (name, first, last ticks)
+        for _, sample in win:
+            for pid, (name, ticks) in sample.items():
+                lo = seen[pid][1] if pid in seen else ticks
+                seen[pid] = (name, lo, ticks)
+        hz = os.sysconf("SC_CLK_TCK")
+        out: dict[str, float] = {}
+        for name, lo, hi in seen.values():
+            out[name] = out.get(name, 0.0) + 100.0 * (hi - lo) / hz / (t1 - t0)
+        return {k: round(v, 2) for k, v in out.items()}
 
     def peaks_mb(self, services: list[str], t_from: float, t_to: float) -> dict[str, float]:
         """Peak MB per process while the feed streamed, and ``services``: the
@@ -461,7 +499,11 @@ def cmd_peer(args: argparse.Namespace) -> dict[str, Any]:
                 services = [s for s in args.services.split(",") if s]
                 pss_by = pss.peaks_mb(services, sc["t_first_frame_sent"],
                                       sc["t_last_frame_sent"])
-                by = hl["cpu_pct_by_service"] or cpu_by_service(res)
+                # Each process's own CPU time over the window; the harness's
+                # lifetime shares (cpu_by_service) only when none was sampled.
+                by = (hl["cpu_pct_by_service"]
+                      or pss.cpu_pct(sc["t_first_frame_sent"], sc["t_last_frame_sent"])
+                      or cpu_by_service(res))
                 cap = by.get("capture")
                 empty = [v for k, v in hl.items() if k.startswith("event_starts_in_")]
                 one["pisentry"] = {
