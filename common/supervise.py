@@ -239,6 +239,7 @@ class Foreground:
         self.pids: dict[str, int] = {}   # service -> pid, as last seen running
         self.fatal: set[str] = set()     # services already said to be FATAL
         self.exits: dict[int, int] = {}  # pidfd -> pid waited on (0: supervisord)
+        self.pidfds = True  # exits can be waited on (else every look is WATCH_BUSY apart)
 
     def run(self) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -256,7 +257,10 @@ class Foreground:
             self.proc.send_signal(signal.SIGTERM)
         # Waited on through pidfds, not Popen.wait(timeout), which polls
         # waitpid with sleeps of at most 50 ms: 30 wake-ups a second for nothing.
-        self.exits = {os.pidfd_open(self.proc.pid): 0}  # pidfd -> pid (0: supervisord)
+        try:
+            self.exits = {os.pidfd_open(self.proc.pid): 0}  # pidfd -> pid (0: supervisord)
+        except OSError:  # a kernel before 5.3, or a sandbox that forbids it: look often
+            self.pidfds = False
         try:
             with SupervisorClient.for_home(self.home, timeout=2.0) as sup:
                 period = WATCH_BUSY
@@ -291,7 +295,7 @@ class Foreground:
                 os.close(fd)
 
     def _follow(self, pid: int) -> None:
-        if pid in self.exits.values():
+        if not self.pidfds or pid in self.exits.values():
             return
         try:
             self.exits[os.pidfd_open(pid)] = pid
@@ -319,7 +323,7 @@ class Foreground:
             elif p.running and p.name in self.fatal:
                 self.fatal.discard(p.name)
                 self.console.say(f"pisentry: {p.name} is running again")
-        settled = processes and all(_settled(p) for p in processes)
+        settled = self.pidfds and bool(processes) and all(_settled(p) for p in processes)
         return WATCH_SETTLED if settled else WATCH_BUSY
 
 
