@@ -9,6 +9,7 @@ from common.messages import (
     Heartbeat,
     MessageError,
     Motion,
+    OpenEvent,
     Mute,
     PirMotion,
     Rotate,
@@ -32,6 +33,8 @@ SAMPLES = [
          frames_to_start=2, profile="night"),
     ArmState(camera="c", seq=5, ts=5.0, armed=False, changed_by="web"),
     PirMotion(camera="c", seq=7, ts=7.0, active=True),
+    OpenEvent(camera="c", seq=8, ts=8.0, event_id="e2", start=7.5, labels=["person"],
+              zones=["Driveway"], last_id="e1", last_start=1.0, last_end=3.0),
     Heartbeat(camera="c", seq=6, ts=6.0, service="detect", pid=1, started=0.0, status="ok",
               counters={"in": 1}),
 ]
