@@ -87,6 +87,24 @@ def _processed(overlays, ts: float, got: list, out) -> None:  # type: ignore[no-
             return
 
 
+def _subscribed_to(pub, topic: bytes) -> None:  # type: ignore[no-untyped-def]
+    """Wait for detect's subscription to ``topic`` to reach ``pub`` (what
+    was sent before is lost, as to any late subscriber)."""
+    deadline = time.monotonic() + 30
+    while not pub.wanted(topic):
+        assert time.monotonic() < deadline, f"detect did not subscribe to {topic!r}"
+        time.sleep(0.05)
+
+
+def _heartbeat_says(out, key: str, value: object) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if any(isinstance(m.header, Heartbeat) and m.header.counters[key] == value
+               for m in out.recv(0.2)):
+            return
+    raise AssertionError(f"no heartbeat with {key} = {value!r}")
+
+
 def _bad_frames_counted(out, n: int, got: list) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -109,10 +127,7 @@ def test_frames_in_motion_and_snapshot_out_bad_frame_dropped(service, trees: Seq
     bus = Bus(parse_config({}), Home(tmp_path))
     web = bus.publisher("web", track_subscribers=True)
     overlays = bus.subscriber(["detect"], [MotionOverlay.TOPIC], hwm=1000)
-    deadline = time.monotonic() + 30
-    while not web.wanted(Overlay.TOPIC):  # detect connected to the new endpoint
-        assert time.monotonic() < deadline, "detect did not subscribe to web"
-        time.sleep(0.05)
+    _subscribed_to(web, Overlay.TOPIC)  # the endpoint is new: detect connects to it
     web.publish(Overlay, ts=time.time(), source="test", seconds=30)
     # A frame whose payload does not match its size is dropped, not fatal.
     # Each is counted before the next frame goes: detect keeps only the
@@ -194,7 +209,7 @@ def test_disarmed_watches_nothing_until_armed_again(service, trees: Sequence, tm
                                                     ) -> None:
     frames, _ir, out, _proc = service
     bus = Bus(parse_config({}), Home(tmp_path))
-    notify = bus.publisher("notify")  # the owner of the arm state
+    notify = bus.publisher("notify", track_subscribers=True)  # the owner of the arm state
     lumas = list(iter_luma(trees))
 
     def walk_through() -> list:
@@ -206,12 +221,12 @@ def test_disarmed_watches_nothing_until_armed_again(service, trees: Sequence, tm
         return [m.header for m in got + out.recv(0.5) if isinstance(m.header, Motion)]
 
     try:
-        time.sleep(0.5)  # the notify endpoint is new: let detect connect to it
+        _subscribed_to(notify, ArmState.TOPIC)  # the endpoint is new: detect connects to it
         notify.publish(ArmState, ts=time.time(), armed=False, changed_by="web")
-        out.recv(0.5)
+        _heartbeat_says(out, "paused", True)
         assert walk_through() == []
         notify.publish(ArmState, ts=time.time(), armed=True, changed_by="web")
-        out.recv(0.5)
+        _heartbeat_says(out, "paused", False)
         for i in range(150, 200):  # a fresh background after re-arming
             frames.publish(Frame, [yuv(lumas[i])], ts=time.time(), width=160, height=120,
                            format="yuv420")
@@ -225,7 +240,7 @@ def test_tuning_applies_from_the_next_frame_and_overlay_comes_while_asked(
         service, trees: Sequence, tmp_path: Path) -> None:
     frames, _ir, out, proc = service
     bus = Bus(parse_config({}), Home(tmp_path))
-    web = bus.publisher("web")
+    web = bus.publisher("web", track_subscribers=True)
     overlays = bus.subscriber(["detect"], [MotionOverlay.TOPIC])
     lumas = list(iter_luma(trees))
 
@@ -239,7 +254,7 @@ def test_tuning_applies_from_the_next_frame_and_overlay_comes_while_asked(
         return [m for m in got if isinstance(m.header, Motion | MotionOverlay)]
 
     try:
-        time.sleep(0.5)  # the web endpoint is new: let detect connect to it
+        _subscribed_to(web, Tune.TOPIC)  # the endpoint is new: detect connects to it
         assert not [m for m in walk_through() if isinstance(m.header, MotionOverlay)], \
             "an overlay nobody asked for"
         # Nothing moves enough at the top threshold, and the overlay says so.

@@ -78,7 +78,7 @@ def test_slow_hook_is_killed_and_never_blocks(tmp_path: Path) -> None:
     runner = HookRunner(timeout=0.3, max_running=1)
     began = time.monotonic()
     assert runner.start("slow", "sleep 30", {})
-    assert time.monotonic() - began < 1.0  # started, not waited for (it sleeps 30 s)
+    assert time.monotonic() - began < 10  # started, not waited for (it sleeps 30 s)
     assert not runner.start("second", "true", {})  # over max_running: skipped
     wait_until(lambda: (runner.poll(), runner.counters["hooks_killed"] == 1)[1], 3, "kill")
     assert runner.running == [] and runner.counters["hooks_skipped"] == 1
