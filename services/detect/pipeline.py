@@ -207,21 +207,22 @@ class Detector:
     def _drop_relit(self, blobs: Blobs, frame: np.ndarray, background: np.ndarray) -> Blobs:
         """The blobs less those that are the background under moving light."""
         w, h = self.regions.size
-        keep, pixels = [], blobs.pixels
-        assert blobs.fg is not None
-        for box in blobs.boxes:
+        keep, own, pixels = [], [], blobs.pixels
+        for box, n in zip(blobs.boxes, blobs.box_pixels, strict=True):
             px = (round(box[0] * w), round(box[1] * h), max(1, round(box[2] * w)),
                   max(1, round(box[3] * h)))
             if relit(frame, background, px):
-                x, y, bw, bh = px
-                pixels -= cv2.countNonZero(blobs.fg[y:y + bh, x:x + bw])
+                # Its own blobs' pixels only, not what else lies in its
+                # rectangle (a speck, a corner of another box's blob).
+                pixels -= n
             else:
                 keep.append(box)
+                own.append(n)
         if len(keep) == len(blobs.boxes):
             return blobs
         pixels = max(0, pixels) if keep else 0
         return Blobs(keep, pixels / self.regions.active_pixels, pixels,
-                     blobs.zones if keep else [], blobs.fg)
+                     blobs.zones if keep else [], blobs.fg, own)
 
     @property
     def start_frames(self) -> int:

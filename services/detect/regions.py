@@ -65,6 +65,9 @@ class Blobs:
     pixels: int = 0
     zones: list[str] = field(default_factory=list)
     fg: np.ndarray | None = None  # the masked foreground the blobs came from
+    # Moving pixels of each box's own blobs (specks under the blob size and
+    # other boxes' blobs that reach into its rectangle are not its own).
+    box_pixels: list[int] = field(default_factory=list)
 
 
 class Regions:
@@ -113,19 +116,21 @@ class Regions:
         if not len(keep):
             return Blobs(fg=fg)
         pixels = int(keep[:, cv2.CC_STAT_AREA].sum())
-        boxes = _merge(keep[:, :4].tolist(), margin=max(2, self.size[1] // 30))
+        boxes = _merge(keep[:, :5].tolist(), margin=max(2, self.size[1] // 30))
         boxes.sort(key=lambda b: b[2] * b[3], reverse=True)
         w, h = self.size
         norm = [[round(x / w, 4), round(y / h, 4), round(bw / w, 4), round(bh / h, 4)]
-                for x, y, bw, bh in boxes[: self.max_boxes]]
+                for x, y, bw, bh, _ in boxes[: self.max_boxes]]
         zones = [z.name for z in self.zones
                  if cv2.countNonZero(cv2.bitwise_and(fg, z.mask)) >= self.min_blob]
-        return Blobs(norm, pixels / self.active_pixels, pixels, zones, fg)
+        return Blobs(norm, pixels / self.active_pixels, pixels, zones, fg,
+                     [b[4] for b in boxes[: self.max_boxes]])
 
 
 def _merge(boxes: list[list[int]], margin: int) -> list[list[int]]:
-    """Merge boxes that overlap or lie within ``margin`` of each other (the
-    pieces of one car or person), until none do."""
+    """Merge boxes ``[x, y, w, h, pixels]`` that overlap or lie within
+    ``margin`` of each other (the pieces of one car or person), until none
+    do; a merged box's pixels are the sum of its pieces'."""
     merged = True
     while merged and len(boxes) > 1:
         merged = False
@@ -136,7 +141,7 @@ def _merge(boxes: list[list[int]], margin: int) -> list[list[int]]:
                         and b[1] <= o[1] + o[3] + margin and o[1] <= b[1] + b[3] + margin):
                     x0, y0 = min(b[0], o[0]), min(b[1], o[1])
                     x1, y1 = max(b[0] + b[2], o[0] + o[2]), max(b[1] + b[3], o[1] + o[3])
-                    o[:] = [x0, y0, x1 - x0, y1 - y0]
+                    o[:] = [x0, y0, x1 - x0, y1 - y0, o[4] + b[4]]
                     merged = True
                     break
             else:

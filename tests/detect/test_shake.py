@@ -6,7 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
+from common.config import DetectConfig
 from services.detect.evalset import Sequence, iter_luma
+from services.detect.pipeline import Detector
 from services.detect.relight import relit
 from services.detect.shake import Stabiliser
 
@@ -72,3 +74,32 @@ def test_a_flat_background_never_counts_as_relit() -> None:
     background = np.full((40, 40), 100.0, np.float32)
     frame = np.full((40, 40), 180, np.uint8)
     assert not relit(frame, background, (0, 0, 40, 40))
+
+
+def test_a_relit_box_takes_away_its_own_pixels_only(trees: Sequence) -> None:
+    """Dropping a pool of light leaves the moving area of what else moves,
+    however many loose specks lie inside the pool's rectangle."""
+    background = _frames(trees, 201)[200]
+    det = Detector(DetectConfig())
+    det.process(background, 0.0)  # the working size (160x120) and regions
+    h, w = background.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    pool = 1.0 + 1.2 * np.exp(-((xx - 120) ** 2 + (yy - 60) ** 2) / (2 * 18.0 ** 2))
+    frame = np.clip(background.astype(np.float32) * pool, 0, 255).astype(np.uint8)
+    # Something standing on the left: the background's texture upside down.
+    frame[20:100, 10:40] = background[20:100, 10:40][::-1]
+    fg = np.zeros((h, w), np.uint8)
+    fg[20:100, 10:40] = 255
+    person_only = det.regions.blobs(fg.copy())
+    # The pool's edge as the detector would see it, with specks of noise
+    # inside its rectangle, each too small to be a blob.
+    cv2.circle(fg, (120, 60), 20, 255, 2)
+    for x in range(108, 134, 5):
+        for y in range(48, 74, 5):
+            fg[y, x] = 255
+    blobs = det.regions.blobs(fg)
+    assert len(blobs.boxes) == len(person_only.boxes) + 1
+    kept = det._drop_relit(blobs, frame, background.astype(np.float32))
+    assert kept.boxes == person_only.boxes
+    assert kept.pixels == person_only.pixels > 0
+    assert kept.box_pixels == person_only.box_pixels
