@@ -45,6 +45,9 @@ DOWN_STATES = frozenset({BACKOFF, EXITED, FATAL})
 TAIL_BYTES = 8192
 # What the worker logs when its setup fails (common.worker); the text after it is the reason.
 SETUP_FAILED = " cannot start: "
+# What a service prints when its config does not validate (common.cli.load_from_args):
+# a config edited while the system runs fails the next restart of a service this way.
+CONFIG_FAILED = "pisentry: config error: "
 
 
 class SupervisorUnavailable(ConnectionError):
@@ -195,7 +198,8 @@ class SupervisorClient:
         tail = self._call("tailProcessStdoutLog", name, 0, TAIL_BYTES)[0]
         # A setup error that ends the process before startsecs also sets
         # spawnerr ("Exited too quickly"): the service's own line says more.
-        if raw["spawnerr"] and f"{name}{SETUP_FAILED}" not in tail:
+        said = f"{name}{SETUP_FAILED}" in tail or CONFIG_FAILED in tail
+        if raw["spawnerr"] and not said:
             return str(raw["spawnerr"])
         return reason_from_log(tail, name) or str(raw["description"])
 
