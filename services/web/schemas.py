@@ -58,6 +58,9 @@ class ClipOut(BaseModel):
     sha256: str = Field("", description="The signed SHA-256 of the file (pisentry verify "
                                         "checks it offline); empty until signed")
     chain_seq: int = Field(-1, description="Its place in the camera's chain of signed clips")
+    missed: float = Field(0.0, description="Seconds of its event before its first frame that "
+                                           "no clip holds (the recorder was down and nobody "
+                                           "kept the video); 0 for a whole clip")
 
 
 class SnapshotOut(BaseModel):
@@ -132,7 +135,7 @@ def clip_out(c: ClipRow) -> ClipOut:
     return ClipOut(id=c.id, camera=c.camera, start=c.start, end=c.end, duration=c.duration,
                    size=c.size, day=c.day, reason=c.reason, event_id=c.event_id,
                    state=c.state, video_url=f"/api/recordings/{c.id}/video.mp4",
-                   sha256=c.sha256, chain_seq=c.chain_seq)
+                   sha256=c.sha256, chain_seq=c.chain_seq, missed=c.missed)
 
 
 def arm_out(a: Arming) -> ArmOut:

@@ -17,7 +17,7 @@ from common.catalogue import day_of
 from common.messages import Arm, Disarm, Mute, Unmute
 from common.paths import Home
 from services.web import auth
-from tests.web.conftest import API_KEY, PASSWORD, WebEnv, build_env, seed_event
+from tests.web.conftest import API_KEY, PASSWORD, WebEnv, build_env, make_mp4, seed_event
 
 LOGIN_PAGE = "/login"  # the one route the issue allows without a session
 
@@ -224,6 +224,25 @@ def test_clip_mp4_answers_range_requests(env: WebEnv) -> None:
     tail = env.client.get(url, headers={**h, "Range": "bytes=-50"})
     assert tail.status_code == 206 and tail.content == path.read_bytes()[-50:]
     assert env.client.get("/api/recordings/999/video.mp4", headers=h).status_code == 404
+
+
+def test_a_clip_says_how_much_of_its_event_nobody_held(env: WebEnv) -> None:
+    """``missed`` (the recorder was down as its event began) reaches every
+    clip listing: the clips page, one clip, and an event's clips."""
+    start = time.time() - 30
+    whole, _ = seed_event(env, "ev1", start)
+    late = make_mp4(env.ctx.media_root / "2026" / "ev2.mp4")
+    env.catalogue.upsert_event("ev2", "cam1", start + 10, end=start + 20)
+    late_id = env.catalogue.add_clip(late, "cam1", start + 11.4, "event", "ev2", missed=1.4)
+    env.catalogue.finish_clip(late, end=start + 21, duration=9.6, size=late.stat().st_size,
+                              frames=96)
+    h = env.keyed()
+    listed = {c["id"]: c["missed"] for c in
+              env.client.get("/api/recordings", headers=h).json()["items"]}
+    assert listed == {whole: 0.0, late_id: 1.4}
+    assert env.client.get(f"/api/recordings/{late_id}", headers=h).json()["missed"] == 1.4
+    assert [c["missed"] for c in env.client.get("/api/events/ev2", headers=h
+                                                ).json()["clips"]] == [1.4]
 
 
 def test_clip_outside_recordings_is_not_served(env: WebEnv) -> None:
