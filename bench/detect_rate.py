@@ -78,8 +78,12 @@ def detect_at(config: DetectConfig, seq: Sequence, frames: list[np.ndarray], kee
     answers: list[tuple[bool, object]] = []
     starts: list[int] = []
     ms = []
+    prev = -1
     for i in keep:
-        res = det.process(frames[i], i / seq.fps)
+        # Each analysed frame stands for the camera frames since the last one
+        # (Frame.skipped + 1, as capture sends it).
+        res = det.process(frames[i], i / seq.fps, frames=i - prev if prev >= 0 else 1)
+        prev = i
         ms.append(res.ms)
         if any(c.phase == "start" for c in res.changes):
             starts.append(i)
@@ -102,11 +106,13 @@ def paced_cost(seq: Sequence, frames: list[np.ndarray], keep: list[int], count: 
         det = Detector(DetectConfig())
         cpu = []
         t0 = time.monotonic()
+        prev = -1
         for i in keep[:count]:
             if paced:
                 time.sleep(max(0.0, t0 + (i - keep[0]) / seq.fps - time.monotonic()))
             t = time.thread_time()
-            det.process(frames[i], i / seq.fps)
+            det.process(frames[i], i / seq.fps, frames=i - prev if prev >= 0 else 1)
+            prev = i
             cpu.append(time.thread_time() - t)
         out[label] = round(1000 * statistics.mean(cpu[len(cpu) // 5:]), 3)  # after warm-up
     return out

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Protocol
 import cv2
 import numpy as np
 
+from services.detect.rate import per_frame, running
+
 if TYPE_CHECKING:
     from common.config import DetectConfig
 
@@ -162,7 +164,8 @@ class Mog2:
         self.frames = 0
 
 
-UNREST_ALPHA = 0.03
+UNREST_ALPHA = 0.03  # per camera frame, as every rate below
+LEARNING_ALPHA = 0.3  # while (re)building the background
 
 
 class DefaultAlgorithm:
@@ -196,6 +199,10 @@ class DefaultAlgorithm:
 
     Differences are taken in float32 (signed), never in uint8, where they
     would wrap or clip. Persistence and area filtering happen downstream.
+
+    The rates and frame counts are per camera frame; the detector sets
+    ``ratio`` (the camera frames this one stands for, ``services.detect.rate``)
+    before each frame, so they mean the same time at any analysis rate.
     """
 
     name = "default"
@@ -216,10 +223,11 @@ class DefaultAlgorithm:
         self.sigma = 0.0
         self.bg: np.ndarray | None = None
         self.dev: np.ndarray | None = None
-        self._learning = 0
+        self._learning: float = 0  # camera frames left to learn or settle
         self._fg = None  # last foreground, excluded from gain estimation
         self._last_sample: np.ndarray | None = None  # last frame's sample, for the noise
         self._unrest: float | None = None
+        self.ratio = 1  # camera frames this frame stands for, set by the detector
 
     def rebase(self) -> None:
         self.bg = None
@@ -276,8 +284,9 @@ class DefaultAlgorithm:
         rest = np.abs(diff - med).ravel()
         rest.partition(k)
         unrest = float(rest[k]) / 0.385
+        ratio = self.ratio
         self._unrest = unrest if self._unrest is None else (
-            self._unrest + UNREST_ALPHA * (unrest - self._unrest))
+            self._unrest + per_frame(UNREST_ALPHA, ratio) * (unrest - self._unrest))
         self.sigma = max(noise, self._unrest)
 
         # Contrast scales with the light on the scene (an object 25 levels off
@@ -315,15 +324,18 @@ class DefaultAlgorithm:
             return AlgoResult(np.zeros_like(fg), global_change=True)
 
         # Learn: still pixels fast, moving pixels slowly.
-        learning = self._learning > 0
+        learning = running(self._learning)
         still = cv2.bitwise_not(fg)
-        cv2.accumulateWeighted(cv2.absdiff(frame, bg), dev, 0.3 if learning else self.beta,
+        cv2.accumulateWeighted(cv2.absdiff(frame, bg), dev,
+                               per_frame(LEARNING_ALPHA if learning else self.beta, ratio),
                                mask=still)
-        cv2.accumulateWeighted(frame, bg, 0.3 if learning else self.alpha, mask=still)
+        cv2.accumulateWeighted(frame, bg,
+                               per_frame(LEARNING_ALPHA if learning else self.alpha, ratio),
+                               mask=still)
         if moving:  # (with nothing moving the masked update changes nothing)
-            cv2.accumulateWeighted(frame, bg, self.alpha_fg, mask=fg)
+            cv2.accumulateWeighted(frame, bg, per_frame(self.alpha_fg, ratio), mask=fg)
         if learning:
-            self._learning -= 1
+            self._learning -= ratio
             self._fg = None
             return AlgoResult(np.zeros_like(fg), learning=True)
         self._fg = fg

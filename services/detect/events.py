@@ -5,7 +5,8 @@
     active --(max_event_time reached)--> idle, and the background is re-based
 
 Pure logic on timestamps (capture time of each frame), so replay, tests and
-the live service behave the same. ``alert`` says whether the event meets the
+the live service behave the same. ``frames_to_start`` is camera frames: an
+analysed frame counts for the ``ratio`` it stands for (``services.detect.rate``). ``alert`` says whether the event meets the
 alerting conditions (touched a required zone, has a confirmed label); it can
 become true during an event, which sends an update.
 """
@@ -16,6 +17,8 @@ import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from services.detect.rate import reached
 
 if TYPE_CHECKING:
     from common.config import DetectConfig
@@ -71,7 +74,8 @@ class EventMachine:
         self.required_loiter = {z.name for z in config.zones if z.required and z.loiter_seconds}
         self.required_lines = {ln.name for ln in config.lines if ln.required}
         self.require_label = config.confirm.require_label and config.confirm.method != "none"
-        self.streak = 0
+        self.streak: float = 0  # camera frames of motion in a row
+        self.ratio = 1  # camera frames this frame stands for, set by the detector
         self.cooldown_until = float("-inf")
         self.event: _Event | None = None
         self.rebase_requested = False
@@ -87,10 +91,10 @@ class EventMachine:
         ev = self.event
         if ev is None:
             if moving and ts >= self.cooldown_until:
-                self.streak += 1
+                self.streak += self.ratio if self.streak else 1
             else:
                 self.streak = 0
-            if self.streak < self.frames_to_start:
+            if not reached(self.streak, self.frames_to_start):
                 return False, changes
             ev = self.event = _Event(new_event_id(ts), ts, ts, ts, boxes, area, score,
                                      set(zones))

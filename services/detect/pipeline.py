@@ -10,7 +10,12 @@ runs on the camera:
             loitering, line crossing) -> event machine
          -> optional confirmation on the motion regions only
 
-No sockets here; the caller passes capture timestamps.
+No sockets here; the caller passes capture timestamps, and how many camera
+frames each frame stands for (``frames``: 2 for every 2nd frame of a 30 fps
+camera analysed at 15, ``capture.lores_fps``). The constants downstream are
+per camera frame and every stage converts them with it
+(``services.detect.rate``), so a camera analysed below its rate holds,
+learns and confirms over the same time as on every frame.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import numpy as np
 from services.detect.algorithms import AlgoResult, MotionAlgorithm, make_algorithm
 from services.detect.confirm import Confirmer, make_confirmer
 from services.detect.events import EventChange, EventMachine
+from services.detect.rate import MAX_RATIO, running
 from services.detect.regions import Blobs, Regions, working_size
 from services.detect.relight import relit
 from services.detect.shake import Stabiliser
@@ -83,14 +89,14 @@ class Detector:
         self.health = CameraHealth(config.camera_health) if config.camera_health.enabled else None
         self.night = False  # the IR light is on (set by the service from the IR controller)
         self._frame_shape: tuple[int, int] | None = None
-        self._suppress = 0
+        self._suppress: float = 0  # camera frames left to report no motion
         self._next_confirm = float("-inf")
         self.confirm_seconds = 0.0  # CPU spent in confirmation, for the benchmark
         self.confirm_runs = 0
 
     def rebase(self, settle_frames: int = 0) -> None:
         """New background from the next frame; report no motion for
-        ``settle_frames`` frames (the IR illuminator just switched)."""
+        ``settle_frames`` camera frames (the IR illuminator just switched)."""
         self.algorithm.rebase()
         self.stabiliser.reset()
         self.tracker.reset()
@@ -124,12 +130,16 @@ class Detector:
         self.tune(config.min_pixel_delta_trigger, config.min_trigger_area, config.frames_to_start)
 
     def process(self, luma: np.ndarray, ts: float,
-                image: Callable[[], np.ndarray] | None = None) -> FrameResult:
+                image: Callable[[], np.ndarray] | None = None, frames: int = 1) -> FrameResult:
         """One frame's luma plane (uint8, h x w). ``image`` returns the best
-        picture available for confirmation (BGR or gray), only when needed."""
+        picture available for confirmation (BGR or gray), only when needed.
+        ``frames``: the camera frames this one stands for (itself and those
+        not analysed since the last one)."""
         t0 = time.perf_counter()
         if luma.ndim != 2 or luma.dtype != np.uint8:
             raise ValueError(f"want a uint8 luma plane, got {luma.dtype} {luma.shape}")
+        if not 1 <= frames <= MAX_RATIO:
+            raise ValueError(f"a frame stands for 1 to {MAX_RATIO} camera frames, not {frames}")
         h, w = luma.shape
         if self._frame_shape != (h, w):
             if self._frame_shape is not None:
@@ -140,6 +150,10 @@ class Detector:
             self.tracker = Tracker(self.config, self.regions.zones)
             self.tracker.min_hits = self.frames_to_start + 1
             self.algorithm.rebase()
+        # Every stage's constants are per camera frame (services.detect.rate).
+        self.tracker.ratio = self.events.ratio = self.stabiliser.ratio = frames
+        if hasattr(self.algorithm, "ratio"):
+            self.algorithm.ratio = frames
         size = self.regions.size
         small = luma if (w, h) == size else cv2.resize(luma, size, interpolation=cv2.INTER_AREA)
         seen = small
@@ -167,9 +181,10 @@ class Detector:
         background = getattr(self.algorithm, "bg", None)
         if blobs.boxes and self.user is None and background is not None:
             blobs = self._drop_relit(blobs, small, background)
-        quiet = result.global_change or result.learning or self._suppress > 0
-        if self._suppress > 0:
-            self._suppress -= 1
+        suppressed = running(self._suppress)
+        quiet = result.global_change or result.learning or suppressed
+        if suppressed:
+            self._suppress -= frames
         trigger = self.min_trigger_area
         if self.user is not None:
             moving = blobs.pixels > 0

@@ -24,6 +24,8 @@ from functools import cache
 import cv2
 import numpy as np
 
+from services.detect.rate import per_frame
+
 MIN_GAIN = 0.7  # the best shift's mismatch over that of no shift, at most
 
 
@@ -76,7 +78,9 @@ def _shift(ref: np.ndarray, cur: np.ndarray, max_shift: int) -> float:
 class Stabiliser:
     """Per camera. ``align`` returns the working image moved back onto the
     reference, and the margin (px) along each edge that has no real
-    picture after the move (the caller ignores motion there)."""
+    picture after the move (the caller ignores motion there). ``alpha`` is
+    per camera frame; the detector sets ``ratio`` (``services.detect.rate``)
+    so the reference follows over the same time at any analysis rate."""
 
     def __init__(self, max_shift: int = 5, alpha: float = 0.003, min_shift: float = 0.3) -> None:
         self.max_shift = max_shift
@@ -86,6 +90,7 @@ class Stabiliser:
         self.ref_rows: np.ndarray | None = None
         self.frames = 0
         self.shift = (0.0, 0.0)
+        self.ratio = 1  # camera frames this frame stands for, set by the detector
 
     def reset(self) -> None:
         self.ref_cols = self.ref_rows = None
@@ -112,9 +117,10 @@ class Stabiliser:
             # front of the camera, or the camera really moved). Leave it.
             dx = dy = 0.0
         self.shift = (dx, dy)
-        # Quicker at first, so the reference settles within seconds of a rebase.
+        # Quicker at first, so the reference settles within seconds of a rebase
+        # (the mean of the profiles so far: a count of frames at any rate).
         self.frames += 1
-        alpha = max(self.alpha, 1.0 / (self.frames + 1))
+        alpha = max(per_frame(self.alpha, self.ratio), 1.0 / (self.frames + 1))
         for ref, cur in ((self.ref_cols, cols), (self.ref_rows, rows)):
             ref *= 1.0 - alpha
             ref += alpha * cur

@@ -4,6 +4,10 @@ A greedy nearest-centre tracker on the detector's boxes (normalised
 ``[x, y, w, h]``), frame to frame. A box joins the track whose last box is
 nearest, when the centres are closer than the larger box's diagonal and the
 sizes are alike; a track lives through ``MAX_MISSES`` frames without a box.
+Frame counts here (``MAX_MISSES``, ``min_hits``) are camera frames: an
+analysed frame counts for the ``ratio`` camera frames it stands for
+(``services.detect.rate``), so a track lives and is confirmed over the same
+time analysed at 15 fps as at the camera's 30.
 
 What it is for: a person or a car moves less than its own size from one
 frame to the next and keeps its size, so it makes one track that lasts and
@@ -33,6 +37,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from services.detect.rate import reached
+
 if TYPE_CHECKING:
     from common.config import DetectConfig
     from services.detect.regions import Zone
@@ -55,8 +61,8 @@ class Track:
     first_center: tuple[float, float]
     first_area: float
     box: list[float]
-    hits: int = 1
-    misses: int = 0
+    hits: float = 1  # the first box, then ``ratio`` camera frames a box
+    misses: float = 0  # camera frames since its last box
     confirmed: bool = False
     entered: dict[str, float] = field(default_factory=dict)  # zone -> ts the ground point went in
     loitered: set[str] = field(default_factory=set)
@@ -123,6 +129,7 @@ class Tracker:
         self.tracks: list[Track] = []
         self._next_id = 1
         self._last_confirmed = float("-inf")
+        self.ratio = 1  # camera frames this frame stands for, set by the detector
 
     def reset(self) -> None:
         self.tracks = []
@@ -157,8 +164,8 @@ class Tracker:
             self._hit(self.tracks[ti], ts, boxes[bi], news)
         for ti, tr in enumerate(self.tracks):
             if ti not in matched:
-                tr.misses += 1
-        self.tracks = [t for t in self.tracks if t.misses <= MAX_MISSES]
+                tr.misses += self.ratio
+        self.tracks = [t for t in self.tracks if not reached(t.misses, MAX_MISSES + 1)]
         for bi in free:
             box = boxes[bi]
             tr = Track(self._next_id, ts, ts, (box[0] + box[2] / 2, box[1] + box[3] / 2),
@@ -182,9 +189,9 @@ class Tracker:
     def _hit(self, tr: Track, ts: float, box: list[float], news: TrackNews) -> None:
         before = tr.ground
         tr.box, tr.last_ts, tr.misses = list(box), ts, 0
-        tr.hits += 1
+        tr.hits += self.ratio
         tr.ground = self._ground(box)
-        if not tr.confirmed and tr.hits >= self.min_hits:
+        if not tr.confirmed and reached(tr.hits, self.min_hits):
             cx, cy = tr.center
             travelled = max(abs(cx - tr.first_center[0]), abs(cy - tr.first_center[1]))
             growth = max(_area(box) / tr.first_area, tr.first_area / _area(box))
