@@ -12,6 +12,9 @@ and on the frames a cap of ``--cap`` fps lets through (every 2nd of the 30 fps
 highway at 15; a 15 fps sequence is unchanged and reported as such). Each
 camera frame is scored with the answer of the last analysed frame at or before
 it, which is what an event's span gives every frame between two analysed ones.
+Each analysed frame is passed with the camera frames it stands for
+(``Detector.process(frames=...)``, what capture's ``Frame.skipped`` tells the
+service), so the detector's per-frame constants keep their time.
 
 Onset latency, offline: for each ground-truth onset (the first positive frame
 after at least ``--onset-gap`` s without one, outside an open event), the

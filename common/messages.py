@@ -85,6 +85,10 @@ class Frame(Header):
     width: int
     height: int
     format: str
+    # Camera frames capture did not send since the last one (capture.lores_fps
+    # below the camera's rate, a JPEG it could not decode): detection's
+    # constants are per camera frame, so it counts this one as skipped + 1.
+    skipped: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -113,6 +113,7 @@ class CaptureService(Worker):
         # Unset capture.fps: every frame the camera sends.
         self._rate = RateLimit(c.fps) if c.fps else None
         self._lores_rate = RateLimit(c.lores_fps) if c.lores_fps else None
+        self._lores_skipped = 0  # camera frames since the last lores one (Frame.skipped)
         self._gray_scale: tuple[tuple[int, int], int] | None = None  # (JPEG size, DCT scale)
         self._sized: tuple[bytes | None, tuple[int, int]] = (None, (0, 0))  # (JPEG, its size)
         r = self.config.record
@@ -205,6 +206,7 @@ class CaptureService(Worker):
         # for a new subscriber (then tick gets to it, in order).
         live = encoding and not (self.preroll and self.preroll.newer_than(
             self._encoded_pts, 2)[:-1])
+        self._lores_skipped += 1  # until it is sent (a JPEG that fails to decode is not)
         try:
             if self._lores_rate is None or self._lores_rate.take(cap.ts):
                 # A camera JPEG's lores is its grey DCT-domain decode whether or
@@ -259,7 +261,8 @@ class CaptureService(Worker):
             lores, fmt = pictures.to_i420(main, c.lores_width, c.lores_height), "yuv420"
         height = lores.shape[0] * 2 // 3 if fmt == "yuv420" else lores.shape[0]
         self.frames_pub.publish(Frame, [lores], ts=cap.ts, width=lores.shape[1], height=height,
-                                format=fmt)
+                                format=fmt, skipped=self._lores_skipped - 1)
+        self._lores_skipped = 0
         return main
 
     def _main_for_h264(self, cap: Captured) -> Any:

@@ -49,6 +49,7 @@ from services.detect.events import EventChange
 from services.detect.pipeline import Detector, FrameResult
 from services.detect.pir_vote import PirVote
 from services.detect.profiles import DAY, NIGHT, Active, ProfileSwitch, is_night, profile_config
+from services.detect.rate import MAX_RATIO
 from services.detect.regions import Regions
 from services.detect.snapshot import annotate, encode_jpeg, lores_to_bgr
 from services.detect.tamper import Finding
@@ -73,6 +74,9 @@ def frame_pixels(header: Frame, payload: list[memoryview]) -> np.ndarray:
     if header.width <= 0 or header.height <= 0 or (header.format == "yuv420"
                                                    and header.height % 2):
         raise BadFrame(f"bad size {header.width}x{header.height} for {header.format}")
+    if not 0 <= header.skipped < MAX_RATIO:
+        raise BadFrame(f"skipped={header.skipped}: capture skips 0 to {MAX_RATIO - 1} camera "
+                       "frames between two")
     want = int(header.width * header.height * per)
     got = sum(len(p) for p in payload)
     if len(payload) != 1 or got != want:
@@ -233,7 +237,8 @@ class DetectService(Worker):
             luma = cv2.cvtColor(pixels.reshape(h.height, h.width, 3), cv2.COLOR_BGR2GRAY)
         else:  # gray, or I420 whose first `height` rows are the luma plane
             luma = pixels[: h.width * h.height].reshape(h.height, h.width)
-        res = self.detector.process(luma, h.ts, image=lambda: self._picture(h.ts))
+        res = self.detector.process(luma, h.ts, image=lambda: self._picture(h.ts),
+                                    frames=h.skipped + 1)
         self.stats["ms_last"] = round(res.ms, 3)
         for change in self.pir_vote.frame(self.clock(), h.ts, res.raw, res.changes):
             self._send(change, res.fg)

@@ -312,6 +312,9 @@ def test_unset_size_and_rate_follow_the_camera_and_detection_can_run_below_it():
             lores, packets = _read_stream(pipeline, raw, 4)
             log = _capture_log(pipeline)
     assert 4 <= _rate(lores) <= 6, _rate(lores)  # detection at lores_fps
+    # Each says how many camera frames went by unsent (detection counts them).
+    assert statistics.median(m.header.skipped for m in lores) == 5, [
+        m.header.skipped for m in lores]
     # The video at the camera's rate (30 fps: not capped at 15), by the
     # period between most frames: a loaded machine delays a few.
     period = _median_period(packets, lambda h: h.pts / 1e6)

@@ -14,6 +14,25 @@ def test_defaults_run_anywhere():
     assert not config.notify.telegram.enabled
 
 
+def test_detection_runs_at_15_fps_by_default_and_a_15_fps_camera_keeps_every_frame():
+    """capture.lores_fps is 15 unless set: capture's limit lets every 2nd
+    frame of a 30 fps camera through to detection, and every frame of a
+    15 fps one, on time or up to 10 ms early or late (a network camera's
+    jitter); 0 still analyses every frame."""
+    from services.capture.sources import RateLimit
+
+    config = parse_config({})
+    assert config.capture.lores_fps == 15
+    assert "15 fps or less is unchanged" in type(config.capture).model_fields[
+        "lores_fps"].description
+    limit = RateLimit(config.capture.lores_fps)
+    assert [i for i in range(60) if limit.take(100 + i / 30)] == list(range(0, 60, 2))
+    limit = RateLimit(config.capture.lores_fps)
+    jitter = [0.0, 0.01, -0.01, 0.004, -0.007, 0.009, -0.01, 0.0]
+    assert all(limit.take(100 + i / 15 + jitter[i % 8]) for i in range(60))
+    assert parse_config({"capture": {"lores_fps": 0}}).capture.lores_fps == 0
+
+
 @pytest.mark.parametrize("text, key", [
     ("[detect]\nmin_trigger_areaa = 0.1\n", "detect.min_trigger_areaa: unknown key"),
     ("[capture]\nfps = 'fast'\n", "capture.fps:"),

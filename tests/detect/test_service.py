@@ -138,6 +138,11 @@ def test_frames_in_motion_and_snapshot_out_bad_frame_dropped(service, trees: Seq
     frames.publish(LiveFrame, [b"\x00" * 7], ts=time.time(), width=320, height=240,
                    format="bgr24")
     _bad_frames_counted(out, 2, got)
+    # A frame said to follow -1 skipped camera frames: detection's timing
+    # cannot count it (capture.lores_fps, Frame.skipped).
+    frames.publish(Frame, [yuv(lumas[0])], ts=time.time(), width=160, height=120,
+                   format="yuv420", skipped=-1)
+    _bad_frames_counted(out, 3, got)
     for i in list(range(150, 200)) + list(range(200, 262)):
         ts = 1000.0 + i / 15
         sent_ts[i] = ts
@@ -184,7 +189,7 @@ def test_frames_in_motion_and_snapshot_out_bad_frame_dropped(service, trees: Seq
     deadline = time.monotonic() + 10
     while not beats and time.monotonic() < deadline:  # the next heartbeat
         beats = [m.header for m in out.recv(0.2) if isinstance(m.header, Heartbeat)]
-    assert beats and beats[-1].counters["bad_frames"] == 2
+    assert beats and beats[-1].counters["bad_frames"] == 3
 
 
 def test_ir_switch_rebases_without_an_event(service, trees: Sequence) -> None:
