@@ -2,9 +2,13 @@
 
 ultrafast + zerolatency: one access unit out per frame in, no lookahead, so
 the recorder and the live view see a frame as soon as it is captured. A
-keyframe every ``keyframe_interval`` seconds, no scene-cut keyframes (GOPs are
-what the recorder's pre-roll counts), and SPS/PPS repeated before every
-keyframe so a late subscriber can start at the next one.
+keyframe every ``keyframe_interval`` seconds of the frames' own timestamps
+(the frame nearest each interval), not every N frames counted from the rate
+assumed at the start: a camera that sends more or fewer frames than said
+(a url camera at 30 fps configured for 15, a rate that sags in the dark)
+still gets a keyframe a second. No scene-cut keyframes (GOPs are what the
+pre-roll rings count), and SPS/PPS repeated before every keyframe so a late
+subscriber can start at the next one.
 """
 
 from __future__ import annotations
@@ -22,7 +26,11 @@ class H264Encoder:
                  bitrate: int = 2_000_000, full_range: bool = False) -> None:
         import av
 
+        # x264 is told no interval of its own: the keyframes are asked for here.
         gop = max(1, round(fps * keyframe_interval))
+        self._key_us = round(keyframe_interval * US)
+        self._last_key: int | None = None  # pts of the last keyframe
+        self._last_pts: int | None = None
         self._ctx = av.CodecContext.create("libx264", "w")
         self._ctx.width, self._ctx.height = width, height
         self._ctx.pix_fmt = "yuv420p"
@@ -30,13 +38,13 @@ class H264Encoder:
             self._ctx.color_range = av.video.reformatter.ColorRange.JPEG
         self._ctx.time_base = Fraction(1, US)
         self._ctx.framerate = Fraction(fps).limit_denominator(1000)
-        self._ctx.gop_size = gop
+        self._ctx.gop_size = gop * 100  # a bound libavcodec wants; keyint below rules
         self._ctx.bit_rate = bitrate
         self._ctx.thread_count = 1  # a Pi has few cores and other services need them
         self._ctx.options = {
             "preset": "ultrafast",
             "tune": "zerolatency",
-            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:repeat-headers=1",
+            "x264-params": "keyint=infinite:min-keyint=1:scenecut=0:repeat-headers=1",
             "forced-idr": "1",  # an asked-for keyframe is an IDR: a stream can start there
         }
         self.width, self.height, self.fps = width, height, fps
@@ -60,9 +68,21 @@ class H264Encoder:
 
         frame = av.VideoFrame.from_numpy_buffer(i420, format="yuv420p")
         frame.pts = pts_us
-        if keyframe:
+        if keyframe or self._key_due(pts_us):
             frame.pict_type = av.video.frame.PictureType.I
-        return [(bytes(p), bool(p.is_keyframe)) for p in self._ctx.encode(frame)]
+        units = [(bytes(p), bool(p.is_keyframe)) for p in self._ctx.encode(frame)]
+        if any(key for _, key in units):  # zerolatency: this frame's own unit
+            self._last_key = pts_us
+        return units
+
+    def _key_due(self, pts_us: int) -> bool:
+        """Whether this frame is the one nearest the next interval's end
+        (half a frame early is nearer than half a frame late)."""
+        last, self._last_pts = self._last_pts, pts_us
+        if self._last_key is None:
+            return True
+        half_frame = (pts_us - last) // 2 if last is not None else 0
+        return pts_us - self._last_key + half_frame >= self._key_us
 
     def close(self) -> list[tuple[bytes, bool]]:
         return [(bytes(p), bool(p.is_keyframe)) for p in self._ctx.encode(None)]
