@@ -1,5 +1,9 @@
 """The pre-roll: an in-memory ring of complete GOPs.
 
+Two keep one: the recorder (what it has seen, for the clips it cuts) and
+capture (a camera whose h264 is made all the time: what a recorder that
+subscribes, a restarted one too, gets first; ``services.capture.h264ring``).
+
 Nothing of the pre-roll touches the card: packets live here until an event
 asks for them. The ring keeps whole GOPs (each starts with a keyframe) so a
 clip cut from it always starts on a keyframe, and it is bounded twice: in
@@ -28,7 +32,7 @@ class Packet:
     width: int
     height: int
     fps: float
-    replay: bool = False  # capture's pre-roll, encoded when we subscribed
+    replay: bool = False  # capture's pre-roll, sent again when we subscribed
 
 
 class GopRing:
@@ -71,6 +75,19 @@ class GopRing:
         for gop in list(self._gops)[chosen:]:
             out.extend(gop)
         return out
+
+    def after(self, pts: int, limit: int | None = None) -> list[Packet]:
+        """The oldest ``limit`` packets (all by default) with a ``pts`` after
+        ``pts``, oldest first (all that are held when ``pts`` is older)."""
+        out: list[Packet] = []
+        for gop in reversed(self._gops):  # what is asked for is at the new end
+            for pkt in reversed(gop):
+                if pkt.pts <= pts:
+                    out.reverse()
+                    return out if limit is None else out[:limit]
+                out.append(pkt)
+        out.reverse()
+        return out if limit is None else out[:limit]
 
     def clear(self) -> None:
         self._gops.clear()

@@ -105,11 +105,12 @@ class VideoPacket(Header):
     """One h264 access unit. ``pts`` is the capture time in microseconds on
     the producer's monotonic clock; SPS/PPS precede every keyframe.
 
-    ``replay``: a frame captured before the latest subscription, encoded
+    ``replay``: a frame captured before the latest subscription, sent again
     from capture's pre-roll when someone subscribed (see ``VideoSupply``).
     A replay starts on a keyframe, and the first frame after it is a
-    keyframe: a subscriber that was already there (or wants only live
-    video) drops replayed packets and goes on at that keyframe."""
+    keyframe (but from the Pi camera's own encoder, which goes on in the GOP
+    the replay ends in): a subscriber that was already there (or wants only
+    live video) drops replayed packets and goes on without a hole."""
 
     TOPIC: ClassVar[bytes] = b"h264/"
     pts: int
@@ -124,12 +125,14 @@ class VideoPacket(Header):
 class VideoSupply(Header):
     """How capture makes h264, every second on the video endpoint.
 
-    ``preroll`` > 0: capture keeps that many seconds of the camera's own
-    frames (a camera that sends JPEGs) and encodes h264 only while someone
-    subscribes to ``h264/``; each new subscription first gets the pre-roll
-    as ``replay`` packets. A recorder then subscribes only while it writes.
-    0: h264 is made anyway (a camera that encodes it itself) or there is no
-    pre-roll to give: a recorder stays subscribed and keeps its own."""
+    ``preroll`` > 0: capture keeps that many seconds of pre-roll: a camera
+    that sends JPEGs as its own JPEGs (h264 encoded only while someone
+    subscribes to ``h264/``), any other as h264 GOPs (the encoder always
+    runs); each new subscription first gets the pre-roll as ``replay``
+    packets. A recorder then subscribes only while it writes, and one that
+    was down gets the seconds it missed. 0: there is no pre-roll to give (no
+    recorder configured): a recorder that comes stays subscribed and keeps
+    its own."""
 
     TOPIC: ClassVar[bytes] = b"videosupply/"
     preroll: float

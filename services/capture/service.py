@@ -39,11 +39,13 @@ from typing import Any
 import cv2
 
 from common.bus import Message, Publisher
+from common.gopring import Packet
 from common.messages import Brightness, Frame, LiveFrame, SelfTest, VideoPacket, VideoSupply
 from common.worker import SetupError, Worker
 from services.capture import frames as pictures
 from services.capture import jpeg as jpegs
 from services.capture.encoder import H264Encoder
+from services.capture.h264ring import H264Ring
 from services.capture.passerby import PasserBy
 from services.capture.preroll import JpegRing, Shot
 from services.capture.reader import SourceReader
@@ -67,6 +69,15 @@ PREROLL_SLACK = 2.0
 # Encoding the pre-roll for a new subscriber: at most this long at a time,
 # so live frames (detection's) are never held up by more.
 CATCH_UP_SECONDS = 0.01
+# A camera whose h264 is kept here as h264 (``h264ring``) keeps this much more:
+# a recorder restarted mid-event (supervisord respawns it, its start takes
+# 0.6-2.4 s to the first packet, bench/notes.md) gets the seconds it was down
+# too. At 2 Mbit/s 5 s are 1.25 MB.
+RESTART_SECONDS = 5.0
+# A replay goes out this share of the subscriber's queue (bus.video_hwm) at a
+# time, REPLAY_PAUSE apart: what does not fit a PUB socket's queue is dropped.
+REPLAY_BURST_SHARE = 4
+REPLAY_PAUSE = 0.05
 SUPPLY_PERIOD = 1.0
 FPS_WINDOW_SECONDS = 2.0  # the processed rate is measured over this long
 
@@ -124,6 +135,12 @@ class CaptureService(Worker):
         self._keep_preroll = "record" in self.config.general.services
         self._preroll_args = (r.rec_sec_before + PREROLL_SLACK,
                               int(r.preroll_max_mb * 1024 * 1024))
+        # A camera whose h264 is made all the time (its own, or ours while a
+        # recorder is configured): the pre-roll as h264, made at the first frame.
+        self.h264ring: H264Ring | None = None
+        self._h264ring_args = (r.rec_sec_before + PREROLL_SLACK + RESTART_SECONDS,
+                               int(r.preroll_max_mb * 1024 * 1024))
+        self._burst = max(10, self.config.bus.video_hwm // REPLAY_BURST_SHARE)
         self._encoded_pts = -1  # the pre-roll's frames after this are still to encode
         self._replay_until = -1  # frames up to this pts are a replay for a new subscriber
         self._key_after: int | None = None  # the first frame after this pts: a keyframe
@@ -144,10 +161,13 @@ class CaptureService(Worker):
         self._publish_camera_packets()
         if now >= self._next_supply:
             self._next_supply = now + SUPPLY_PERIOD
+            kept = self.preroll or self.h264ring
             self.video_pub.publish(VideoSupply, ts=now, encoding=self.encoder is not None,
-                                   preroll=self.preroll.seconds if self.preroll else 0.0)
+                                   preroll=kept.seconds if kept else 0.0)
         if self._h264_wanted and self._catch_up(CATCH_UP_SECONDS):
             return 0.0  # more pre-roll to encode: straight back after any live frame
+        if self.h264ring is not None and self._send_h264():
+            return REPLAY_PAUSE  # a replay under way: the rest after a pause
         # A camera that encodes h264 itself hands its packets over a queue:
         # look again soon rather than at the default wait.
         return 0.02 if getattr(self.source, "packets", None) is not None else None
@@ -197,6 +217,9 @@ class CaptureService(Worker):
             self._skipped += 1
             return
         main = None
+        if cap.jpeg is None and self._keep_preroll and self.h264ring is None \
+                and self.preroll is None:
+            self.h264ring = H264Ring(*self._h264ring_args)
         encoding = self._encoding()
         if cap.jpeg is not None and self._keep_preroll:
             if self.preroll is None:
@@ -322,6 +345,10 @@ class CaptureService(Worker):
         if self.source.encodes_h264:
             return False
         self._h264_wanted, joined = self.video_pub.interest(VideoPacket.TOPIC)
+        if self.h264ring is not None:  # the encoder runs for the ring
+            if joined:
+                self._replay_h264()
+            return True
         if self._h264_wanted:
             if joined:
                 self._restart_for_newcomer()
@@ -333,7 +360,9 @@ class CaptureService(Worker):
 
     def _restart_for_newcomer(self) -> None:
         newest = self.preroll.newest if self.preroll else None
-        if newest is None:  # no pre-roll here: the newcomer starts at the next keyframe
+        if newest is None:  # no pre-roll here: the newcomer starts at a keyframe made now
+            if self.encoder is not None:  # (a new encoder's first frame is one anyway)
+                self._key_after = self._encoded_pts
             return
         if self.encoder is not None:
             self.encoder.close()
@@ -343,6 +372,34 @@ class CaptureService(Worker):
         self._replays += 1
         log.info("h264 subscriber joined: %.1f s of pre-roll (%d frames) first",
                  self.preroll.span, len(self.preroll))
+
+    def _replay_h264(self) -> None:
+        """A new h264 subscriber: the ring first, then live from a keyframe
+        made at once, so one that was there already (it drops the replay)
+        does not wait a keyframe interval either."""
+        assert self.h264ring is not None
+        if not self.h264ring.join():
+            if self.encoder is not None:
+                self._key_after = self._encoded_pts
+            return
+        self._key_after = self.h264ring.replay_until
+        self._replays += 1
+        log.info("h264 subscriber joined: %.1f s of h264 pre-roll (%d bytes) first",
+                 self.h264ring.ring.span, self.h264ring.ring.bytes)
+
+    def _send_h264(self) -> bool:
+        """Send what the h264 ring has not sent yet (a replay ``_burst``
+        units at a time); whether more waits. Nothing goes out while nobody
+        subscribes."""
+        ring = self.h264ring
+        assert ring is not None
+        for pkt in ring.due(self._burst):
+            if self._h264_wanted:
+                self.video_pub.publish(VideoPacket, [pkt.data], ts=pkt.ts, pts=pkt.pts,
+                                       keyframe=pkt.keyframe, width=pkt.width,
+                                       height=pkt.height, fps=pkt.fps,
+                                       replay=ring.is_replay(pkt))
+        return ring.pending
 
     def _catch_up(self, budget: float) -> bool:
         """Encode pre-roll frames still waiting, for about ``budget``
@@ -385,6 +442,12 @@ class CaptureService(Worker):
         units = encode(main, pts_us, keyframe=key)
         self._encode_ms = 0.9 * self._encode_ms + 100 * (time.perf_counter() - started)
         self._encoded_pts = pts_us
+        if self.h264ring is not None:
+            for unit, keyframe in units:
+                self.h264ring.add(Packet(unit, pts_us, ts, keyframe, width, height,
+                                         self.encoder.fps))
+            self._send_h264()
+            return
         for unit, keyframe in units:
             self.video_pub.publish(VideoPacket, [unit], ts=ts, pts=pts_us, keyframe=keyframe,
                                    width=width, height=height, fps=self.encoder.fps,
@@ -414,13 +477,28 @@ class CaptureService(Worker):
         width, height = self.source.size or (0, 0)
         fps = self.source.fps or SYNTHETIC_FPS
         offset = time.time() - time.monotonic()
+        self._h264_wanted, joined = self.video_pub.interest(VideoPacket.TOPIC)
+        if self._keep_preroll and self.h264ring is None:
+            self.h264ring = H264Ring(*self._h264ring_args)
+        if joined and self.h264ring is not None:
+            # The camera's encoder is not asked for a keyframe: the live units
+            # go on in the GOP the replay ends in, which a subscriber that
+            # was there already has too.
+            self.h264ring.join()
+            self._replays += 1
         while True:
             try:
                 unit, keyframe, pts_us = packets.get_nowait()
             except queue.Empty:
-                return
-            self.video_pub.publish(VideoPacket, [unit], ts=offset + pts_us / 1e6, pts=pts_us,
+                break
+            ts = offset + pts_us / 1e6
+            if self.h264ring is not None:
+                self.h264ring.add(Packet(unit, pts_us, ts, keyframe, width, height, fps))
+                continue
+            self.video_pub.publish(VideoPacket, [unit], ts=ts, pts=pts_us,
                                    keyframe=keyframe, width=width, height=height, fps=fps)
+        if self.h264ring is not None:
+            self._send_h264()
 
     def _annotate_in_place(self, img: Any, ts: float | None = None) -> None:
         ts = time.time() if ts is None else ts
@@ -433,14 +511,15 @@ class CaptureService(Worker):
         window = self._fps_window
         fps = (len(window) - 1) / (window[-1] - window[0]) if len(window) > 1 and \
             window[-1] > window[0] else 0.0
+        kept = self.preroll or (self.h264ring.ring if self.h264ring else None)
         self.degraded = "" if self.reader.state == "streaming" else \
             f"source {self.reader.state}: {self.reader.last_error}"
         return {"frames": self._frames, "fps": round(fps, 2), "source": self.reader.state,
                 "reconnects": self.reader.reconnects, "stale": self.reader.frames.replaced,
                 "skipped": self._skipped, "bad_jpegs": self._bad_jpegs,
                 "encoding": self.encoder is not None, "encode_ms": round(self._encode_ms, 2),
-                "preroll_s": round(self.preroll.span, 1) if self.preroll else 0.0,
-                "preroll_bytes": self.preroll.bytes if self.preroll else 0,
+                "preroll_s": round(kept.span, 1) if kept else 0.0,
+                "preroll_bytes": kept.bytes if kept else 0,
                 "replays": self._replays}
 
     def drain(self) -> None:

@@ -23,9 +23,10 @@ time-outs.
 After a gap in the stream (``gap != 0``) nothing is used until the next
 keyframe: a clip never holds frames whose references are lost.
 
-Video on demand. When capture keeps the pre-roll itself (a camera that sends
-JPEGs; ``VideoSupply.preroll`` > 0, told with ``supply``), h264 is encoded
-only while someone subscribes, so the recorder asks for video
+Video on demand. When capture keeps the pre-roll itself (``VideoSupply.preroll``
+> 0, told with ``supply``: a camera that sends JPEGs, kept as its JPEGs and
+h264 encoded only while someone subscribes; any other, kept as h264), the
+recorder asks for video
 (``wants_video``) only while it has a clip to write (always in continuous
 mode). A new subscription gets capture's pre-roll first (``replay``
 packets): an event clip waits until the video reaches the event's start,
@@ -55,9 +56,9 @@ import av
 
 from common.catalogue import CatalogueWriter
 from common.fmp4 import Fmp4Writer, KeyframeGate
+from common.gopring import GopRing, Packet
 from common.messages import Motion, OpenEvent
 from services.record.naming import clip_path, next_boundary
-from services.record.ring import GopRing, Packet
 
 if TYPE_CHECKING:
     from common.config import RecordConfig
@@ -178,11 +179,14 @@ class Recorder:
         self.gate.restart()
 
     def on_video(self, pkt: Packet, gap: int = 0) -> None:
-        if pkt.replay and not self.replay_ok:
-            # Someone else subscribed: we have this stretch already, and the
-            # live video goes on at a keyframe.
+        newest = self.ring.newest
+        if pkt.replay and (not self.replay_ok or (newest is not None and pkt.pts <= newest.pts)):
+            # Someone else subscribed (or a second replay came before any live
+            # packet): we have this stretch already. The live video after it
+            # goes on in the GOP we hold (capture's h264 ring: the encoder
+            # went on) or starts at a keyframe (a JPEG pre-roll: a new
+            # encoder), so nothing of ours is lost and no keyframe waited for.
             self.counters["replay_dropped"] += 1
-            self.gate.restart()
             return
         if not pkt.replay:
             self.replay_ok = False

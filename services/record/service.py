@@ -22,6 +22,7 @@ import zmq
 from common.bus import Message
 from common.catalogue import CatalogueError, CatalogueWriter
 from common.clipchain import ProofError, sign_in_child
+from common.gopring import Packet
 from common.messages import (
     Forget,
     Label,
@@ -37,7 +38,6 @@ from common.worker import SetupError, Worker
 from services.record.recorder import ClipNote, Recorder
 from services.record.recovery import recover
 from services.record.retention import SHORT_LOG_REPEAT_SECONDS, RetentionKeeper
-from services.record.ring import Packet
 from services.record.snapshots import SnapshotStore, keyframe_jpeg
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from pathlib import Path
 import av
 
 from common.catalogue import CatalogueWriter
+from common.gopring import Packet
 from services.record.naming import day_dir, unique
-from services.record.ring import Packet
 
 log = logging.getLogger(__name__)
 

@@ -575,3 +575,75 @@ def test_event_clips_from_an_mjpeg_camera_hold_their_pre_roll_and_survive_a_kill
     # From the keyframe at least 2 s before the event to (about) the kill.
     assert started.start <= motion.ts - 2.0 + 0.1, (started.start, motion.ts)
     assert info.frames >= 15 * (killed - motion.ts + 2.0) * 0.6, (info.frames, killed - motion.ts)
+
+
+def _video_subscriber(bus):
+    return bus.subscriber(["video"], [VideoPacket.TOPIC], hwm=1000)
+
+
+def _until_live(sub, timeout):
+    """Packets from subscribing to the first live (not replayed) one."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got += sub.recv(0.05)
+        if any(not p.header.replay for p in got):
+            return got
+    raise AssertionError(f"no live h264 within {timeout} s: {len(got)} replayed")
+
+
+SLOW_KEYS = {"source": "synthetic", "width": 320, "height": 240, "fps": 15,
+             "keyframe_interval": 10.0, "bitrate": 300_000}
+
+
+def test_a_newcomer_gets_the_h264_pre_roll_then_live_from_a_keyframe_made_for_it():
+    """The synthetic camera with a recorder configured: capture's encoder
+    runs all the time and capture keeps the pre-roll as h264 GOPs. A new
+    subscriber gets them first (replay, from a keyframe), then live video
+    from a keyframe made at once, not one up to keyframe_interval (10 s) later."""
+    raw = {"general": {"services": ["capture", "record"]}, "capture": SLOW_KEYS,
+           "record": {"rec_sec_before": 1}}
+    with running_pipeline(raw) as pipeline:
+        pipeline.wait_healthy(60)
+        bus = Bus(parse_config(raw), pipeline.home, context=zmq.Context())
+        try:
+            watch = bus.subscriber(["video"], [b"videosupply/"], hwm=100)
+            supply = _wait_first(watch, 30)[0].header
+            assert supply.preroll == 1 + 2 + 5 and supply.encoding, supply
+            time.sleep(4)  # the ring fills; the recorder's own first look is over
+            got = _until_live(_video_subscriber(bus), 20)
+        finally:
+            bus.close()
+            bus.context.destroy(linger=0)
+    replay = [p for p in got if p.header.replay]
+    live = next(p for p in got if not p.header.replay)
+    assert replay and replay[0].header.keyframe, "the replay starts on a keyframe"
+    pts = [p.header.pts for p in replay]
+    assert pts == sorted(pts) and len(set(pts)) == len(pts)
+    assert (pts[-1] - pts[0]) / 1e6 >= 3.0, "seconds of pre-roll, as the ring held"
+    assert live.header.keyframe and live.header.pts > pts[-1], "live from a keyframe at once"
+    decoder = av.CodecContext.create("h264", "r")
+    frames = [f for p in replay for f in decoder.decode(av.Packet(bytes(p.payload[0])))]
+    assert len(frames) >= len(replay) - 1, "the replay decodes from its first packet"
+
+
+def test_a_newcomer_mid_gop_gets_a_keyframe_made_for_it():
+    """Nothing to record (no pre-roll kept): a second h264 subscriber that
+    comes mid-GOP has its first packet a keyframe, made for it, not the
+    next one keyframe_interval (10 s) after the first subscriber's."""
+    raw = {"general": {"services": ["capture"]}, "capture": SLOW_KEYS}
+    with running_pipeline(raw) as pipeline:
+        pipeline.wait_healthy(60)
+        bus = Bus(parse_config(raw), pipeline.home, context=zmq.Context())
+        try:
+            first = _video_subscriber(bus)
+            a = _wait_first(first, 30)
+            time.sleep(2)
+            b = _wait_first(_video_subscriber(bus), 10)
+            a += first.read()
+        finally:
+            bus.close()
+            bus.context.destroy(linger=0)
+    assert a[0].header.keyframe, "a first subscriber starts the encoder: a keyframe"
+    assert b[0].header.keyframe, "the newcomer's first packet is a keyframe"
+    assert (b[0].header.pts - a[0].header.pts) / 1e6 < 9.0, "made for it, not the next due"

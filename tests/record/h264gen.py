@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.gopring import Packet
 from services.capture.encoder import H264Encoder
-from services.record.ring import Packet
 
 
 def _picture(i: int, width: int, height: int) -> np.ndarray:

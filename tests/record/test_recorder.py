@@ -263,3 +263,28 @@ def test_a_replay_for_another_subscriber_leaves_a_running_clip_whole(tmp_path):
     assert info.error == "" and info.first_keyframe
     assert rec.counters["replay_dropped"] == 30
     assert _decoded_frames(Path(note.path)) == info.frames == note.frames == 80
+
+
+def test_a_replay_of_capture_s_h264_ring_leaves_a_running_clip_whole(tmp_path):
+    """Someone else subscribed mid-clip to a camera whose h264 capture
+    keeps as h264 (the Pi camera: its encoder is not asked for a keyframe):
+    the ring goes out again, then live goes on mid-GOP. The clip drops the
+    replay without waiting for a keyframe: every frame once, in order."""
+    from dataclasses import replace
+
+    clock = FakeClock(T0)
+    rec, _ = make(tmp_path, clock, continuous=True)
+    rec.supply(4.0)
+    stream = make_gop_stream(8.0, fps=10.0, t0=T0)  # keyframes at 0, 10, 20, ...
+    join = 45  # mid-GOP: the ring holds 30..45 and goes out again
+    packets = stream[:join + 1] + [replace(p, replay=True) for p in stream[30:join + 1]] \
+        + stream[join + 1:]
+    for p in packets:
+        clock.t = max(clock.t, p.ts)
+        rec.on_video(p)
+    rec.close_all()
+    note = next(n for n in rec.outbox if n.phase == "finished")
+    info = probe(Path(note.path))
+    assert info.error == "" and info.first_keyframe
+    assert rec.counters["replay_dropped"] == 16 and rec.counters["skipped"] == 0
+    assert _decoded_frames(Path(note.path)) == info.frames == note.frames == 80

@@ -6,16 +6,16 @@ passer-by comes, so the event's ``Motion`` start reaches a process that
 never reads it, then killed (kill -9) as soon as that start is on the bus.
 supervisord starts a new record, which never hears the start: it learns the
 open event from detect (``OpenEvent``) and writes the clip from the video it
-can still get. Nobody holds the synthetic camera's h264 from before the
-restart (capture keeps no pre-roll for a camera that does not send JPEGs),
-so the clip starts late, and the catalogue says by how much (``missed``).
-A camera that sends JPEGs (MJPEG over HTTP) has its pre-roll kept by
-capture, replayed to the new recorder: its clip holds video from before the
-restart.
+can still get. capture keeps the pre-roll for every camera and replays it
+to the new recorder: the synthetic camera's as h264 GOPs (its encoder runs
+all the time), a camera that sends JPEGs (MJPEG over HTTP) as its JPEGs. So
+the clip holds the seconds the recorder was down and the pre-roll before the
+event; what nobody held would be said in the catalogue (``missed``).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sqlite3
@@ -68,11 +68,26 @@ def _first_is_keyframe_and_decodes(path: str) -> int:
         return sum(1 for _ in container.decode(video=0))
 
 
-def test_a_record_killed_as_an_event_starts_still_writes_its_clip() -> None:
-    start, end, clips = _kill_record_as_an_event_starts(RAW)
-    late = clips[0]["start"] - start.ts
-    assert late > 0.1, "nobody holds the video from before the restart"
-    print(f"event {end.ts - start.ts:.1f} s; clip from +{late:.2f} s")
+def _largest_hole(path: str) -> float:
+    """Seconds of the longest stretch between two decoded frames."""
+    with av.open(path) as container:
+        times = [f.time for f in container.decode(video=0)]
+    return max(b - a for a, b in itertools.pairwise(times))
+
+
+def test_a_record_killed_as_an_event_starts_still_writes_its_clip_with_its_pre_roll() -> None:
+    killed_at: list[float] = []
+    start, end, clips = _kill_record_as_an_event_starts(RAW, killed_at)
+    # capture kept the synthetic camera's h264 (rec_sec_before + 2 + 5 s) and
+    # replayed it to the new recorder: the clip starts at the keyframe at or
+    # before rec_sec_before ahead of the event, long before the kill.
+    before = start.ts - clips[0]["start"]
+    assert before >= RAW["record"]["rec_sec_before"] - 0.05, before
+    assert clips[0]["start"] < killed_at[0] and clips[0]["missed"] == 0, dict(clips[0])
+    # ... and holds the seconds the recorder was down: no hole in its frames.
+    assert _largest_hole(clips[0]["path"]) < 0.5, dict(clips[0])
+    print(f"event {end.ts - start.ts:.1f} s; clip from -{before:.2f} s, killed at "
+          f"+{killed_at[0] - start.ts:.2f} s")
 
 
 def _walker_jpegs(width: int, height: int, fps: float) -> list[bytes]:
