@@ -77,7 +77,7 @@ def _largest_hole(path: str) -> float:
 
 def test_a_record_killed_as_an_event_starts_still_writes_its_clip_with_its_pre_roll() -> None:
     killed_at: list[float] = []
-    start, end, clips = _kill_record_as_an_event_starts(RAW, killed_at)
+    start, end, clips, holes = _kill_record_as_an_event_starts(RAW, killed_at)
     # capture kept the synthetic camera's h264 (rec_sec_before + 2 + 5 s) and
     # replayed it to the new recorder: the clip starts at the keyframe at or
     # before rec_sec_before ahead of the event, long before the kill.
@@ -85,7 +85,7 @@ def test_a_record_killed_as_an_event_starts_still_writes_its_clip_with_its_pre_r
     assert before >= RAW["record"]["rec_sec_before"] - 0.05, before
     assert clips[0]["start"] < killed_at[0] and clips[0]["missed"] == 0, dict(clips[0])
     # ... and holds the seconds the recorder was down: no hole in its frames.
-    assert _largest_hole(clips[0]["path"]) < 0.5, dict(clips[0])
+    assert holes[0] < 0.5, (holes, dict(clips[0]))
     print(f"event {end.ts - start.ts:.1f} s; clip from -{before:.2f} s, killed at "
           f"+{killed_at[0] - start.ts:.2f} s")
 
@@ -121,7 +121,7 @@ def test_a_camera_sending_jpegs_gives_the_restarted_recorder_its_pre_roll() -> N
         raw = {**RAW, "capture": {"source": "url", "url": camera.url, "width": 320,
                                   "height": 240, "fps": 15, "bitrate": 500_000},
                "record": {"rec_sec_before": 5, "rec_sec_after": 1}}
-        start, end, clips = _kill_record_as_an_event_starts(raw, killed_at)
+        start, end, clips, _ = _kill_record_as_an_event_starts(raw, killed_at)
     finally:
         camera.stop()
     # capture kept rec_sec_before + 2 = 7 s of the camera's JPEGs and encoded them
@@ -133,10 +133,11 @@ def test_a_camera_sending_jpegs_gives_the_restarted_recorder_its_pre_roll() -> N
 
 
 def _kill_record_as_an_event_starts(raw: dict[str, Any], killed_at: list[float] | None = None
-                                    ) -> tuple[Any, Any, list[sqlite3.Row]]:
+                                    ) -> tuple[Any, Any, list[sqlite3.Row], list[float]]:
     """Run ``raw``, starve record before an event, kill it -9 as the event
     starts; check the event's clips (see the module's words). Returns the
-    event's start and end Motion and its clips."""
+    event's start and end Motion, its clips and each clip's longest stretch
+    between two frames (``_largest_hole``)."""
     config = parse_config(raw)
     with running_pipeline(raw) as pipe:
         pipe.wait_healthy(60)
@@ -174,6 +175,7 @@ def _kill_record_as_an_event_starts(raw: dict[str, Any], killed_at: list[float] 
         for c in clips:
             assert _first_is_keyframe_and_decodes(c["path"]) >= 5, dict(c)
             assert Path(c["path"]).exists()
+        holes = [_largest_hole(c["path"]) for c in clips]
         # The clip covers the event to its end ...
         assert max(c["end"] for c in clips) >= end.ts - 0.2, [dict(c) for c in clips]
         first = clips[0]
@@ -186,4 +188,4 @@ def _kill_record_as_an_event_starts(raw: dict[str, Any], killed_at: list[float] 
         ev = _rows(pipe.home, "SELECT * FROM events WHERE id = ?", event)
         assert ev and ev[0]["start"] == pytest.approx(start.ts, abs=0.01), \
             "the catalogue has the event's real start"
-    return start, end, clips
+    return start, end, clips, holes
