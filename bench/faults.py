@@ -12,11 +12,17 @@ Then, for everything that happened: every clip decodes, is on the NAS exactly
 once and byte-identical; every event has its clip and exactly one alert.
 
 ``--record-restarts N`` instead: capture, detect and record alone (the
-synthetic camera), record killed N times; for each, seconds from the kill -9
-to supervisord's new process, to its first h264 packet (the capture time of
-the first packet it got: the video of a restart mid-event starts there,
-since nobody holds the synthetic camera's earlier h264), and to its first
-heartbeat.
+synthetic camera, a passer-by every 12 s), record killed N times; for each,
+seconds from the kill -9 to supervisord's new process, to the first h264
+packet the new recorder received (``first_h264_s``: capture replays its h264
+pre-roll to a new subscriber), to its first heartbeat, and how far before
+the kill the video it got reaches (``reach_before_kill_s``: the capture time
+of that first packet; > 0 means the seconds it was down are held). Then, for
+every event with a kill inside its clip window (rec_sec_before ahead of its
+start to its end), the seconds of that window no clip of it covers
+(``uncovered_s``, the recovered clip of the killed recorder counted), the
+catalogue's ``missed`` and the longest stretch between two decoded frames
+of its clips (``largest_hole_s``).
 
     .venv/bin/python bench/faults.py [--kills 5] [--nas-outage 300]
                                      [--telegram-outage 60] [--out bench/out/faults.json]
@@ -55,6 +61,41 @@ def _process_start(pid: int) -> float:
     return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
 
 
+def _uncovered(window: tuple[float, float], spans: list[tuple[float, float]]) -> float:
+    """Seconds of ``window`` outside every span."""
+    lo, hi = window
+    covered, at = 0.0, lo
+    for a, b in sorted(spans):
+        a, b = max(a, at), min(b, hi)
+        if b > a:
+            covered += b - a
+            at = b
+    return round(max(0.0, hi - lo - covered), 2)
+
+
+def _coverage(home: Any, kills: list[float], pre: float, fps: float) -> list[dict[str, Any]]:
+    """A clip covers from its first frame to one frame after its last (its
+    ``end`` is the last frame's capture time)."""
+    from tests.system.test_record_restart import _clips_of, _largest_hole, _rows
+
+    out = []
+    for ev in _rows(home, "SELECT * FROM events WHERE end > 0 ORDER BY start"):
+        window = (ev["start"] - pre, ev["end"])
+        inside = [k for k in kills if window[0] <= k <= window[1]]
+        if not inside:
+            continue
+        clips = [c for c in _clips_of(home, ev["id"]) if c["state"] != "open"]
+        holes = [_largest_hole(c["path"]) for c in clips if Path(c["path"]).exists()]
+        out.append({"event_s": round(ev["end"] - ev["start"], 1),
+                    "kills_after_start_s": [round(k - ev["start"], 2) for k in inside],
+                    "clips": len(clips),
+                    "uncovered_s": _uncovered(window, [(c["start"], c["end"] + 1 / fps)
+                                                       for c in clips]),
+                    "missed_s": round(sum(c["missed"] or 0 for c in clips), 2),
+                    "largest_hole_s": round(max(holes), 2) if holes else -1.0})
+    return out
+
+
 def record_restarts(n: int, gap: float) -> dict[str, Any]:
     from common.config import parse_config
     from tests.support import running_pipeline
@@ -63,14 +104,17 @@ def record_restarts(n: int, gap: float) -> dict[str, Any]:
 
     config = parse_config(RAW)
     rows: list[dict[str, float]] = []
+    kills: list[float] = []
     with running_pipeline(RAW) as pipe:
         pipe.wait_healthy(60)
         watch = BusWatch(config, pipe.home).start()
         try:
+            wait_until(lambda: watch.finished(), 40, "a first clip")
             for _ in range(n):
                 old = pipe.service_pid("record")
                 t0 = time.time()
                 os.kill(old, signal.SIGKILL)
+                kills.append(t0)
 
                 def fresh(old: int = old) -> Any:
                     hb = watch.heartbeat("record")
@@ -81,17 +125,33 @@ def record_restarts(n: int, gap: float) -> dict[str, Any]:
                            "its first h264 packet")
                 hb = fresh()
                 started = _process_start(hb.pid)
+                came = hb.counters.get("first_video_at", 0)  # 0: a record before it
                 rows.append({"spawned_s": round(started - t0, 2) if started else -1.0,
-                             "first_h264_s": round(hb.counters["first_video"] - t0, 2),
+                             "first_h264_s": round(came - t0, 2) if came else -1.0,
+                             "reach_before_kill_s": round(t0 - hb.counters["first_video"], 2),
                              "first_heartbeat_s": round(first_hb - t0, 2)})
                 print(rows[-1], flush=True)
                 time.sleep(gap)
+            # The last events end and their clips finish.
+            time.sleep(float(RAW["capture"]["object_period"]))
+            wait_until(lambda: not _open_clips(pipe.home), 40, "every clip finished")
         finally:
             watch.stop()
+        coverage = _coverage(pipe.home, kills, float(RAW["record"]["rec_sec_before"]),
+                             float(RAW["capture"]["fps"]))
     first = [r["first_h264_s"] for r in rows]
+    reach = [r["reach_before_kill_s"] for r in rows]
     return {"bench": "record_restart", "restarts": rows,
             "first_h264_median_s": statistics.median(first), "first_h264_max_s": max(first),
+            "reach_before_kill_min_s": min(reach), "events_with_a_kill": coverage,
+            "uncovered_max_s": max((c["uncovered_s"] for c in coverage), default=0.0),
             "load_before": os.getloadavg()}
+
+
+def _open_clips(home: Any) -> list[Any]:
+    from tests.system.test_record_restart import _rows
+
+    return _rows(home, "SELECT id FROM clips WHERE state = 'open'")
 
 
 def main() -> int:

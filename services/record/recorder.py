@@ -74,6 +74,12 @@ MISSED_SLACK = 0.05  # seconds: a clip that starts this close to its event is wh
 # replayed for it) until detect has said what is open, at most this long: let
 # go and asked for again, the pre-roll would reach back that much less.
 HEAR_DETECT_SECONDS = 3.0
+# ... and keeps this much more of it in its ring meanwhile: an event heard of
+# late then wants rec_sec_before ahead of a start that may be seconds back,
+# which capture's replay holds (its h264 ring: rec_sec_before + 7 s) and a
+# ring trimmed to rec_sec_before + 2 s from the newest packet no longer did
+# (bench/faults.py --record-restarts: 0.2 s of an event's pre-roll lost).
+JUST_STARTED_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -134,7 +140,8 @@ class Recorder:
         self.staging = staging
         self.catalogue = catalogue
         self.clock = clock
-        self.ring = GopRing(cfg.rec_sec_before + LATENCY_SLACK,
+        self._ring_seconds = cfg.rec_sec_before + LATENCY_SLACK
+        self.ring = GopRing(self._ring_seconds + JUST_STARTED_SECONDS,
                             int(cfg.preroll_max_mb * 1024 * 1024))
         self.sessions: dict[str, _Session] = {}
         self.events: dict[str, _EventInfo] = {}  # running events
@@ -209,6 +216,17 @@ class Recorder:
         It comes on the socket of detect's ``Motion``, after them, so it is
         never older than the start or end we heard."""
         self.heard_detect = True
+        try:
+            self._on_open_event(o)
+        finally:
+            self._settle_ring()
+
+    def _settle_ring(self) -> None:
+        """What is open is known (or detect is not there): the ring keeps
+        its own length from now on."""
+        self.ring.seconds = self._ring_seconds
+
+    def _on_open_event(self, o: OpenEvent) -> None:
         for eid, info in list(self.events.items()):
             if eid != o.event_id and info.camera == o.camera:
                 log.warning("event %s: detect no longer has it open, ending it", eid)
@@ -282,6 +300,8 @@ class Recorder:
 
     def poll(self, now: float) -> None:
         """Progress notes for growing clips; end events detect forgot."""
+        if self.ring.seconds != self._ring_seconds and now >= self._hold_until:
+            self._settle_ring()  # detect is not there: nothing more to wait for
         for eid, info in list(self.events.items()):
             if now - info.last_seen > self.cfg.event_timeout_seconds:
                 log.warning("event %s: nothing from detect for %.0f s, ending it", eid,

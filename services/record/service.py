@@ -78,6 +78,7 @@ class RecordService(Worker):
         self.subscribe(["detect"], [Motion.TOPIC, OpenEvent.TOPIC, Snapshot.TOPIC])
         self.subscribe(["notify", "web"], [Forget.TOPIC, Label.TOPIC])
         self.first_video = 0.0  # capture ts of the first h264 packet we got
+        self.first_video_at = 0.0  # ... and when it came (a replay's is older)
         # Their proofs (a child process each) from the first tick: signing
         # must not delay the start.
         self._recovered = recover(self.catalogue, self.storage, self.staging)
@@ -105,7 +106,7 @@ class RecordService(Worker):
                 self.counters["dropped"] += 1
                 return
             if not self.first_video:
-                self.first_video = h.ts
+                self.first_video, self.first_video_at = h.ts, self.clock()
             self.recorder.on_video(Packet(msg.payload[0], h.pts, h.ts, h.keyframe, h.width,
                                           h.height, h.fps, h.replay), msg.gap)
             if self._snapshot_kind and h.keyframe and not h.replay:
@@ -281,6 +282,7 @@ class RecordService(Worker):
                 "preroll_s": round(r.ring.span, 1), "preroll_bytes": r.ring.bytes,
                 "video": self._video_on, "on_demand": r.on_demand,
                 "first_video": round(self.first_video, 3),
+                "first_video_at": round(self.first_video_at, 3),
                 "replay_dropped": r.counters["replay_dropped"],
                 "skipped": r.counters["skipped"], "write_errors": r.counters["write_errors"],
                 "deleted": self.retention.deleted, "deleted_unuploaded": self.retention.forced}

@@ -182,7 +182,9 @@ def test_a_restarted_recorder_keeps_capture_pre_roll_until_detect_says_what_is_o
         rec.on_video(p)
         rec.poll(clock.t)
     note, = finished(rec)
-    # The replay's keyframe at 5.4 (its GOPs start at 4.4, 5.4, ...; the ring
-    # keeps rec_sec_before + 2 s back from the newest, 8.5, when e1 is heard).
-    assert note.start == pytest.approx(T0 + 5.4, abs=0.01)
+    # The replay's keyframe at or before rec_sec_before ahead of e1's start
+    # (its GOPs start at 4.4, 5.4, ...): until it hears detect, the recorder
+    # keeps more than rec_sec_before + 2 s back from the newest (8.5), which
+    # would have cut the pre-roll at 5.4.
+    assert note.start == pytest.approx(T0 + 4.4, abs=0.01)
     assert cat.clip_by_path(note.path).missed == 0
