@@ -139,11 +139,15 @@ def record_restarts(n: int, gap: float) -> dict[str, Any]:
             watch.stop()
         coverage = _coverage(pipe.home, kills, float(RAW["record"]["rec_sec_before"]),
                              float(RAW["capture"]["fps"]))
+        held = watch.heartbeat("capture")
+        held = {k: held.counters.get(k) for k in ("preroll_s", "preroll_bytes", "replays")} \
+            if held is not None else {}
     first = [r["first_h264_s"] for r in rows]
     reach = [r["reach_before_kill_s"] for r in rows]
     return {"bench": "record_restart", "restarts": rows,
             "first_h264_median_s": statistics.median(first), "first_h264_max_s": max(first),
-            "reach_before_kill_min_s": min(reach), "events_with_a_kill": coverage,
+            "reach_before_kill_min_s": min(reach), "capture_preroll": held,
+            "events_with_a_kill": coverage,
             "uncovered_max_s": max((c["uncovered_s"] for c in coverage), default=0.0),
             "load_before": os.getloadavg()}
 
