@@ -17,7 +17,11 @@ actually processed.
 
 Such a camera's pre-roll is kept here, as its own JPEGs (``preroll``), and
 told to the recorder (``VideoSupply``), which then subscribes to h264 only
-while it writes a clip. Each new h264 subscription restarts the encoder on
+while it writes a clip. Any other camera, while a recorder is configured, has
+its encoder (ours, or the Pi camera's own) run all the time and its pre-roll
+kept as h264 GOPs (``h264ring``): a new subscriber gets them first
+(``replay``, in bursts a subscriber's queue holds), then live from a keyframe
+made at once; a recorder restarted mid-event so gets the seconds it was down. Each new h264 subscription restarts the encoder on
 the pre-roll: its frames go out first (``replay``, from a keyframe), encoded
 a few at a time between live frames so detection never waits, then the live
 frames, the first one a keyframe, so a subscriber that was already there
