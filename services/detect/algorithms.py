@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from services.detect.rate import per_frame, running
+from services.detect.relight import JOLT, LightField
 
 if TYPE_CHECKING:
     from common.config import DetectConfig
@@ -193,6 +194,10 @@ class DefaultAlgorithm:
       camera moved): when moving pixels are spread over most cells of a
       4x4 grid, the background is re-based to this frame and the frame is
       reported as a global change, not motion.
+    - **A pool of light** moving over the scene (headlights): while boxes
+      of light were seen (``services.detect.relight``), the frame is divided
+      by the local light field before it is compared and learnt, so the pool
+      is neither motion nor learnt into the background.
     - Moving pixels update the background far slower than still ones, so a
       person standing still is not absorbed in a second, but a parked car is
       within a minute or so (and ``max_event_time`` re-bases anyway).
@@ -228,9 +233,21 @@ class DefaultAlgorithm:
         self._last_sample: np.ndarray | None = None  # last frame's sample, for the noise
         self._unrest: float | None = None
         self.ratio = 1  # camera frames this frame stands for, set by the detector
+        self.light = LightField()
+        self._relit: np.ndarray | None = None  # last frame's boxes of light (255)
+        self._thr = 6.0  # last frame's threshold
 
     def rebase(self) -> None:
         self.bg = None
+
+    def light_seen(self, boxes: np.ndarray, area: float) -> None:
+        """``boxes`` (uint8, 255) covers the boxes of the last ``apply`` that
+        were the background under other light, which are not left out of the
+        light field's next estimate as something moving would be; those of
+        them lit brighter or darker cover ``area`` of the view, and wake the
+        field (``LightField.seen``)."""
+        self._relit = boxes
+        self.light.seen(area)
 
     def apply(self, image: np.ndarray) -> AlgoResult:
         frame = image.astype(np.float32)
@@ -243,6 +260,8 @@ class DefaultAlgorithm:
             self._fg = None
             self._last_sample = None
             self._unrest = None
+            self._relit = None
+            self.light.reset()
             return AlgoResult(np.zeros(image.shape, np.uint8), learning=True)
         bg, dev = self.bg, self.dev
         assert dev is not None
@@ -261,7 +280,28 @@ class DefaultAlgorithm:
             gain = 1.0
         gain = min(max(gain, 0.05), 20.0)
         self.gain = gain
-        diff = sample_f - gain * sample_b
+        relit, self._relit = self._relit, None
+        lit = None
+        if self.light.hold > 0:
+            skip = None  # what moved last frame and was not light
+            if self._fg is not None:
+                skip = self._fg[2::4, 2::4] != 0
+                if relit is not None:
+                    skip &= relit[2::4, 2::4] == 0
+            lit = self.light.estimate(sample_f, sample_b, gain, skip, 0.5 * self._thr,
+                                      (frame.shape[1], frame.shape[0]), self.ratio)
+        if lit is not None and self.light.hold <= 0:
+            # Light that has stopped moving is part of the scene now.
+            bg *= lit[0]
+            sample_b = np.ascontiguousarray(bg[2::4, 2::4])
+            lit = None
+        plain, sample_l = frame, sample_f
+        if lit is not None:
+            # The scene without the pool of light: compared, learnt. Whether
+            # the whole frame changed is still judged on ``plain``.
+            frame = frame / lit[0]
+            sample_l = sample_f / lit[1]
+        diff = sample_l - gain * sample_b
         med = _median(diff)
         # Sensor noise from frame to frame, not from the background: a person
         # filling half the view differs from the background everywhere he
@@ -278,6 +318,9 @@ class DefaultAlgorithm:
         k = len(spread) * 3 // 10
         spread.partition(k)  # in place: a temporary of our own
         noise = float(spread[k]) / (0.385 * 1.414)
+        self.light.tick(self.ratio)
+        if self._unrest is not None and noise > JOLT * self._unrest:
+            self.light.jolt()
         # The scene's own unrest against the background (a swaying view, a
         # tree filling the frame), followed slowly, so a person walking in
         # does not raise it within the second he takes to cross the view.
@@ -295,6 +338,7 @@ class DefaultAlgorithm:
         # noise term keeps it above the sensor noise there.
         level = min(1.0, max(0.35, _mean(frame[2::4, 2::4]) / 110.0))
         thr = max(self.delta * level, self.k_noise * self.sigma, 6.0)
+        self._thr = thr
         band = cv2.dilate(dev, _KERNEL3)
         band *= self.k_dev
         band += thr
@@ -308,6 +352,10 @@ class DefaultAlgorithm:
             bg += med
         hi = cv2.dilate(bg, _KERNEL3)
         lo = cv2.erode(bg, _KERNEL3)
+        whole = None
+        if lit is not None:  # (before ``hi`` and ``lo`` are overwritten)
+            whole = cv2.bitwise_or(cv2.compare(cv2.subtract(plain, hi), band, cv2.CMP_GT),
+                                   cv2.compare(cv2.subtract(lo, plain), band, cv2.CMP_GT))
         # Signed comparisons: brighter than the brightest neighbour of the
         # background, or darker than the darkest, by more than the band.
         # (In place, straight to a 0/255 mask: no float temporaries per frame.)
@@ -316,11 +364,16 @@ class DefaultAlgorithm:
         fg = cv2.bitwise_or(cv2.compare(up, band, cv2.CMP_GT), cv2.compare(down, band, cv2.CMP_GT))
 
         moving = cv2.countNonZero(fg)
-        if self._spread(fg, moving) >= self.spread_cells:
+        if whole is None:
+            spread = self._spread(fg, moving)
+        else:
+            spread = self._spread(whole, cv2.countNonZero(whole))
+        if spread >= self.spread_cells:
             # Nothing a gain explains and everywhere at once: not an intruder.
-            bg[...] = frame
+            bg[...] = plain
             self._learning = self.settle_frames
             self._fg = None
+            self.light.reset()
             return AlgoResult(np.zeros_like(fg), global_change=True)
 
         # Learn: still pixels fast, moving pixels slowly.

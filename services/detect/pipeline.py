@@ -34,7 +34,7 @@ from services.detect.confirm import Confirmer, make_confirmer
 from services.detect.events import EventChange, EventMachine
 from services.detect.rate import MAX_RATIO, running
 from services.detect.regions import Blobs, Regions, working_size
-from services.detect.relight import relit
+from services.detect.relight import DEAD_ZONE, light_change, relit
 from services.detect.shake import Stabiliser
 from services.detect.tamper import CameraHealth, Finding
 from services.detect.tracks import Tracker
@@ -90,6 +90,7 @@ class Detector:
         self.night = False  # the IR light is on (set by the service from the IR controller)
         self._frame_shape: tuple[int, int] | None = None
         self._suppress: float = 0  # camera frames left to report no motion
+        self._shaken = False  # the stabiliser moved this frame back
         self._next_confirm = float("-inf")
         self.confirm_seconds = 0.0  # CPU spent in confirmation, for the benchmark
         self.confirm_runs = 0
@@ -168,6 +169,11 @@ class Detector:
             result = AlgoResult(fg)
         else:
             small, (mx, my) = self.stabiliser.align(small)
+            self._shaken = bool(mx or my)
+            if self._shaken and hasattr(self.algorithm, "light"):
+                # A moving view makes what the light field is taken from
+                # (frame / background, block by block) move too: no field.
+                self.algorithm.light.reset()
             result = self.algorithm.apply(small)
             if result.global_change:
                 self.stabiliser.reset()
@@ -223,6 +229,7 @@ class Detector:
         """The blobs less those that are the background under moving light."""
         w, h = self.regions.size
         keep, own, pixels = [], [], blobs.pixels
+        light, lit_area = None, 0
         for box, n in zip(blobs.boxes, blobs.box_pixels, strict=True):
             px = (round(box[0] * w), round(box[1] * h), max(1, round(box[2] * w)),
                   max(1, round(box[3] * h)))
@@ -230,9 +237,16 @@ class Detector:
                 # Its own blobs' pixels only, not what else lies in its
                 # rectangle (a speck, a corner of another box's blob).
                 pixels -= n
+                if light is None:
+                    light = np.zeros((h, w), np.uint8)
+                light[px[1]:px[1] + px[3], px[0]:px[0] + px[2]] = 255
+                if abs(light_change(frame, background, px) - 1.0) > DEAD_ZONE:
+                    lit_area += px[2] * px[3]
             else:
                 keep.append(box)
                 own.append(n)
+        if light is not None and not self._shaken and hasattr(self.algorithm, "light_seen"):
+            self.algorithm.light_seen(light, lit_area / (w * h))  # the field follows the pool
         if len(keep) == len(blobs.boxes):
             return blobs
         pixels = max(0, pixels) if keep else 0

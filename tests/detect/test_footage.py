@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import pytest
 
 from common.config import DetectConfig
+from services.detect.derived import Headlights
 from services.detect.evalset import Sequence, iter_luma, score
 from services.detect.events import OnsetBackfill
 from services.detect.pipeline import Detector
@@ -64,13 +67,15 @@ def test_shake_weather_and_insects_stay_under_one_percent_false_alarms(
     assert s.false_alarm_rate <= 0.01, s
 
 
-@pytest.mark.parametrize("seed", [11, 12])
-def test_headlights_sweeping_the_empty_scene_rarely_fire(trees: Sequence, seed: int) -> None:
+@pytest.mark.parametrize("seed", [11, 12, 13, 14])
+def test_headlights_sweeping_the_night_scene_stay_under_one_percent_false_alarms(
+        trees: Sequence, seed: int) -> None:
     motion, _ = run(trees, "headlights", seed)
     s = score(trees, motion)
-    # 27 % of empty frames fired before relighting was judged; the 1 % target
-    # is met on some scenes, not all (the benchmark has the figures).
-    assert s.false_alarm_rate <= 0.05, s
+    # Before the light field: 1.7 % and 2.1 % false alarms on seeds 12 and 14,
+    # and the person never found on seed 13 (the pools' wake).
+    assert s.false_alarm_rate <= 0.01, s
+    assert s.recall >= 0.9, s
 
 
 def test_light_switch_in_traffic_keeps_finding_cars(highway: Sequence) -> None:
@@ -107,3 +112,48 @@ def test_the_person_is_found_at_dusk(trees: Sequence) -> None:
     motion, changes = run(trees, "dusk")
     assert any(phase == "start" for _, phase in changes)
     assert score(trees, motion).recall >= 0.3
+
+
+def _night(seq: Sequence, sweeps: list[tuple[float, float, float, float, float, float]],
+           seed: int = 5) -> list[np.ndarray]:
+    """The headlights case with its sweeps of light set: (start s, length s,
+    height of the pool 0..1, radius of the width, gain, direction)."""
+    case = Headlights(np.random.default_rng(seed), seq.fps)
+    case.sweeps = sweeps
+    return [case(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2GRAY), i)
+            for i, p in enumerate(seq.frames)]
+
+
+def _run_frames(seq: Sequence, frames: list[np.ndarray]
+                ) -> tuple[list[bool], list[tuple[int, str]]]:
+    det = Detector(DetectConfig())
+    onsets = OnsetBackfill(det.start_frames)
+    motion, changes = [], []
+    for i, luma in enumerate(frames):
+        res = det.process(luma, i / seq.fps)
+        motion += [m for m, _ in onsets.push(res.motion, res.raw, res.onset, i)]
+        changes += [(i, c.phase) for c in res.changes]
+    motion += [m for m, _ in onsets.flush()]
+    return motion, changes
+
+
+# Strong, wide pools (gain 2-2.6, a third of the view and more) crossing the
+# empty night scene one after the other, then the person walks in (frames
+# 243-258, 16.2-17.2 s) under a pool or just after one. A pool's faint fringe
+# used to be learnt into the background, and its wake raised the threshold so
+# far that the person was not seen at all (recall 0), or a pool passing a
+# swaying tree was taken for something moving.
+SWEEPS = [(2.0, 2.0, 0.3, 0.4, 2.4, 1.0), (6.0, 2.2, 0.6, 0.45, 2.6, -1.0),
+          (10.0, 1.8, 0.4, 0.35, 2.0, 1.0)]
+
+
+@pytest.mark.parametrize("last", [(13.6, 2.2, 0.37, 0.41, 2.6, 1.0),  # ends as he comes
+                                  (15.6, 2.0, 0.5, 0.4, 2.2, -1.0)],  # sweeps over him
+                         ids=["after", "under"])
+def test_a_person_under_headlights_opens_an_event_and_the_sweeps_alone_do_not(
+        trees: Sequence, last: tuple[float, float, float, float, float, float]) -> None:
+    motion, changes = _run_frames(trees, _night(trees, [*SWEEPS, last]))
+    starts = [i for i, phase in changes if phase == "start"]
+    assert not any(motion[30:242]), [i for i in range(30, 242) if motion[i]]
+    assert starts and 243 <= starts[0] <= 247, changes
+    assert score(trees, motion).recall >= 0.8, score(trees, motion)
