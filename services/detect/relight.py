@@ -108,11 +108,19 @@ class LightField:
         self.hold: float = 0
         self.calm: float = 0
         self._last: np.ndarray | None = None  # last field, blocks
+        self._run = 0  # frames in a row with boxes of light
+        self._seen = False  # boxes of light since the last ``tick``
 
     def seen(self, area: float) -> None:
         """Boxes of light (brighter or darker by more than the dead zone)
-        covering ``area`` (a fraction) of the view."""
-        if area >= WAKE_AREA and self.calm <= 0:
+        covering ``area`` (a fraction) of the view. On two frames in a row:
+        a pool stays for many, where a car taken for relit on one frame (as
+        it leaves the view, its box half background) does not."""
+        if area < WAKE_AREA:
+            return
+        self._seen = True
+        self._run += 1
+        if self._run >= 2 and self.calm <= 0:
             self.hold = FIELD_HOLD
 
     def jolt(self) -> None:
@@ -128,8 +136,12 @@ class LightField:
         self._last = None
 
     def tick(self) -> None:
+        """Once a frame, before its boxes are judged."""
         if self.calm > 0:
             self.calm -= 1
+        if not self._seen:
+            self._run = 0
+        self._seen = False
 
     def estimate(self, sample_f: np.ndarray, sample_b: np.ndarray, gain: float,
                  skip: np.ndarray | None, floor: float, size: tuple[int, int],
