@@ -135,10 +135,11 @@ class LightField:
         self.hold = 0
         self._last = None
 
-    def tick(self) -> None:
-        """Once a frame, before its boxes are judged."""
+    def tick(self, frames: float = 1) -> None:
+        """Once an analysed frame, standing for ``frames`` camera frames,
+        before its boxes are judged."""
         if self.calm > 0:
-            self.calm -= 1
+            self.calm -= frames
         if not self._seen:
             self._run = 0
         self._seen = False
