@@ -360,6 +360,22 @@ def test_unset_size_and_rate_follow_the_camera_and_detection_can_run_below_it():
     assert "larger than" not in log and "ERROR" not in log, log
 
 
+def test_a_15_fps_camera_sends_detection_every_frame_under_the_default_cap():
+    """capture.lores_fps is 15 unless set: a 15 fps camera's frames all go
+    to detection (a network camera's jitter does not make the cap drop any),
+    each saying no camera frame went by unsent."""
+    with _mjpeg_camera(size=(640, 480), fps=15) as (camera, _):
+        raw = {"general": {"services": ["capture"]},
+               "capture": {"source": "url", "url": camera.url, "reconnect_max_seconds": 1}}
+        with running_pipeline(raw) as pipeline:
+            pipeline.wait_healthy(30)
+            lores, _ = _read_stream(pipeline, raw, 4)
+    skipped = [m.header.skipped for m in lores]
+    # Every frame, by the period between most (a loaded machine delays a few).
+    assert 0.8 / 15 <= _median_period(lores) <= 1.2 / 15, _median_period(lores)
+    assert statistics.median(skipped) == 0 and sum(s > 0 for s in skipped) <= 2, skipped
+
+
 def test_a_size_larger_than_the_camera_is_refused_in_one_line():
     from tests.support import new_home, pisentry_process
 
