@@ -619,7 +619,8 @@ def cmd_service(args: argparse.Namespace) -> dict[str, Any]:
 
         def drain() -> None:
             while not stop.is_set():
-                got["frames"] += len(lores.recv(0.1))
+                # Camera frames, not lores frames: capture.lores_fps sends fewer.
+                got["frames"] += sum(1 + m.header.skipped for m in lores.recv(0.1))
                 if video is not None:
                     video.read()
 

@@ -9,6 +9,14 @@ assumed at the start: a camera that sends more or fewer frames than said
 still gets a keyframe a second. No scene-cut keyframes (GOPs are what the
 pre-roll rings count), and SPS/PPS repeated before every keyframe so a late
 subscriber can start at the next one.
+
+Rate control is a constant quality (CRF) capped at ``bitrate`` (VBV, one
+second of buffer), not an average bitrate: x264's cost grows with the bits it
+writes, and a security camera's picture is mostly still. Highway 640x480 @30,
+offline (bench/notes.md, "Issue 12: capture per-frame cost and recording
+path"): 2 Mbit/s average 1.26 ms a frame, PSNR-Y 41.1 dB, 2.16 Mbit/s; CRF 26
+capped at 2 Mbit/s 1.03 ms, 38.6 dB (as 1 Mbit/s average: 1.03 ms, 38.6 dB),
+1.07 Mbit/s. A busy picture still gets up to ``bitrate``.
 """
 
 from __future__ import annotations
@@ -19,6 +27,10 @@ import cv2
 import numpy as np
 
 US = 1_000_000
+# x264's quality scale (0-51, lower is better, 23 its default); 26 keeps a
+# 640x480 clip's plates and faces as the 2 Mbit/s average did to the eye, at
+# half the bits (see the module docstring).
+CRF = 26
 
 
 class H264Encoder:
@@ -39,12 +51,14 @@ class H264Encoder:
         self._ctx.time_base = Fraction(1, US)
         self._ctx.framerate = Fraction(fps).limit_denominator(1000)
         self._ctx.gop_size = gop * 100  # a bound libavcodec wants; keyint below rules
-        self._ctx.bit_rate = bitrate
+        kbit = max(1, bitrate // 1000)
         self._ctx.thread_count = 1  # a Pi has few cores and other services need them
         self._ctx.options = {
             "preset": "ultrafast",
             "tune": "zerolatency",
-            "x264-params": "keyint=infinite:min-keyint=1:scenecut=0:repeat-headers=1",
+            "crf": str(CRF),
+            "x264-params": "keyint=infinite:min-keyint=1:scenecut=0:repeat-headers=1"
+                           f":vbv-maxrate={kbit}:vbv-bufsize={kbit}",
             "forced-idr": "1",  # an asked-for keyframe is an IDR: a stream can start there
         }
         self.width, self.height, self.fps = width, height, fps

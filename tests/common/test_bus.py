@@ -1,6 +1,8 @@
 """The bus over real ZMQ sockets: draining, gaps, restarts, CURVE, bad input."""
 
+import os
 import time
+from pathlib import Path
 
 import msgpack
 import numpy as np
@@ -237,3 +239,40 @@ def test_a_worker_drops_malformed_messages_and_stays_up(home):
         before = len(_collect(frames, 1.0))
         assert before >= 10, "capture stopped publishing frames after garbage"
     bus.close()
+
+
+def _zmq_io_threads():
+    """Thread ids of this process's ZMQ IO threads, with their voluntary
+    context switches (each a wake-up)."""
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            task = Path("/proc/self/task") / tid
+            if not (task / "comm").read_text().startswith("ZMQbg/IO"):
+                continue
+            status = (task / "status").read_text()
+        except OSError:
+            continue
+        out[tid] = int(status.split("\nvoluntary_ctxt_switches:")[1].split()[0])
+    return out
+
+
+def test_a_subscriber_backs_off_from_endpoints_nobody_binds_and_still_connects(home):
+    before = _zmq_io_threads()
+    bus = _bus(home)
+    subs = [bus.subscriber([name], [Brightness.TOPIC]) for name in ("ir", "notify", "web")]
+    time.sleep(0.3)  # an IO thread names itself once it runs
+    ours = [t for t in _zmq_io_threads() if t not in before]
+    assert len(ours) == 1
+    time.sleep(2.0)  # past the first retries, whose interval grows from 100 ms
+    woken = _zmq_io_threads()[ours[0]]
+    time.sleep(2.0)
+    # Without a cap the three endpoints are retried every 100-200 ms: ~40 wake-ups.
+    assert _zmq_io_threads()[ours[0]] - woken < 20
+    pub = bus.publisher("ir")  # the producer comes up at last: found again
+    got = []
+    deadline = time.monotonic() + 10
+    while not got and time.monotonic() < deadline:
+        pub.publish(Brightness, ts=time.time(), level=0.5, ir_level=0.0)
+        got = subs[0].recv(0.1)
+    assert got and isinstance(got[0].header, Brightness)
