@@ -151,7 +151,9 @@ class CaptureConfig(Section):
     live_fps: float = Field(10.0, gt=0, le=30, description="Live view frames per second")
     keyframe_interval: float = Field(1.0, ge=0.2, le=10,
                                      description="Seconds between h264 keyframes (GOP)")
-    bitrate: int = Field(2_000_000, ge=100_000, le=25_000_000, description="h264 bits/second")
+    bitrate: int = Field(2_000_000, ge=100_000, le=25_000_000,
+                         description="h264 bits/second at most (the software encoder "
+                                     "spends less on a still picture)")
     vflip: bool = Field(False, description="Flip the picture vertically")
     hflip: bool = Field(False, description="Flip the picture horizontally")
     rotation: Literal[0, 90, 180, 270] = Field(0, description="Rotate the picture (degrees)")
