@@ -3,13 +3,16 @@
     .venv/bin/python bench/capture.py stages [--size 640x480] [--frames 300]
     .venv/bin/python bench/capture.py peer [--repeats 3] [--cases highway,trees]
                                            [--services capture,detect]
-    .venv/bin/python bench/capture.py service [--record] [--seconds 20] [--repo CHECKOUT]
+    .venv/bin/python bench/capture.py service [--record] [--seconds 20] [--repo CHECKOUT] [--probe]
 
 ``service``: the real capture service alone (its own process, ``--repo``'s
 code) on the real looping feed, with a real lores subscriber (and an h264
 one with ``--record``): CPU per frame of all its threads. Minus the sum of
 the capture rows of ``stages`` (run under the same load), that is the
 per-frame overhead no stage shows (threads, hand-offs, bus I/O, heartbeats).
+With ``--probe`` each step inside the live service is timed as well
+(``bench/capture_probe/sitecustomize.py``): live steps run cold, 20-30 %
+slower than back to back offline.
 
 ``stages``: ms per frame of every step a frame of an MJPEG camera goes
 through in the capture service and in detect, timed offline on the shared
@@ -594,6 +597,11 @@ def cmd_service(args: argparse.Namespace) -> dict[str, Any]:
         f'url = "http://127.0.0.1:{port}/"\nwidth = {w}\nheight = {h}\nfps = {fps}\n'
         f'reconnect_max_seconds = 1.0\n')
     env = dict(os.environ, PISENTRY_HOME=str(home))
+    probe_out = home / "probe.json"
+    if args.probe:  # bench/capture_probe/sitecustomize.py wraps each step of the service
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO / "bench" / "capture_probe"), str(repo)])
+        env["PISENTRY_PROBE_OUT"] = str(probe_out)
+    probe = None
     procs: list[subprocess.Popen] = []
     try:
         feed = subprocess.Popen(
@@ -641,6 +649,8 @@ def cmd_service(args: argparse.Namespace) -> dict[str, Any]:
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        if args.probe and probe_out.exists():
+            probe = json.loads(probe_out.read_text())
         shutil.rmtree(home, ignore_errors=True)
     cpu = sum(after.values()) - sum(before.get(t, 0.0) for t in after)
     frames = frames1 - frames0
@@ -655,6 +665,18 @@ def cmd_service(args: argparse.Namespace) -> dict[str, Any]:
           f"{result['ms_per_frame']} ms per frame over {frames} frames, {len(after)} threads; "
           f"load {result['loadavg'][0]:.1f}")
     print("per-frame overhead = this minus the stage table's capture rows (same machine load)")
+    if args.probe:
+        if probe is None:
+            raise SystemExit("the probe wrote nothing (did the capture service stop cleanly?)")
+        n = max(1, probe["camera_frames"])
+        result["probe_ms_per_camera_frame"] = {
+            row: round(1000 * s / n, 3) for row, s in probe["cpu_s"].items()}
+        result["probe_calls_per_camera_frame"] = {
+            row: round(c / n, 2) for row, c in probe["calls"].items()}
+        print(f"\nlive steps, ms of the calling thread's CPU per camera frame ({n} frames, "
+              "the service's whole run):")
+        for row, ms in result["probe_ms_per_camera_frame"].items():
+            print(f"  {row:<36} {ms:7.3f}  ({result['probe_calls_per_camera_frame'][row]} calls)")
     return result
 
 
@@ -684,6 +706,8 @@ def main() -> None:
     sv.add_argument("--warmup", type=float, default=6.0)
     sv.add_argument("--record", action="store_true", help="subscribe to h264 (as a recorder)")
     sv.add_argument("--repo", default=str(REPO), help="the checkout whose capture runs")
+    sv.add_argument("--probe", action="store_true",
+                    help="also time each step inside the live service (bench/capture_probe)")
     sv.add_argument("--out", default=str(OUT / "capture_service.json"))
     args = ap.parse_args()
     result = {"stages": cmd_stages, "peer": cmd_peer, "service": cmd_service}[args.cmd](args)
