@@ -112,13 +112,15 @@ class DetectService(Worker):
         self.overlay_until = float("-inf")  # the motion tuner's overlay is wanted until then
         self.live: tuple[float, np.ndarray | memoryview] | None = None  # pixels, or a JPEG
         self.lores: tuple[Frame, np.ndarray] | None = None
+        self._last_lores_seq: int | None = None
         self.ir_level: float | None = None
         # Disarmed means not watching at all (not merely silent): no events, no clips.
         self.paused = not ArmingStore(self.home).load().armed
         self.last_frame_wall = self.clock()
-        self.stats: dict[str, Any] = {"frames": 0, "bad_frames": 0, "events": 0,
-                                      "snapshots": 0, "ir_rebases": 0, "ms_last": 0.0,
-                                      "tunings": 0}
+        # frames: lores frames analysed; camera_frames: the camera frames they stand for
+        self.stats: dict[str, Any] = {"frames": 0, "camera_frames": 0, "bad_frames": 0,
+                                      "events": 0, "snapshots": 0, "ir_rebases": 0,
+                                      "ms_last": 0.0, "tunings": 0}
         self._bad_kinds: set[str] = set()
         self._next_tick = float("-inf")
         # The event whose start went out and whose end has not: told every
@@ -229,6 +231,8 @@ class DetectService(Worker):
         self.last_frame_wall = self.clock()
         self.stats["frames"] += 1
         self.lores = (h, pixels)
+        frames = self._camera_frames(h)
+        self.stats["camera_frames"] += frames
         if self.detector.health is not None:
             self.detector.health.last_frame = h.ts  # frames come, paused or not
         if self.paused and self.clock() >= self.test_until and not self.test_events:
@@ -238,7 +242,7 @@ class DetectService(Worker):
         else:  # gray, or I420 whose first `height` rows are the luma plane
             luma = pixels[: h.width * h.height].reshape(h.height, h.width)
         res = self.detector.process(luma, h.ts, image=lambda: self._picture(h.ts),
-                                    frames=h.skipped + 1)
+                                    frames=frames)
         self.stats["ms_last"] = round(res.ms, 3)
         for change in self.pir_vote.frame(self.clock(), h.ts, res.raw, res.changes):
             self._send(change, res.fg)
@@ -246,6 +250,16 @@ class DetectService(Worker):
             self._notice(finding)
         if self.clock() < self.overlay_until:
             self._overlay(h.ts, res)
+
+    def _camera_frames(self, h: Frame) -> int:
+        """The camera frames this analysed one stands for: itself, those
+        capture let go before it (``skipped``), and as many for each lores
+        frame this reader never took (it fell behind and kept the newest, or
+        the queue was full): a detector on a slow board keeps its timing."""
+        last, self._last_lores_seq = self._last_lores_seq, h.seq
+        # The first frame, or capture restarted (its seq began again): this frame alone.
+        lores = h.seq - last if last is not None and h.seq > last else 1
+        return min((h.skipped + 1) * lores, MAX_RATIO)
 
     def _brightness(self, h: Brightness) -> None:
         # The IR illuminator switching changes the whole picture in a way no

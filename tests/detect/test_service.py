@@ -307,3 +307,49 @@ def test_tuning_applies_from_the_next_frame_and_overlay_comes_while_asked(
         assert not [m for m in walk_through(first=240) if isinstance(m.header, MotionOverlay)]
     finally:
         bus.close()
+
+
+def _counters(out, until, seconds: float = 20):  # type: ignore[no-untyped-def]
+    """The counters of the first heartbeat from detect for which ``until`` holds."""
+    deadline = time.monotonic() + seconds
+    last = None
+    while time.monotonic() < deadline:
+        for m in out.recv(0.2):
+            if isinstance(m.header, Heartbeat):
+                last = m.header.counters
+                if until(last):
+                    return last
+    raise AssertionError(f"no heartbeat from detect with the awaited counters; last {last}")
+
+
+def test_frames_detection_never_took_still_count_as_camera_time(service, trees: Sequence
+                                                                ) -> None:
+    """A detector that falls behind keeps the newest frame (and a full queue
+    drops more): the frames it never analysed still passed in the camera's
+    time, so what it does analyse stands for them too, as for the frames
+    capture let go (``skipped``: a 30 fps camera analysed at 15)."""
+    frames, _ir, out, _proc = service
+    luma = next(iter(iter_luma(trees)))
+    payload = yuv(luma)
+    deadline = time.monotonic() + 20
+    while True:  # until detect takes a frame: it is subscribed, nothing after is lost to that
+        frames.publish(Frame, [payload], ts=time.time(), width=160, height=120,
+                       format="yuv420", skipped=1)
+        try:
+            _counters(out, lambda c: c["frames"] >= 1, seconds=1)
+            break
+        except AssertionError:
+            assert time.monotonic() < deadline, "detect never took a frame"
+    time.sleep(1.5)  # a primer still in flight lands before the baseline
+    base = _counters(out, lambda c: True)
+    sent = 300
+    for _ in range(sent):  # back to back: far faster than detect analyses them
+        frames.publish(Frame, [payload], ts=time.time(), width=160, height=120,
+                       format="yuv420", skipped=1)
+    time.sleep(0.5)
+    frames.publish(Frame, [payload], ts=time.time(), width=160, height=120,
+                   format="yuv420", skipped=1)  # the last one, once detect has caught up
+    want = base["camera_frames"] + 2 * (sent + 1)
+    got = _counters(out, lambda c: c["camera_frames"] >= want)
+    assert got["camera_frames"] == want
+    assert got["frames"] - base["frames"] < sent + 1, "detect kept up: nothing was dropped"
