@@ -17,20 +17,24 @@ actually processed.
 
 Such a camera's pre-roll is kept here, as its own JPEGs (``preroll``), and
 told to the recorder (``VideoSupply``), which then subscribes to h264 only
-while it writes a clip. Any other camera, while a recorder is configured, has
-its encoder (ours, or the Pi camera's own) run all the time and its pre-roll
-kept as h264 GOPs (``h264ring``): a new subscriber gets them first
-(``replay``, in bursts a subscriber's queue holds), then live from a keyframe
-made at once; a recorder restarted mid-event so gets the seconds it was down. Each new h264 subscription restarts the encoder on
+while it writes a clip. Each new h264 subscription restarts the encoder on
 the pre-roll: its frames go out first (``replay``, from a keyframe), encoded
 a few at a time between live frames so detection never waits, then the live
 frames, the first one a keyframe, so a subscriber that was already there
 drops the replay and goes on without a hole.
 
+Any other camera, while a recorder is configured, has its encoder (ours, or
+the Pi camera's own) run all the time and its pre-roll kept as h264 GOPs
+(``h264ring``): a new subscriber gets them first (``replay``, in bursts a
+subscriber's queue holds), then live from a keyframe made at once. A
+recorder restarted mid-event gets the seconds it was down from that ring
+(``RESTART_SECONDS`` are kept for it); from the JPEG ring only as far as
+its ``PREROLL_SLACK`` reaches.
+
 Frames come from a ``SourceReader`` thread through an ``Inbox`` the worker
 loop waits on (``wait_on``), so each frame goes out as soon as it is read;
-this thread does everything that touches sockets. Every buffer handed to the bus is freshly made for it and
-never written again (zero-copy send).
+this thread does everything that touches sockets. Every buffer handed to the
+bus is freshly made for it and never written again (zero-copy send).
 """
 
 from __future__ import annotations
