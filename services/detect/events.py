@@ -6,7 +6,8 @@
 
 Pure logic on timestamps (capture time of each frame), so replay, tests and
 the live service behave the same. ``frames_to_start`` is camera frames: an
-analysed frame counts for the ``ratio`` it stands for (``services.detect.rate``). ``alert`` says whether the event meets the
+analysed frame counts for the ``ratio`` it stands for
+(``services.detect.rate``). ``alert`` says whether the event meets the
 alerting conditions (touched a required zone, has a confirmed label); it can
 become true during an event, which sends an update.
 """
